@@ -1,0 +1,46 @@
+"""`${VAR}` and `${VAR:-default}` expansion, done at run time so secrets never land in output."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+"""A reference; anything else containing `${` is malformed and rejected by the compiler."""
+
+
+class UnsetVariableError(LookupError):
+    """A `${VAR}` without default names a variable that is not set."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(f"environment variable {name} is not set (needed by {where})")
+        self.name = name
+        self.where = where
+
+
+def expand(text: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """Expand every reference in `text`; `where` names the backend in the error."""
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group("name")
+        value = env.get(name)
+        if value is not None:
+            return value
+        default = match.group("default")
+        if default is not None:
+            return default
+        raise UnsetVariableError(name, where)
+
+    return ENV_REF.sub(substitute, text)
+
+
+def references(text: str) -> list[str]:
+    """Names referenced in `text`, in order, for validation and docs."""
+    return [m.group("name") for m in ENV_REF.finditer(text)]
+
+
+def malformed(text: str) -> bool:
+    """True when `text` holds a `${` that is not a well-formed reference."""
+    return "${" in ENV_REF.sub("", text)
