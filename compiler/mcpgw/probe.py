@@ -1,0 +1,118 @@
+"""Probe every enabled backend once, concurrently, through the gateway's own connection code.
+
+Each list is paged through every `nextCursor` (with a cap, so a server whose
+cursor never ends cannot hang a build). A backend's stderr goes to a private
+file whose tail is shown only if that backend fails.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.shared.exceptions import MCPError
+from mcpgw_runtime.backends import BackendError, Connection, open_backend
+from mcpgw_runtime.envsubst import UnsetVariableError
+
+from mcpgw import __version__
+from mcpgw.config import Config
+from mcpgw.snapshot import BackendOffer
+from mcpgw.specs import backend_spec
+
+MAX_PAGES = 1000
+JSON = dict[str, Any]
+Listener = Callable[[str, str], None]
+"""Called with (backend name, status text) as a probe advances."""
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    backend: str
+    message: str
+    stderr_tail: str
+
+
+async def _pages(conn: Connection, method: str, key: str, timeout: float) -> list[JSON]:
+    items: list[JSON] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await conn.request(method, {"cursor": cursor} if cursor else None, timeout)
+        items += page.get(key) or []
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return items
+    raise BackendError(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
+
+
+async def _offer(conn: Connection, timeout: float, listener: Listener, name: str) -> BackendOffer:
+    caps = conn.init.capabilities
+    lists: dict[str, list[JSON]] = {"tools": [], "prompts": [], "resources": [], "resourceTemplates": []}
+    wanted = [
+        ("tools/list", "tools", caps.tools),
+        ("prompts/list", "prompts", caps.prompts),
+        ("resources/list", "resources", caps.resources),
+        ("resources/templates/list", "resourceTemplates", caps.resources),
+    ]
+    for method, key, capability in wanted:
+        if capability is not None:
+            listener(name, f"listing {key}")
+            lists[key] = await _pages(conn, method, key, timeout)
+    return BackendOffer(
+        server_info=conn.init.server_info.model_dump(by_alias=True, mode="json", exclude_none=True),
+        protocol_version=conn.init.protocol_version,
+        capabilities=caps.model_dump(by_alias=True, mode="json", exclude_none=True),
+        instructions=conn.init.instructions,
+        tools=lists["tools"],
+        prompts=lists["prompts"],
+        resources=lists["resources"],
+        resource_templates=lists["resourceTemplates"],
+    )
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+async def probe_one(config: Config, base_dir: Path, name: str, listener: Listener) -> BackendOffer | ProbeFailure:
+    backend = config.backends[name]
+    spec = backend_spec(backend)
+    with tempfile.TemporaryDirectory(prefix="mcpgw-probe-") as tmp:
+        errpath = Path(tmp) / "stderr.log"
+        with errpath.open("w") as errlog:
+            try:
+                listener(name, "connecting")
+                async with open_backend(spec, base_dir, client_version=__version__, errlog=errlog) as conn:
+                    offer = await _offer(conn, spec.timeout, listener, name)
+                listener(name, f"ok: {len(offer.tools)} tools, {len(offer.prompts)} prompts")
+                return offer
+            except UnsetVariableError as exc:
+                message = str(exc)
+            except (BackendError, MCPError, OSError) as exc:
+                message = str(exc)
+            except Exception as exc:  # any transport failure must name the backend, not crash the build
+                message = f"{type(exc).__name__}: {exc}"
+        listener(name, "failed")
+        if not message.startswith("backend "):
+            message = f"backend {name!r}: {message}"
+        return ProbeFailure(name, message, _tail(errpath))
+
+
+async def probe_all(config: Config, base_dir: Path, listener: Listener) -> dict[str, BackendOffer | ProbeFailure]:
+    """Probe every enabled backend concurrently; failures are values, one per backend."""
+    results: dict[str, BackendOffer | ProbeFailure] = {}
+
+    async def run(name: str) -> None:
+        results[name] = await probe_one(config, base_dir, name, listener)
+
+    async with anyio.create_task_group() as tg:
+        for name, backend in sorted(config.backends.items()):
+            if backend.enabled:
+                tg.start_soon(run, name)
+    return dict(sorted(results.items()))

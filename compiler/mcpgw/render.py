@@ -1,0 +1,107 @@
+"""Render `gateway.py` and `requirements.txt` from the templates, one template per output file.
+
+The compiler decides every value and its order here; the templates only lay
+them out. Nothing rendered depends on time, hash seed or the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from mcpgw import __version__
+from mcpgw.config import Config
+from mcpgw.embed import embed_runtime
+from mcpgw.format import format_python
+from mcpgw.names import Exposed
+from mcpgw.pyliteral import pyliteral
+from mcpgw.resources import template_dir
+from mcpgw.snapshot import BackendOffer
+from mcpgw.specs import backend_spec
+
+RUNTIME_REQUIREMENTS = ("mcp==2.3.0", "starlette==1.10.0", "uvicorn==0.54.0")
+"""Exact pins the runtime is tested with; the gateway needs nothing else."""
+
+
+@dataclass(frozen=True)
+class RenderInput:
+    config: Config
+    config_name: str
+    config_dir_from_output: str
+    offers: dict[str, BackendOffer]
+    exposed: Exposed
+    pins: dict[str, str]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["py"] = pyliteral
+    env.filters["tuple"] = tuple
+    return env
+
+
+def _backend_literal(config: Config, name: str) -> str:
+    spec = backend_spec(config.backends[name])
+    fields = {
+        "name": spec.name,
+        "type": spec.type,
+        "command": spec.command,
+        "args": tuple(spec.args),
+        "env": dict(spec.env),
+        "cwd": spec.cwd,
+        "url": spec.url,
+        "headers": dict(spec.headers),
+        "timeout": spec.timeout,
+        "tool_timeouts": dict(spec.tool_timeouts),
+        "startup_timeout": spec.startup_timeout,
+        "session": spec.session,
+        "pin": spec.pin,
+    }
+    args = ", ".join(f"{k}={pyliteral(v)}" for k, v in fields.items())
+    return f"BackendSpec({args})"
+
+
+def render_gateway(inp: RenderInput) -> str:
+    config, exposed = inp.config, inp.exposed
+    gateway = config.gateway
+    runtime = embed_runtime()
+    enabled = [name for name, b in sorted(config.backends.items()) if b.enabled]
+    text = (
+        _environment()
+        .get_template("gateway.py.jinja")
+        .render(
+            version=__version__,
+            config_name=inp.config_name,
+            gateway=gateway,
+            imports=runtime.imports,
+            runtime=runtime.body,
+            backends=[_backend_literal(config, n) for n in enabled],
+            exposed=exposed,
+            pins=inp.pins,
+            config_dir=inp.config_dir_from_output,
+            py=pyliteral,
+        )
+    )
+    return format_python(text)
+
+
+def render_requirements(inp: RenderInput) -> str:
+    return (
+        _environment()
+        .get_template("requirements.txt.jinja")
+        .render(version=__version__, config_name=inp.config_name, requirements=RUNTIME_REQUIREMENTS)
+    )
+
+
+def relative_dir(config_path: Path, output_dir: Path) -> str:
+    """The config's folder as seen from the output folder, POSIX-style, for the embedded table."""
+    rel = os.path.relpath(config_path.resolve().parent, output_dir.resolve())
+    return Path(rel).as_posix()
