@@ -16,7 +16,8 @@ from mcpgw.canonical import digest
 from mcpgw.config import Config, normalized
 from mcpgw.names import Exposed, expose
 from mcpgw.render import RenderInput, relative_dir, render_gateway, render_requirements
-from mcpgw.snapshot import FILENAME as SNAPSHOT, BackendOffer, render_snapshot
+from mcpgw.snapshot import FILENAME as SNAPSHOT
+from mcpgw.snapshot import BackendOffer, render_snapshot
 
 GATEWAY = "gateway.py"
 REQUIREMENTS = "requirements.txt"
@@ -40,9 +41,7 @@ def generate(
     """Every output file, or every naming problem; never touches the disk."""
     missing = [n for n, b in sorted(config.backends.items()) if b.enabled and n not in offers]
     if missing:
-        return [
-            f"backend {n!r} is not in {SNAPSHOT}; run `mcpgw build` without --frozen to probe it" for n in missing
-        ]
+        return [f"backend {n!r} is not in {SNAPSHOT}; run `mcpgw build` without --frozen to probe it" for n in missing]
     enabled = {n: o for n, o in offers.items() if n in config.backends and config.backends[n].enabled}
     exposed = expose(config, enabled)
     if isinstance(exposed, list):
@@ -80,7 +79,7 @@ def write_outputs(output_dir: Path, files: dict[str, str]) -> None:
 
 def diff_outputs(output_dir: Path, files: dict[str, str]) -> str:
     """A unified diff from what is on disk to what a build would write; empty when current."""
-    chunks = []
+    chunks: list[str] = []
     for name, text in sorted(files.items()):
         path = output_dir / name
         try:

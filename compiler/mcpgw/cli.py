@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -30,7 +30,7 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False)
 
 
-class ErrorFormat(str, Enum):
+class ErrorFormat(StrEnum):
     text = "text"
     json = "json"
     github = "github"
@@ -76,7 +76,7 @@ def _load(config_path: Path, error_format: ErrorFormat) -> object:
     return result
 
 
-ConfigArg = Annotated[Path, typer.Argument(help="config.json: seed shape or {\"mcpServers\": ...}.")]
+ConfigArg = Annotated[Path, typer.Argument(help='config.json: seed shape or {"mcpServers": ...}.')]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")]
 FormatOpt = Annotated[ErrorFormat, typer.Option("--error-format", help="How to print config errors.")]
 

@@ -15,7 +15,9 @@ def pyliteral(value: Any) -> str:
         return "{" + items + "}"
     if isinstance(value, list | tuple):
         inner = ", ".join(pyliteral(v) for v in value)
-        return "(" + inner + ",)" if isinstance(value, tuple) and len(value) == 1 else (
-            "(" + inner + ")" if isinstance(value, tuple) else "[" + inner + "]"
+        return (
+            "(" + inner + ",)"
+            if isinstance(value, tuple) and len(value) == 1
+            else ("(" + inner + ")" if isinstance(value, tuple) else "[" + inner + "]")
         )
     raise TypeError(f"not a JSON value: {type(value).__name__}")

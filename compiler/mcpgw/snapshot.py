@@ -55,7 +55,6 @@ def build_snapshot(offers: dict[str, BackendOffer], config_digest: str) -> JSON:
             "tools": {n: {"definition": t, "sha256": digest(t)} for n, t in _keyed(offer.tools, "name").items()},
         }
     return {
-        "$schema": "https://mcpgw.dev/schemas/snapshot.schema.json",
         "backends": backends,
         "config_digest": config_digest,
         "format": FORMAT,

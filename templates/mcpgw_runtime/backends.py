@@ -38,7 +38,7 @@ from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcpgw_runtime.envsubst import expand
 from mcpgw_runtime.spec import JSON, BackendSpec
 
-log = logging.getLogger("mcpgw.backends")
+log = logging.getLogger("mcpgw")
 
 BACKEND_UNAVAILABLE = -32002
 """JSON-RPC error code for "the backend behind this name is not serving"."""

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpgw_runtime.server import Gateway
 
-log = logging.getLogger("mcpgw.http")
+log = logging.getLogger("mcpgw")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 

@@ -28,7 +28,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcpgw_runtime.backends import Backend
 from mcpgw_runtime.spec import JSON, GatewaySpec, Route
 
-log = logging.getLogger("mcpgw.server")
+log = logging.getLogger("mcpgw")
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 """Envelope keys of the upstream connection; they describe that hop, not the backend's."""

@@ -1,0 +1,242 @@
+"""The in-memory config: one shape, whichever file shape it was loaded from.
+
+The models accept exactly what `schemas/config.schema.json` accepts (a test
+proves it on a table of fixtures). `load.py` runs the schema first because it
+gives located messages; the models are the typed form the rest of the
+compiler reads, with `type` normalised and every default filled.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+Transport = Literal["stdio", "sse", "http"]
+TYPE_ALIASES: dict[str, Transport] = {
+    "stdio": "stdio",
+    "sse": "sse",
+    "http": "http",
+    "streamable-http": "http",
+    "streamableHttp": "http",
+}
+BACKEND_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SEPARATOR = re.compile(r"/|[A-Za-z0-9_-]+")
+SEED_RESERVED = ("$schema", "gateway")
+"""Top-level keys of the seed shape that are not backend names."""
+CLIENTS_KEYS = ("$schema", "gateway", "mcpServers")
+
+
+def _full_match(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{what} {value!r} does not match {pattern.pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _integral(value: object) -> object:
+    """JSON Schema counts 64.0 as an integer, so the models must too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Text = Annotated[str, Field(min_length=1)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Count = Annotated[int, BeforeValidator(_integral), Field(ge=1)]
+Port = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=65535)]
+BackendName = Annotated[str, _full_match(BACKEND_NAME, "backend name")]
+Separator = Annotated[str, _full_match(SEPARATOR, "separator")]
+
+
+def _from_document(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get("document") is True
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any, info: ValidationInfo) -> Any:
+        """In config.json no field accepts null: an optional field is left out, not set to null."""
+        if _from_document(info) and isinstance(data, dict):
+            for key, value in data.items():
+                if value is None:
+                    raise ValueError(f"{key!r} is null; leave the field out instead")
+        return data
+
+
+class ResourceRules(_Frozen):
+    """Globs over resource URIs and URI templates."""
+
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+
+
+class PromptRules(ResourceRules):
+    """Globs over original prompt names, and renames."""
+
+    rename: dict[str, Text] = Field(default_factory=dict)
+
+
+class NameRules(PromptRules):
+    """Tool filters: prompt rules plus description overrides."""
+
+    describe: dict[str, str] = Field(default_factory=dict)
+
+
+def url_transport(url: object) -> Transport:
+    """`sse` when the URL path ends in /sse, else `http` (the clients' convention)."""
+    try:
+        path = urlsplit(url).path if isinstance(url, str) else ""
+    except ValueError:
+        path = ""
+    return "sse" if path.rstrip("/").endswith("/sse") else "http"
+
+
+class Backend(_Frozen):
+    """One backend. `type` is normalised: aliases mapped, an omitted type inferred."""
+
+    name: BackendName
+    type: Transport
+    command: Text | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: Text | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+    prefix: str | None = None
+    """None means the backend name; "" exposes names unprefixed."""
+    tools: NameRules = Field(default_factory=NameRules)
+    prompts: PromptRules = Field(default_factory=PromptRules)
+    resources: ResourceRules = Field(default_factory=ResourceRules)
+    timeout: Seconds = 60.0
+    tool_timeouts: dict[str, Seconds] = Field(default_factory=dict)
+    startup_timeout: Seconds = 30.0
+    session: Literal["shared", "per-client"] = "shared"
+    pin: Literal["strict", "warn", "off"] = "strict"
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_type(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("type")
+        if isinstance(kind, str) and kind in TYPE_ALIASES:
+            return {**data, "type": TYPE_ALIASES[kind]}
+        if "type" not in data and "url" in data:
+            return {**data, "type": url_transport(data["url"])}
+        if "type" not in data and "command" in data:
+            return {**data, "type": "stdio"}
+        return data
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> Backend:
+        if self.type != "stdio":
+            if self.url is None:
+                raise ValueError(f'an {self.type} backend needs "url"')
+            return self
+        if self.command is None:
+            raise ValueError('a stdio backend needs "command"')
+        stray = sorted({"url", "headers"} & self.model_fields_set)
+        if stray:
+            raise ValueError(f"{', '.join(stray)} do not apply to a stdio backend")
+        return self
+
+
+class Gateway(_Frozen):
+    """Gateway-wide settings, every one with a default."""
+
+    name: Text = "mcpgw"
+    separator: Separator = "__"
+    max_name_length: Count = 64
+    host: Text = "127.0.0.1"
+    port: Port = 9000
+    log_dir: Text = "logs"
+    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    max_body_bytes: Count = 4 * 1024 * 1024
+    instructions: str | None = None
+
+
+class Config(_Frozen):
+    """A loaded config. `backends` is sorted by name; `shape` records the file's shape only."""
+
+    backends: dict[BackendName, Backend] = Field(default_factory=dict)
+    gateway: Gateway = Field(default_factory=Gateway)
+    shape: Literal["seed", "mcpServers"] = "seed"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap_document(cls, data: Any, info: ValidationInfo) -> Any:
+        """With context {"document": True}, `data` is config.json as parsed, in either shape."""
+        if not _from_document(info) or not isinstance(data, dict):
+            return data
+        if not isinstance(data.get("$schema", ""), str):
+            raise ValueError('"$schema" must be a string')
+        if "mcpServers" in data:
+            unknown = sorted(set(data) - set(CLIENTS_KEYS))
+            if unknown:
+                raise ValueError(f"unknown top-level field {unknown[0]!r}")
+            out = {"backends": data["mcpServers"], "shape": "mcpServers"}
+        else:
+            out = {"backends": {k: v for k, v in data.items() if k not in SEED_RESERVED}, "shape": "seed"}
+        if "gateway" in data:
+            out["gateway"] = data["gateway"]
+        return out
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _names_from_keys(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, raw in value.items():
+            if isinstance(raw, dict) and "name" in raw:
+                raise ValueError(f'backend {key!r}: "name" is not a field; the key is the name')
+        return {key: {**raw, "name": key} if isinstance(raw, dict) else raw for key, raw in value.items()}
+
+    @field_validator("backends")
+    @classmethod
+    def _sorted(cls, value: dict[str, Backend]) -> dict[str, Backend]:
+        for key, backend in value.items():
+            if backend.name != key:
+                raise ValueError(f"backend {key!r} is named {backend.name!r}")
+        return dict(sorted(value.items()))
+
+
+def config_from_document(document: object) -> Config:
+    """Build the models from config.json as parsed; raises pydantic.ValidationError."""
+    return Config.model_validate(document, context={"document": True})
+
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_json(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(v) for v in value]
+    return value
+
+
+def normalized(config: Config) -> dict[str, Any]:
+    """The canonical JSON-able config behind the config digest.
+
+    Defaults filled, `type` normalised, keys sorted, `${VAR}` text unexpanded. The
+    file shape and `$schema` are left out: they change nothing the gateway does.
+    """
+    backends = {name: b.model_dump(mode="json", exclude={"name"}) for name, b in config.backends.items()}
+    out: dict[str, Any] = _sorted_json({"backends": backends, "gateway": config.gateway.model_dump(mode="json")})
+    return out

@@ -1,0 +1,1 @@
+"""Tests for mcpgw (a package so that tests can `from tests.peers import ...`)."""
