@@ -119,7 +119,7 @@ class BackendSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Target:
     """Where an exposed tool or prompt name goes: backend and original name."""
 
     backend: str
@@ -136,9 +136,9 @@ class GatewaySpec:
     config_dir: str
     backends: tuple[BackendSpec, ...]
     tools: tuple[JSON, ...]
-    tool_routes: Mapping[str, Route]
+    tool_routes: Mapping[str, Target]
     prompts: tuple[JSON, ...]
-    prompt_routes: Mapping[str, Route]
+    prompt_routes: Mapping[str, Target]
     resource_templates: tuple[tuple[str, JSON], ...]
     resources: Mapping[str, str]
     pins: Mapping[str, str]
@@ -479,7 +479,7 @@ class Gateway:
 
     # -- routing -----------------------------------------------------------
 
-    def _route(self, routes: Mapping[str, Route], name: str, kind: str) -> tuple[Backend, str]:
+    def _route(self, routes: Mapping[str, Target], name: str, kind: str) -> tuple[Backend, str]:
         route = routes.get(name)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
@@ -1015,15 +1015,15 @@ TOOLS: tuple[JSON, ...] = (
     },
 )
 
-TOOL_ROUTES: dict[str, Route] = {
-    "bash__bash": Route("bash", "bash"),
-    "time__convert_time": Route("time", "convert_time"),
-    "time__get_current_time": Route("time", "get_current_time"),
+TOOL_ROUTES: dict[str, Target] = {
+    "bash__bash": Target("bash", "bash"),
+    "time__convert_time": Target("time", "convert_time"),
+    "time__get_current_time": Target("time", "get_current_time"),
 }
 
 PROMPTS: tuple[JSON, ...] = ()
 
-PROMPT_ROUTES: dict[str, Route] = {}
+PROMPT_ROUTES: dict[str, Target] = {}
 
 RESOURCE_TEMPLATES: tuple[tuple[str, JSON], ...] = ()
 

@@ -44,6 +44,15 @@ def _span(node: ast.stmt) -> tuple[int, int]:
     return start - 1, node.end_lineno or node.lineno
 
 
+def _claim(seen: dict[str, str], name: str, text: str, path: Path) -> bool:
+    """Record that `text` binds `name`; True when the identical binding already exists."""
+    if name in seen and seen[name] != text:
+        raise EmbedError(f"{path.name}: {name!r} is bound twice in the shared namespace ({seen[name]!r})")
+    repeat = name in seen
+    seen[name] = text
+    return repeat
+
+
 def _module(path: Path, imports: dict[str, None], seen: dict[str, str]) -> str:
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
@@ -58,13 +67,14 @@ def _module(path: Path, imports: dict[str, None], seen: dict[str, str]) -> str:
             module = node.module if isinstance(node, ast.ImportFrom) else None
             if module != "__future__" and not (module or "").startswith(RUNTIME_PACKAGE):
                 imports[text.strip()] = None
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    origin = f"{module}.{alias.name}" if module else (alias.name if alias.asname else bound)
+                    _claim(seen, bound, f"import {origin}", path)
             drop.update(range(start, end))
         for name in _defined_names(node):
-            if name in seen and seen[name] != text:
-                raise EmbedError(f"{path.name} redefines {name!r}, already defined by another runtime module")
-            if name in seen:
+            if _claim(seen, name, text, path):
                 drop.update(range(start, end))
-            seen[name] = text
     kept = [line for i, line in enumerate(lines) if i not in drop]
     return "\n".join(kept).strip("\n")
 

@@ -26,7 +26,7 @@ from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpgw_runtime.backends import Backend
-from mcpgw_runtime.spec import JSON, GatewaySpec, Route
+from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 
 log = logging.getLogger("mcpgw")
 
@@ -88,7 +88,7 @@ class Gateway:
 
     # -- routing -----------------------------------------------------------
 
-    def _route(self, routes: Mapping[str, Route], name: str, kind: str) -> tuple[Backend, str]:
+    def _route(self, routes: Mapping[str, Target], name: str, kind: str) -> tuple[Backend, str]:
         route = routes.get(name)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")

@@ -33,7 +33,7 @@ class BackendSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Target:
     """Where an exposed tool or prompt name goes: backend and original name."""
 
     backend: str
@@ -50,9 +50,9 @@ class GatewaySpec:
     config_dir: str
     backends: tuple[BackendSpec, ...]
     tools: tuple[JSON, ...]
-    tool_routes: Mapping[str, Route]
+    tool_routes: Mapping[str, Target]
     prompts: tuple[JSON, ...]
-    prompt_routes: Mapping[str, Route]
+    prompt_routes: Mapping[str, Target]
     resource_templates: tuple[tuple[str, JSON], ...]
     resources: Mapping[str, str]
     pins: Mapping[str, str]
