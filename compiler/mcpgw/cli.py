@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ErrorFormat(StrEnum):
@@ -165,7 +165,10 @@ def _build(config_path: Path, output: Path, frozen: bool, check: bool, error_for
         snapshot = build_snapshot(offers, config_digest(cfg))
     outputs = generate(cfg, config_path, output, offers, snapshot)
     if isinstance(outputs, list):
-        _fail(EXIT_INPUT, [f"{config_path}: error: {p}" for p in outputs] + [f"{len(outputs)} naming error(s)"])
+        _fail(
+            EXIT_INPUT,
+            [f"{config_path}: error: {p}" for p in outputs] + [f"{len(outputs)} error(s); nothing was written"],
+        )
     if check:
         diff = diff_outputs(output, outputs.files)
         if diff:

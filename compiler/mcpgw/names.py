@@ -71,9 +71,11 @@ def _expose(kind: str, backend: Backend, items: list[JSON], separator: str) -> l
     return out
 
 
-def _suggest(exposure: Exposure, prefix: str, separator: str, limit: int, taken: set[str]) -> str:
+def _suggest(exposure: Exposure, prefix: str, separator: str, limit: int, taken: set[str], clash: bool) -> str:
     """A rename target for the original name that yields a legal, unique, short enough name."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", exposure.original).strip("_") or "item"
+    if clash:
+        stem = f"{exposure.backend}_{stem}"
     room = max(limit - len(prefix) - (len(separator) if prefix else 0), 1)
     candidate = stem[:room]
     n = 2
@@ -107,7 +109,7 @@ def _check(kind: str, exposures: list[Exposure], config: Config) -> list[str]:
             continue
         for e in group[1:] if len(group) > 1 and len(faults) == 1 else group:
             backend = config.backends[e.backend]
-            target = _suggest(e, _prefix(backend), sep, limit, taken)
+            target = _suggest(e, _prefix(backend), sep, limit, taken, len(group) > 1)
             taken.add(_join(_prefix(backend), sep, target))
             section = "tools" if kind == "tool" else "prompts"
             problems.append(
