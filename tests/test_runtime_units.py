@@ -1,0 +1,93 @@
+"""Unit tests of the runtime modules on their own, and of the embedder that inlines them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcpgw.embed import EmbedError, embed_runtime
+from mcpgw.pyliteral import pyliteral
+from mcpgw_runtime import EMBED_ORDER
+from mcpgw_runtime.backends import resolve
+from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed
+from mcpgw_runtime.http import Guard
+from mcpgw_runtime.server import _decode_cursor, _encode_cursor, _strip_meta
+from mcpgw_runtime.spec import BackendSpec
+
+
+def test_expand_references_defaults_and_unset() -> None:
+    env = {"A": "1", "EMPTY": ""}
+    assert expand("x${A}y${B:-two}z", "backend 'b'", env) == "x1ytwoz"
+    assert expand("${EMPTY:-d}", "backend 'b'", env) == ""
+    with pytest.raises(UnsetVariableError, match="MISSING is not set \\(needed by backend 'b'\\)"):
+        expand("${MISSING}", "backend 'b'", env)
+    assert malformed("${not closed") and malformed("${1BAD}") and not malformed("$HOME ${OK} ${X:-y}")
+
+
+def test_resolve_python_alias_and_cwd(tmp_path: Path) -> None:
+    import sys
+
+    spec = BackendSpec(name="b", type="stdio", command="python", args=("s.py", "${V}"), cwd="sub")
+    resolved = resolve(spec, tmp_path, {"V": "v"})
+    assert resolved.command == [sys.executable, "s.py", "v"]
+    assert resolved.cwd == str(tmp_path / "sub")
+    assert resolve(BackendSpec(name="b", type="stdio", command="x"), tmp_path, {}).cwd == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("127.0.0.1:9000", True),
+        ("localhost", True),
+        ("[::1]:9000", True),
+        ("gw.internal:443", True),
+        ("evil.example", False),
+        (None, False),
+        ("127.0.0.1.evil.example", False),
+    ],
+)
+def test_guard_hosts(host: str | None, ok: bool) -> None:
+    guard = Guard.for_bind("127.0.0.1", 9000, ["gw.internal"], [], None)
+    assert guard.host_ok(host) is ok
+
+
+def test_guard_origins_and_token() -> None:
+    guard = Guard.for_bind("127.0.0.1", 9000, [], ["https://app.example"], "tok")
+    assert guard.origin_ok(None) and guard.origin_ok("http://localhost:5173") and guard.origin_ok("https://app.example")
+    assert not guard.origin_ok("http://localhost.evil.example") and not guard.origin_ok("null")
+    assert guard.token_ok("Bearer tok") and guard.token_ok("bearer tok")
+    assert not guard.token_ok("Bearer tok2") and not guard.token_ok(None) and not guard.token_ok("tok")
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert _decode_cursor(_encode_cursor(2, "abc")) == (2, "abc")
+    assert _decode_cursor(_encode_cursor(0, None)) == (0, None)
+    with pytest.raises(MCPError):
+        _decode_cursor("not-base64!")
+
+
+def test_strip_meta_keeps_request_keys_only() -> None:
+    params = {"name": "t", "_meta": {"progressToken": 1, "io.modelcontextprotocol/clientInfo": {}}}
+    assert _strip_meta(params) == {"name": "t", "_meta": {"progressToken": 1}}
+    assert _strip_meta({"name": "t", "_meta": {"io.modelcontextprotocol/x": 1}}) == {"name": "t"}
+
+
+def test_embed_hoists_imports_and_keeps_every_module() -> None:
+    embedded = embed_runtime()
+    assert all(f"# ---- runtime: {m}.py ----" in embedded.body for m in EMBED_ORDER)
+    assert not any("mcpgw_runtime" in line for line in embedded.imports)
+    assert "from mcpgw_runtime" not in embedded.body
+
+
+def test_embed_refuses_a_name_bound_twice(tmp_path: Path) -> None:
+    for module in EMBED_ORDER:
+        (tmp_path / f"{module}.py").write_text('"""x"""\n')
+    (tmp_path / "spec.py").write_text('"""x"""\nfrom starlette.routing import Route\n')
+    (tmp_path / "server.py").write_text('"""x"""\nclass Route:\n    pass\n')
+    with pytest.raises(EmbedError, match="'Route' is bound twice"):
+        embed_runtime(tmp_path)
+
+
+def test_pyliteral_is_sorted_and_typed() -> None:
+    assert pyliteral({"b": [1, None, True], "a": ("x",)}) == "{'a': ('x',), 'b': [1, None, True]}"
