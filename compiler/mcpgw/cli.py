@@ -9,13 +9,16 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import anyio
 import typer
 from rich.console import Console
 
 from mcpgw import __version__
+
+if TYPE_CHECKING:
+    from mcpgw.config import Config
 
 EXIT_OK, EXIT_DIFF, EXIT_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -57,23 +60,23 @@ def _fail(code: int, lines: list[str]) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load(config_path: Path, error_format: ErrorFormat) -> object:
-    from mcpgw.load import load_config
+def _load(config_path: Path, error_format: ErrorFormat) -> Config:
+    """The validated config; every diagnostic (warnings too) printed; exit 2 on any error."""
+    from mcpgw.load import load
 
-    result = load_config(config_path)
-    if isinstance(result, list):
-        errors = [d for d in result if d.severity == "error"]
-        for d in result:
-            if error_format is ErrorFormat.json:
-                print(json.dumps(d.to_json(), sort_keys=True), file=sys.stderr)
-            elif error_format is ErrorFormat.github:
-                print(d.format_github(), file=sys.stderr)
-            else:
-                err.print(d.format_text(), markup=False)
-        if errors:
-            err.print(f"{len(errors)} error(s) in {config_path}", markup=False)
-            raise typer.Exit(EXIT_INPUT)
-    return result
+    loaded = load(config_path)
+    for d in loaded.diagnostics:
+        if error_format is ErrorFormat.json:
+            print(json.dumps(d.to_json(), sort_keys=True), file=sys.stderr)
+        elif error_format is ErrorFormat.github:
+            print(d.format_github(), file=sys.stderr)
+        else:
+            err.print(d.format_text(), markup=False)
+    if loaded.config is None:
+        errors = sum(1 for d in loaded.diagnostics if d.severity == "error")
+        err.print(f"{errors} error(s) in {config_path}", markup=False)
+        raise typer.Exit(EXIT_INPUT)
+    return loaded.config
 
 
 ConfigArg = Annotated[Path, typer.Argument(help='config.json: seed shape or {"mcpServers": ...}.')]
@@ -89,9 +92,6 @@ def validate(config: ConfigArg, error_format: FormatOpt = ErrorFormat.text, debu
 
 def _validate(config_path: Path, error_format: ErrorFormat) -> None:
     cfg = _load(config_path, error_format)
-    from mcpgw.config import Config
-
-    assert isinstance(cfg, Config)
     enabled = sum(1 for b in cfg.backends.values() if b.enabled)
     err.print(f"{config_path}: ok ({enabled} enabled backends)", markup=False)
 
@@ -127,7 +127,6 @@ def build(
 
 def _build(config_path: Path, output: Path, frozen: bool, check: bool, error_format: ErrorFormat) -> None:
     from mcpgw.build import config_digest, diff_outputs, generate, write_outputs
-    from mcpgw.config import Config
     from mcpgw.probe import ProbeFailure, probe_all
     from mcpgw.progress import ProbeDisplay
     from mcpgw.snapshot import (
@@ -140,7 +139,6 @@ def _build(config_path: Path, output: Path, frozen: bool, check: bool, error_for
     )
 
     cfg = _load(config_path, error_format)
-    assert isinstance(cfg, Config)
     base_dir = config_path.resolve().parent
     if frozen:
         try:
