@@ -110,7 +110,7 @@ async def _exercise(client: Client) -> dict[str, Any]:
     """One call of each kind on each backend; the answers, for comparison with direct calls."""
     tools = {t.name: t for t in (await client.list_tools()).tools}
     prompts = {p.name for p in (await client.list_prompts()).prompts}
-    out: dict[str, Any] = {"tools": set(tools), "prompts": prompts}
+    out: dict[str, Any] = {"tools": set(tools), "prompts": prompts, "version": client.protocol_version}
     out["echo"] = _dump(await client.call_tool("everything__echo", {"message": "via gateway"}))
     out["http_echo"] = _dump(await client.call_tool("evhttp__echo", {"message": "via gateway"}))
     out["sse_sum"] = _dump(await client.call_tool("evsse__get-sum", {"a": 2, "b": 40}))
@@ -176,6 +176,23 @@ def test_streamable_http(served: str, direct: dict[str, Any], mode: str) -> None
     """`/mcp` with the handshake (2025-11-25) and with the SDK's default negotiation (2026-07-28)."""
     seen = _run(lambda: Client(f"{served}/mcp", mode=mode), _exercise)
     _assert_same(seen, direct)
+    assert seen["version"] == ("2025-11-25" if mode == "legacy" else "2026-07-28")
+
+
+def test_stateless_http(built: Path, direct: dict[str, Any]) -> None:
+    """`--stateless`, for replicas behind a load balancer: both protocol eras still work."""
+    port = peers.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(built / "gateway.py"), "--port", str(port), "--stateless", "--transport", "http"],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        peers.wait_for_port("127.0.0.1", port, 30)
+        for mode in ("legacy", "auto"):
+            _assert_same(_run(lambda m=mode: Client(f"http://127.0.0.1:{port}/mcp", mode=m), _exercise), direct)
+    finally:
+        peers.kill_process_group(proc)
 
 
 def test_legacy_sse(served: str, direct: dict[str, Any]) -> None:
