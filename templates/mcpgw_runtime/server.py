@@ -1,10 +1,12 @@
 """The aggregate MCP server: answers lists from the embedded tables, routes the rest.
 
-`tools/list`, `prompts/list` and `tools/call` take a fast path in front of the
-SDK's request pipeline: the list answers are prebuilt, and a tool call only has
-its name rewritten before the backend's raw result goes back unchanged
-(content, structuredContent, isError, _meta), with no model validation either
-way. Everything else runs through the SDK's lowlevel `Server` handlers.
+For handshake-era connections (up to 2025-11-25) `tools/list`, `prompts/list`
+and `tools/call` take a fast path in front of the SDK's request pipeline: the
+list answers are prebuilt, and a tool call only has its name rewritten before
+the backend's raw result goes back unchanged (content, structuredContent,
+isError, _meta), with no model validation either way. 2026-07-28 results carry
+era envelope fields (resultType, cache hints) that the SDK's serializer owns, so
+those requests and every other method run through the lowlevel `Server` handlers.
 """
 
 from __future__ import annotations
