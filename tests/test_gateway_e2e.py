@@ -120,7 +120,21 @@ async def _exercise(client: Client) -> dict[str, Any]:
     out["resource"] = _dump(await client.read_resource(FEATURES_URI))
     out["prompt"] = _dump(await client.get_prompt("everything__args-prompt", {"city": "Lisbon", "state": "Lisboa"}))
     out["templates"] = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+    out["resources"] = await _all_resources(client)
     return out
+
+
+async def _all_resources(client: Client) -> list[str]:
+    """Every resource URI, following nextCursor to the end (the gateway pages across backends)."""
+    uris: list[str] = []
+    cursor: str | None = None
+    for _ in range(100):
+        page = await client.list_resources(cursor=cursor)
+        uris += [str(r.uri) for r in page.resources]
+        cursor = page.next_cursor
+        if not cursor:
+            return uris
+    raise AssertionError("resources/list never ended")
 
 
 def _direct(params: StdioServerParameters, check: Callable[[Client], Awaitable[Any]]) -> Any:
@@ -142,6 +156,7 @@ def direct() -> dict[str, Any]:
             "resource": _dump(await c.read_resource(FEATURES_URI)),
             "prompt": _dump(await c.get_prompt("args-prompt", {"city": "Lisbon", "state": "Lisboa"})),
             "tools": {t.name for t in (await c.list_tools()).tools},
+            "resources": await _all_resources(c),
         }
 
     async def tm(c: Client) -> Any:
@@ -169,6 +184,8 @@ def _assert_same(seen: dict[str, Any], direct: dict[str, Any]) -> None:
     assert seen["resource"] == direct["resource"]
     assert seen["prompt"] == direct["prompt"]
     assert "demo://resource/dynamic/text/{resourceId}" in seen["templates"]
+    # Only the stdio everything offers resources (the others exclude them), every page of it.
+    assert seen["resources"] == direct["resources"] and FEATURES_URI in seen["resources"]
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -64,6 +64,8 @@ def _backend_literal(config: Config, name: str) -> str:
         "startup_timeout": spec.startup_timeout,
         "session": spec.session,
         "pin": spec.pin,
+        "resource_include": tuple(spec.resource_include),
+        "resource_exclude": tuple(spec.resource_exclude),
     }
     args = ", ".join(f"{k}={pyliteral(v)}" for k, v in fields.items())
     return f"BackendSpec({args})"

@@ -22,4 +22,6 @@ def backend_spec(backend: Backend) -> BackendSpec:
         startup_timeout=float(backend.startup_timeout),
         session=backend.session,
         pin=backend.pin,
+        resource_include=tuple(backend.resources.include),
+        resource_exclude=tuple(backend.resources.exclude),
     )

@@ -137,10 +137,13 @@ class Gateway:
                 log.warning("resources/list skipped backend %s: %s", backend.name, exc.error.message)
                 index, inner = index + 1, None
                 continue
-            resources = page.get("resources") or []
+            resources = [
+                r
+                for r in page.get("resources") or []
+                if isinstance(r, dict) and isinstance(r.get("uri"), str) and backend.spec.exposes_resource(r["uri"])
+            ]
             for resource in resources:
-                if isinstance(resource, dict) and isinstance(resource.get("uri"), str):
-                    self._live_resources[resource["uri"]] = backend.name
+                self._live_resources[resource["uri"]] = backend.name
             following = page.get("nextCursor")
             result: JSON = {"resources": resources}
             if isinstance(following, str) and following:

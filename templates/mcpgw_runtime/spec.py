@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 JSON = dict[str, Any]
@@ -30,6 +31,14 @@ class BackendSpec:
     startup_timeout: float = 30.0
     session: str = "shared"
     pin: str = "strict"
+    resource_include: tuple[str, ...] = ("*",)
+    resource_exclude: tuple[str, ...] = ()
+
+    def exposes_resource(self, uri: str) -> bool:
+        """The config's `resources` globs, applied to live listings as the build applied them."""
+        return any(fnmatchcase(uri, p) for p in self.resource_include) and not any(
+            fnmatchcase(uri, p) for p in self.resource_exclude
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import IO, Any, TextIO
 from urllib.parse import urlsplit
@@ -116,6 +117,14 @@ class BackendSpec:
     startup_timeout: float = 30.0
     session: str = "shared"
     pin: str = "strict"
+    resource_include: tuple[str, ...] = ("*",)
+    resource_exclude: tuple[str, ...] = ()
+
+    def exposes_resource(self, uri: str) -> bool:
+        """The config's `resources` globs, applied to live listings as the build applied them."""
+        return any(fnmatchcase(uri, p) for p in self.resource_include) and not any(
+            fnmatchcase(uri, p) for p in self.resource_exclude
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,10 +535,13 @@ class Gateway:
                 log.warning("resources/list skipped backend %s: %s", backend.name, exc.error.message)
                 index, inner = index + 1, None
                 continue
-            resources = page.get("resources") or []
+            resources = [
+                r
+                for r in page.get("resources") or []
+                if isinstance(r, dict) and isinstance(r.get("uri"), str) and backend.spec.exposes_resource(r["uri"])
+            ]
             for resource in resources:
-                if isinstance(resource, dict) and isinstance(resource.get("uri"), str):
-                    self._live_resources[resource["uri"]] = backend.name
+                self._live_resources[resource["uri"]] = backend.name
             following = page.get("nextCursor")
             result: JSON = {"resources": resources}
             if isinstance(following, str) and following:
@@ -877,6 +889,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
         startup_timeout=30.0,
         session="shared",
         pin="strict",
+        resource_include=("*",),
+        resource_exclude=(),
     ),
     BackendSpec(
         name="time",
@@ -892,6 +906,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
         startup_timeout=30.0,
         session="shared",
         pin="strict",
+        resource_include=("*",),
+        resource_exclude=(),
     ),
 )
 
