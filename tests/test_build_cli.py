@@ -195,3 +195,27 @@ def test_installed_wheel_builds_a_gateway(tmp_path: Path) -> None:
     assert (work / "dist" / "gateway.py").read_text() == (work / "expected" / "gateway.py").read_text()
     schema = subprocess.run([str(env_dir / "bin" / "mcpgw"), "schema"], capture_output=True, text=True, check=True)
     assert "mcpServers" in schema.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_gateway_runs_in_a_venv_with_only_its_requirements(tmp_path: Path) -> None:
+    """generated/gateway.py with nothing but generated/requirements.txt installed serves over stdio."""
+    env_dir = tmp_path / "runtime-venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    requirements = REPO / "generated" / "requirements.txt"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True, timeout=500)
+    listed = subprocess.run([str(py), "-m", "pip", "list"], capture_output=True, text=True, check=True).stdout
+    assert "mcpgw" not in listed and "Jinja2" not in listed and "typer" not in listed
+
+    async def check() -> str:
+        params = StdioServerParameters(
+            command=str(py), args=[str(REPO / "generated" / "gateway.py"), "--transport", "stdio"]
+        )
+        async with Client(params, mode="legacy") as client:
+            result = await client.call_tool("bash__bash", {"command": "echo runtime-only"})
+            assert result.structured_content is not None
+            return str(result.structured_content["stdout"])
+
+    assert anyio.run(check) == "runtime-only\n"
