@@ -86,7 +86,7 @@ FormatOpt = Annotated[ErrorFormat, typer.Option("--error-format", help="How to p
 
 @app.command()
 def validate(config: ConfigArg, error_format: FormatOpt = ErrorFormat.text, debug: DebugOpt = False) -> None:
-    """Validate CONFIG against the schema and the naming rules' inputs; exit 2 on any error."""
+    """Validate CONFIG against the schema and the config rules without contacting backends; exit 2 on error."""
     _guard(debug, lambda: _validate(config, error_format))
 
 
