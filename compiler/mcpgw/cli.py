@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -180,9 +181,8 @@ def _build(config_path: Path, output: Path, frozen: bool, check: bool, error_for
     err.print(f"serve it: python {output}/gateway.py --port {cfg.gateway.port}", markup=False)
 
 
-def _guard(debug: bool, run: object) -> None:
+def _guard(debug: bool, run: Callable[[], None]) -> None:
     """No traceback for the user unless --debug: an unexpected error still gets a one-line message."""
-    assert callable(run)
     try:
         run()
     except typer.Exit:

@@ -7,7 +7,8 @@ them out. Nothing rendered depends on time, hash seed or the machine.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import jinja2
@@ -49,26 +50,14 @@ def _environment() -> jinja2.Environment:
 
 
 def _backend_literal(config: Config, name: str) -> str:
+    """`BackendSpec(...)` with every field, so a new field needs no change here."""
     spec = backend_spec(config.backends[name])
-    fields = {
-        "name": spec.name,
-        "type": spec.type,
-        "command": spec.command,
-        "args": tuple(spec.args),
-        "env": dict(spec.env),
-        "cwd": spec.cwd,
-        "url": spec.url,
-        "headers": dict(spec.headers),
-        "timeout": spec.timeout,
-        "tool_timeouts": dict(spec.tool_timeouts),
-        "startup_timeout": spec.startup_timeout,
-        "session": spec.session,
-        "pin": spec.pin,
-        "resource_include": tuple(spec.resource_include),
-        "resource_exclude": tuple(spec.resource_exclude),
-    }
-    args = ", ".join(f"{k}={pyliteral(v)}" for k, v in fields.items())
+    args = ", ".join(f"{f.name}={pyliteral(_plain(getattr(spec, f.name)))}" for f in fields(spec))
     return f"BackendSpec({args})"
+
+
+def _plain(value: object) -> object:
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def render_gateway(inp: RenderInput) -> str:

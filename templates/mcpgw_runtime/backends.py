@@ -20,7 +20,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import anyio
@@ -114,7 +114,7 @@ class Connection:
 
 
 @contextlib.asynccontextmanager
-async def _local_process(command: list[str], resolved: Resolved, errlog: IO[str]) -> AsyncIterator[anyio.abc.Process]:
+async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO) -> AsyncIterator[anyio.abc.Process]:
     """Start the local server behind an SSE/HTTP backend; always stop its whole group."""
     env = get_default_environment() | resolved.env
     process = await anyio.open_process(
@@ -269,7 +269,7 @@ class Backend:
                 log.exception("backend %s crashed", self.name)
             self.connection = None
             self._ready = anyio.Event()
-            self.state = "failed" if self.restarts == 0 and self.state == "starting" else "restarting"
+            self.state = "failed" if self.state in ("starting", "failed") else "restarting"
             self.restarts += 1
             await anyio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self.max_backoff)

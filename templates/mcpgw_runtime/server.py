@@ -194,7 +194,7 @@ class Gateway:
             # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
             # that the SDK's serializer owns; let it shape them.
             return await call_next(ctx)
-        return dict(await fast(ctx))
+        return await fast(ctx)  # the runner copies it onto the wire; no second copy here
 
     # -- SDK server ----------------------------------------------------------
 

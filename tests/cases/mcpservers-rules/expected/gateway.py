@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import anyio
@@ -238,7 +238,7 @@ class Connection:
 
 
 @contextlib.asynccontextmanager
-async def _local_process(command: list[str], resolved: Resolved, errlog: IO[str]) -> AsyncIterator[anyio.abc.Process]:
+async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO) -> AsyncIterator[anyio.abc.Process]:
     """Start the local server behind an SSE/HTTP backend; always stop its whole group."""
     env = get_default_environment() | resolved.env
     process = await anyio.open_process(
@@ -393,7 +393,7 @@ class Backend:
                 log.exception("backend %s crashed", self.name)
             self.connection = None
             self._ready = anyio.Event()
-            self.state = "failed" if self.restarts == 0 and self.state == "starting" else "restarting"
+            self.state = "failed" if self.state in ("starting", "failed") else "restarting"
             self.restarts += 1
             await anyio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self.max_backoff)
@@ -592,7 +592,7 @@ class Gateway:
             # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
             # that the SDK's serializer owns; let it shape them.
             return await call_next(ctx)
-        return dict(await fast(ctx))
+        return await fast(ctx)  # the runner copies it onto the wire; no second copy here
 
     # -- SDK server ----------------------------------------------------------
 
