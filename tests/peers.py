@@ -191,3 +191,86 @@ def run_everything_http(transport: HttpTransport, *, timeout: float = 30.0) -> I
             finally:
                 kill_process_group(process)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---- Node 22 tools: the official conformance suite and the MCP Inspector CLI ----------------------
+
+CONFORMANCE_PACKAGE = "@modelcontextprotocol/conformance"
+INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector"
+
+
+def npm22_prefix() -> Path:
+    """The npm prefix of the Node 22 tools (``MCPGW_NPM22_PREFIX``, default ``<repo>/.cache/npm22``)."""
+    configured = os.environ.get("MCPGW_NPM22_PREFIX")
+    return Path(configured) if configured else REPO_ROOT / ".cache" / "npm22"
+
+
+def node22_binary() -> str:
+    """A Node >= 22: ``MCPGW_NODE22``, else the one ``.ci/run`` installs into ``.cache/node22``, else ``node``."""
+    candidates = [os.environ.get("MCPGW_NODE22", "")]
+    candidates += [
+        str(p) for p in sorted((REPO_ROOT / ".cache" / "node22" / "node_modules").glob("node-linux-*/bin/node"))
+    ]
+    candidates.append(shutil.which("node") or "")
+    for candidate in filter(None, candidates):
+        if not os.access(candidate, os.X_OK):
+            continue
+        probe = subprocess.run(
+            [candidate, "-p", "process.versions.node.split('.')[0]"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip().isdigit() and int(probe.stdout) >= 22:
+            return candidate
+    missing_peer("no Node >= 22 (set MCPGW_NODE22)")
+
+
+def npm22_bin(package: str, name: str) -> Path:
+    """The entry script ``name`` of ``package`` (its package.json ``bin``) under the Node 22 prefix."""
+    package_dir = npm22_prefix() / "node_modules" / package
+    try:
+        manifest = json.loads((package_dir / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        missing_peer(f"{package} is not installed under {npm22_prefix()}")
+    bin_field = manifest.get("bin")
+    relative = bin_field.get(name) if isinstance(bin_field, dict) else bin_field
+    entry = package_dir / str(relative)
+    if not relative or not entry.is_file():
+        missing_peer(f"{package} under {npm22_prefix()} has no {name!r} entry script")
+    return entry
+
+
+def conformance_command() -> list[str]:
+    """The command that runs ``@modelcontextprotocol/conformance`` on Node 22."""
+    return [node22_binary(), str(npm22_bin(CONFORMANCE_PACKAGE, "conformance"))]
+
+
+def inspector_command() -> list[str]:
+    """The command that runs ``@modelcontextprotocol/inspector`` on Node 22 (add ``--cli`` for CLI mode)."""
+    return [node22_binary(), str(npm22_bin(INSPECTOR_PACKAGE, "mcp-inspector"))]
+
+
+@contextlib.contextmanager
+def run_process(
+    command: list[str], port: int, *, timeout: float = 30.0, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Run a server process in its own group until ``port`` accepts connections; kill the group on exit."""
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            try:
+                wait_for_port(LOCALHOST, port, timeout, process=process)
+            except (PeerExitedError, TimeoutError) as exc:
+                raise RuntimeError(f"{command} did not listen on {port}:\n{_log_tail(log)}") from exc
+            yield
+        finally:
+            kill_process_group(process)

@@ -688,12 +688,16 @@ _gateway = st.fixed_dictionaries(
     },
 )
 _names = st.sampled_from(
-    ["bash", "a-b_1", "x" * 64, "x" * 65, "my server", "gateway", "$schema", "", "ok\n", "mcpServers"]
+    ["bash", "a-b_1", "x" * 64, "x" * 65, "my server", "gateway", "$schema", "", "ok\n", "mcpServers", "inputs"]
 )
 _servers = st.dictionaries(_names, _field(_backend), max_size=3)
 _documents = (
     st.fixed_dictionaries({"mcpServers": _field(_servers)}, optional={"gateway": _field(_gateway), "$schema": _json})
     | st.builds(lambda s, g: {**s, **g}, _servers, st.fixed_dictionaries({}, optional={"gateway": _field(_gateway)}))
+    | st.fixed_dictionaries(
+        {"servers": _field(_servers)},
+        optional={"gateway": _field(_gateway), "inputs": st.sampled_from([[], [{"id": "k"}], [1], {}]), "x": _json},
+    )
     | _json
 )
 

@@ -52,7 +52,8 @@ def generate(
         config_dir_from_output=relative_dir(config_path, output_dir),
         offers=enabled,
         exposed=exposed,
-        pins={e.name: digest(e.source) for e in exposed.tools},
+        tool_pins={e.name: digest(e.source) for e in exposed.tools},
+        prompt_pins={e.name: digest(e.source) for e in exposed.prompts},
     )
     files = {
         GATEWAY: render_gateway(inp),

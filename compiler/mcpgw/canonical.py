@@ -1,19 +1,17 @@
-"""One canonical JSON form, so digests, snapshots and diffs never depend on dict order."""
+"""One canonical JSON form, so digests, snapshots and diffs never depend on dict order.
+
+`canonical` and `digest` live in the runtime, which re-checks pins with them;
+the compiler uses the very same functions.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
+from mcpgw_runtime.drift import canonical, digest
 
-def canonical(value: Any) -> str:
-    """Sorted keys, no whitespace: the text every sha256 in mcpgw is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def digest(value: Any) -> str:
-    return "sha256:" + hashlib.sha256(canonical(value).encode()).hexdigest()
+__all__ = ["canonical", "digest", "pretty"]
 
 
 def pretty(value: Any) -> str:

@@ -80,7 +80,13 @@ def _load(config_path: Path, error_format: ErrorFormat) -> Config:
     return loaded.config
 
 
-ConfigArg = Annotated[Path, typer.Argument(help='config.json: seed shape or {"mcpServers": ...}.')]
+ConfigArg = Annotated[
+    Path,
+    typer.Argument(
+        help='config.json (seed shape or {"mcpServers": ...}), or a client\'s file as is: '
+        "claude_desktop_config.json, .cursor/mcp.json, .vscode/mcp.json."
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")]
 FormatOpt = Annotated[ErrorFormat, typer.Option("--error-format", help="How to print config errors.")]
 
@@ -126,7 +132,9 @@ def build(
     _guard(debug, lambda: _build(config, output, frozen or check, check, error_format))
 
 
-def _build(config_path: Path, output: Path, frozen: bool, check: bool, error_format: ErrorFormat) -> None:
+def _build(
+    config_path: Path, output: Path, frozen: bool, check: bool, error_format: ErrorFormat, announce: bool = True
+) -> None:
     from mcpgw.build import config_digest, diff_outputs, generate, write_outputs
     from mcpgw.probe import ProbeFailure, probe_all
     from mcpgw.progress import ProbeDisplay
@@ -178,7 +186,138 @@ def _build(config_path: Path, output: Path, frozen: bool, check: bool, error_for
     write_outputs(output, outputs.files)
     tools, prompts = len(outputs.exposed.tools), len(outputs.exposed.prompts)
     err.print(f"wrote {output}/gateway.py ({tools} tools, {prompts} prompts), snapshot.json, requirements.txt")
-    err.print(f"serve it: python {output}/gateway.py --port {cfg.gateway.port}", markup=False)
+    if announce:
+        err.print(f"serve it: python {output}/gateway.py --port {cfg.gateway.port}", markup=False)
+
+
+class FailOn(StrEnum):
+    breaking = "breaking"
+    security = "security"
+    any = "any"
+
+
+@app.command()
+def check(
+    config: ConfigArg,
+    against: Annotated[
+        Path, typer.Option("--against", help="Folder holding the committed snapshot.json (the build's output).")
+    ],
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            help="Which drift fails: breaking; security (and breaking); any (also additive changes).",
+        ),
+    ] = FailOn.any,
+    error_format: Annotated[
+        ErrorFormat,
+        typer.Option("--error-format", help="text (summary + diffs), json (docs/check.md) or github (annotations)."),
+    ] = ErrorFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """Re-probe every enabled backend and report drift from AGAINST/snapshot.json; writes nothing.
+
+    Exit 0 no failing drift, 1 drift that --fail-on fails on, 2 bad input, 3 a backend unreachable.
+    """
+    _guard(debug, lambda: _check(config, against, fail_on, error_format))
+
+
+def _check(config_path: Path, against: Path, fail_on: FailOn, error_format: ErrorFormat) -> None:
+    from mcpgw.check import check as run_check
+    from mcpgw.progress import ProbeDisplay
+    from mcpgw.report import format_github, format_json, format_text
+    from mcpgw.snapshot import SnapshotError
+
+    cfg = _load(config_path, error_format)
+    names = [n for n, b in sorted(cfg.backends.items()) if b.enabled]
+    display = ProbeDisplay(err, names)
+    try:
+        with display.shown():
+            report = anyio.run(run_check, cfg, config_path, against, fail_on.value, display.update)
+    except SnapshotError as exc:
+        _fail(EXIT_INPUT, [f"error: {exc}"])
+    render = {ErrorFormat.text: format_text, ErrorFormat.json: format_json, ErrorFormat.github: format_github}
+    sys.stdout.write(render[error_format](report))
+    if any(c.code == "BACKEND_UNREACHABLE" for c in report.changes):
+        raise typer.Exit(EXIT_UNREACHABLE)
+    if report.failing:
+        raise typer.Exit(EXIT_DIFF)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The config file to write.")] = Path("config.json"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite PATH and servers/<script> beside it when they exist.")
+    ] = False,
+) -> None:
+    """Write a starter config: the built-in command server for this OS, copied into servers/ beside PATH.
+
+    That is bash_server.py on Linux and macOS, powershell_server.py on Windows, with their _*.py helpers.
+    "$schema" is the relative path to the schema of this mcpgw, so editors complete and check the file.
+    Refuses to overwrite PATH, or a server file that differs, unless --force is given (exit 2).
+    """
+    from mcpgw.starter import starter_files
+
+    files = starter_files(path)
+    existing = [p for p, text in files.items() if p.exists() and (p == path or p.read_text(encoding="utf-8") != text)]
+    if existing and not force:
+        _fail(EXIT_INPUT, [f"error: {p} exists; pass --force to overwrite it" for p in existing])
+    for file, text in files.items():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8", newline="\n")
+        err.print(f"wrote {file}", markup=False)
+    err.print(f"next: mcpgw serve {path}   (or: mcpgw build {path} -o dist)", markup=False)
+
+
+@app.command()
+def serve(
+    config: ConfigArg,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: the config's).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to bind (default: the config's).")] = None,
+    transport: Annotated[
+        str | None, typer.Option("--transport", help="'http,sse' (default), 'http', 'sse' or 'stdio'.")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug, info (default), warning or error.")
+    ] = None,
+    log_dir: Annotated[
+        Path | None, typer.Option("--log-dir", help="Folder for log files (default: the config's, beside it).")
+    ] = None,
+    stateless: Annotated[bool, typer.Option("--stateless", help="Serve /mcp without session state.")] = False,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve off loopback without a bearer token (MCPGW_TOKEN).")
+    ] = False,
+    error_format: FormatOpt = ErrorFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """Build CONFIG into a temporary folder and run the gateway from there, in one step.
+
+    Probes every backend as `build` does, then runs the gateway with this Python until it stops; its exit
+    code becomes ours, and Ctrl+C, SIGTERM and SIGHUP are passed on. Relative paths in CONFIG resolve
+    against its folder. For production, commit the output of `mcpgw build` instead.
+    """
+    flags: list[str] = []
+    for name, value in (("--host", host), ("--port", port), ("--transport", transport), ("--log-level", log_level)):
+        if value is not None:
+            flags += [name, str(value)]
+    if log_dir is not None:
+        flags += ["--log-dir", str(log_dir.resolve())]
+    flags += ["--stateless"] * stateless + ["--no-auth"] * no_auth
+    _guard(debug, lambda: _serve(config, flags, error_format))
+
+
+def _serve(config_path: Path, flags: list[str], error_format: ErrorFormat) -> None:
+    import tempfile
+
+    from mcpgw.serve import run_forwarding
+
+    with tempfile.TemporaryDirectory(prefix="mcpgw-serve-") as tmp:
+        output = Path(tmp)
+        _build(config_path, output, frozen=False, check=False, error_format=error_format, announce=False)
+        base_dir = str(config_path.resolve().parent)
+        code = run_forwarding([sys.executable, str(output / "gateway.py"), "--base-dir", base_dir, *flags])
+    raise typer.Exit(code)
 
 
 def _guard(debug: bool, run: Callable[[], None]) -> None:

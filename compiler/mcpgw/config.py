@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from mcpgw.clients import SERVERS_KEYS, plain_refs
+
 Transport = Literal["stdio", "sse", "http"]
 TYPE_ALIASES: dict[str, Transport] = {
     "stdio": "stdio",
@@ -36,6 +38,7 @@ SEPARATOR = re.compile(r"/|[A-Za-z0-9_-]+")
 SEED_RESERVED = ("$schema", "gateway")
 """Top-level keys of the seed shape that are not backend names."""
 CLIENTS_KEYS = ("$schema", "gateway", "mcpServers")
+EXPANDED_FIELDS = ("command", "cwd", "url")
 
 
 def _full_match(pattern: re.Pattern[str], what: str) -> AfterValidator:
@@ -144,6 +147,23 @@ class Backend(_Frozen):
             return {**data, "type": "stdio"}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_refs(cls, data: Any) -> Any:
+        """`${env:NAME}` (VS Code, Cursor) is `${NAME}`: written the one way, both build the same gateway."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key in EXPANDED_FIELDS:
+            if isinstance(out.get(key), str):
+                out[key] = plain_refs(out[key])
+        if isinstance(out.get("args"), list):
+            out["args"] = [plain_refs(a) if isinstance(a, str) else a for a in out["args"]]
+        for key in ("env", "headers"):
+            if isinstance(out.get(key), dict):
+                out[key] = {k: plain_refs(v) if isinstance(v, str) else v for k, v in out[key].items()}
+        return out
+
     @model_validator(mode="after")
     def _transport_fields(self) -> Backend:
         if self.type != "stdio":
@@ -178,7 +198,7 @@ class Config(_Frozen):
 
     backends: dict[BackendName, Backend] = Field(default_factory=dict)
     gateway: Gateway = Field(default_factory=Gateway)
-    shape: Literal["seed", "mcpServers"] = "seed"
+    shape: Literal["seed", "mcpServers", "servers"] = "seed"
 
     @model_validator(mode="before")
     @classmethod
@@ -193,6 +213,14 @@ class Config(_Frozen):
             if unknown:
                 raise ValueError(f"unknown top-level field {unknown[0]!r}")
             out = {"backends": data["mcpServers"], "shape": "mcpServers"}
+        elif "servers" in data:
+            unknown = sorted(set(data) - set(SERVERS_KEYS))
+            if unknown:
+                raise ValueError(f"unknown top-level field {unknown[0]!r}")
+            inputs = data.get("inputs", [])
+            if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+                raise ValueError('"inputs" must be an array of objects')
+            out = {"backends": data["servers"], "shape": "servers"}
         else:
             out = {"backends": {k: v for k, v in data.items() if k not in SEED_RESERVED}, "shape": "seed"}
         if "gateway" in data:

@@ -41,17 +41,17 @@ class Diagnostic:
 
     def format_github(self) -> str:
         """A GitHub Actions workflow command, shown as an annotation on the config line."""
-        props = f"file={_escape_property(self.file)},line={self.line},col={self.col}"
+        props = f"file={escape_property(self.file)},line={self.line},col={self.col}"
         where = f"{self.pointer}: " if self.pointer else ""
-        return f"::{self.severity} {props}::{_escape_data(where + self.message)}"
+        return f"::{self.severity} {props}::{escape_data(where + self.message)}"
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def has_errors(diagnostics: list[Diagnostic]) -> bool:

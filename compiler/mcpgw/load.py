@@ -37,7 +37,8 @@ def _decode(data: bytes, file: str) -> str | Diagnostic:
 
 def _model_errors(exc: ValidationError, parsed: Parsed, file: str) -> list[Diagnostic]:
     """Only reached if schema and models disagree, which a test guards against; still located."""
-    shape_root = "/mcpServers" if isinstance(parsed.value, dict) and "mcpServers" in parsed.value else ""
+    document = parsed.value if isinstance(parsed.value, dict) else {}
+    shape_root = next((f"/{key}" for key in ("mcpServers", "servers") if key in document), "")
     out = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]

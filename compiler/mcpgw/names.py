@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
+
+from mcpgw_runtime.spec import selected
 
 from mcpgw.config import Backend, Config
 from mcpgw.snapshot import BackendOffer
+from mcpgw.specs import backend_spec
 
 JSON = dict[str, Any]
 LEGAL = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -42,10 +44,6 @@ class Exposed:
     resource_templates: list[tuple[str, JSON]] = field(default_factory=list)
 
 
-def _selected(name: str, include: list[str], exclude: list[str]) -> bool:
-    return any(fnmatchcase(name, p) for p in include) and not any(fnmatchcase(name, p) for p in exclude)
-
-
 def _prefix(backend: Backend) -> str:
     return backend.name if backend.prefix is None else backend.prefix
 
@@ -55,19 +53,12 @@ def _join(prefix: str, separator: str, name: str) -> str:
 
 
 def _expose(kind: str, backend: Backend, items: list[JSON], separator: str) -> list[Exposure]:
-    rules = backend.tools if kind == "tool" else backend.prompts
-    describe: dict[str, str] = getattr(rules, "describe", {}) or {}
+    spec = backend_spec(backend)
     out = []
     for item in items:
-        original = str(item["name"])
-        if not _selected(original, list(rules.include), list(rules.exclude)):
-            continue
-        renamed = rules.rename.get(original, original)
-        name = _join(_prefix(backend), separator, renamed)
-        definition = {**item, "name": name}
-        if original in describe:
-            definition["description"] = describe[original]
-        out.append(Exposure(name, backend.name, original, definition, item))
+        definition = spec.expose(kind, item, separator)
+        if definition is not None:
+            out.append(Exposure(str(definition["name"]), backend.name, str(item["name"]), definition, item))
     return out
 
 
@@ -126,7 +117,7 @@ def _resources(config: Config, offers: dict[str, BackendOffer], exposed: Exposed
         rules = config.backends[name].resources
         for r in offers[name].resources:
             uri = str(r["uri"])
-            if not _selected(uri, list(rules.include), list(rules.exclude)):
+            if not selected(uri, tuple(rules.include), tuple(rules.exclude)):
                 continue
             owner = exposed.resources.setdefault(uri, name)
             if owner != name:
@@ -136,7 +127,7 @@ def _resources(config: Config, offers: dict[str, BackendOffer], exposed: Exposed
                 )
         for t in offers[name].resource_templates:
             template = str(t["uriTemplate"])
-            if not _selected(template, list(rules.include), list(rules.exclude)):
+            if not selected(template, tuple(rules.include), tuple(rules.exclude)):
                 continue
             owner = template_owner.setdefault(template, name)
             if owner != name:

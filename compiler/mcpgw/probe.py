@@ -1,7 +1,7 @@
 """Probe every enabled backend once, concurrently, through the gateway's own connection code.
 
-Each list is paged through every `nextCursor` (with a cap, so a server whose
-cursor never ends cannot hang a build). A backend's stderr goes to a private
+Each list is paged through every `nextCursor` (`Connection.pages`, capped, so
+a server whose cursor never ends cannot hang a build). A backend's stderr goes to a private
 file whose tail is shown only if that backend fails.
 """
 
@@ -23,7 +23,6 @@ from mcpgw.config import Config
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import backend_spec
 
-MAX_PAGES = 1000
 JSON = dict[str, Any]
 Listener = Callable[[str, str], None]
 """Called with (backend name, status text) as a probe advances."""
@@ -34,18 +33,6 @@ class ProbeFailure:
     backend: str
     message: str
     stderr_tail: str
-
-
-async def _pages(conn: Connection, method: str, key: str, timeout: float) -> list[JSON]:
-    items: list[JSON] = []
-    cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        page = await conn.request(method, {"cursor": cursor} if cursor else None, timeout)
-        items += page.get(key) or []
-        cursor = page.get("nextCursor")
-        if not cursor:
-            return items
-    raise BackendError(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
 
 
 async def _offer(conn: Connection, timeout: float, listener: Listener, name: str) -> BackendOffer:
@@ -60,7 +47,7 @@ async def _offer(conn: Connection, timeout: float, listener: Listener, name: str
     for method, key, capability in wanted:
         if capability is not None:
             listener(name, f"listing {key}")
-            lists[key] = await _pages(conn, method, key, timeout)
+            lists[key] = await conn.pages(method, key, timeout)
     return BackendOffer(
         server_info=conn.init.server_info.model_dump(by_alias=True, mode="json", exclude_none=True),
         protocol_version=conn.init.protocol_version,
@@ -71,6 +58,13 @@ async def _offer(conn: Connection, timeout: float, listener: Listener, name: str
         resources=lists["resources"],
         resource_templates=lists["resourceTemplates"],
     )
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside nested task-group exception groups: the one a user can act on."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -97,7 +91,8 @@ async def probe_one(config: Config, base_dir: Path, name: str, listener: Listene
             except (BackendError, MCPError, OSError) as exc:
                 message = str(exc)
             except Exception as exc:  # any transport failure must name the backend, not crash the build
-                message = f"{type(exc).__name__}: {exc}"
+                leaf = _leaf(exc)
+                message = str(leaf) if isinstance(leaf, BackendError | MCPError) else f"{type(leaf).__name__}: {leaf}"
         listener(name, "failed")
         if not message.startswith("backend "):
             message = f"backend {name!r}: {message}"

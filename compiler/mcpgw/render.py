@@ -23,8 +23,8 @@ from mcpgw.resources import template_dir
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import backend_spec
 
-RUNTIME_REQUIREMENTS = ("mcp==2.3.0", "starlette==1.10.0", "uvicorn==0.54.0")
-"""Exact pins the runtime is tested with; the gateway needs nothing else."""
+RUNTIME_REQUIREMENTS = ("mcp==2.3.0", "rich==15.0.0", "starlette==1.10.0", "uvicorn==0.54.0")
+"""Exact pins the runtime is tested with; the gateway needs nothing else (rich only draws the panel on a terminal)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class RenderInput:
     config_dir_from_output: str
     offers: dict[str, BackendOffer]
     exposed: Exposed
-    pins: dict[str, str]
+    tool_pins: dict[str, str]
+    prompt_pins: dict[str, str]
 
 
 def _environment() -> jinja2.Environment:
@@ -76,7 +77,8 @@ def render_gateway(inp: RenderInput) -> str:
             runtime=runtime.body,
             backends=[_backend_literal(config, n) for n in enabled],
             exposed=exposed,
-            pins=inp.pins,
+            tool_pins=inp.tool_pins,
+            prompt_pins=inp.prompt_pins,
             config_dir=inp.config_dir_from_output,
             py=pyliteral,
         )

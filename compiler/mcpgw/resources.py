@@ -1,6 +1,6 @@
 """Where the data files live, in a checkout and in an installed wheel.
 
-The wheel carries `schemas/` and the templates inside the `mcpgw` package
+The wheel carries `schemas/`, `servers/` and the templates inside the `mcpgw` package
 (see pyproject's force-include); a checkout keeps them at the repo root.
 """
 
@@ -23,6 +23,11 @@ def _first_existing(candidates: tuple[Path, ...], what: str) -> Path:
 def schema_path(name: str) -> Path:
     """A JSON Schema shipped with mcpgw, e.g. `config.schema.json`."""
     return _first_existing((_PACKAGE / "schemas" / name, _REPO_ROOT / "schemas" / name), f"schema {name}")
+
+
+def server_dir() -> Path:
+    """The folder of the built-in server scripts (`bash_server.py`, ...) and their `_*.py` helpers."""
+    return _first_existing((_PACKAGE / "servers", _REPO_ROOT / "servers"), "built-in servers")
 
 
 def template_dir() -> Path:

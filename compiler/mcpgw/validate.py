@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 from jsonschema.exceptions import ValidationError, best_match  # type: ignore[import-untyped, unused-ignore]
 from mcpgw_runtime.envsubst import malformed
 
+from mcpgw.clients import editor_variable_problem, plain_refs
 from mcpgw.config import SEED_RESERVED
 from mcpgw.diagnostics import Diagnostic, Severity
 from mcpgw.jsonpos import Parsed, escape, pointer
@@ -39,6 +40,10 @@ _HINTS = {
     "transportType": 'the field is "type"',
     "serverUrl": 'the field is "url"',
     "environment": 'the field is "env"',
+    "envFile": 'not read by mcpgw: list the variables in "env", e.g. "KEY": "${env:KEY}"',
+    "dev": "VS Code's development mode; leave it out of a gateway's config",
+    "autoApprove": "approval is the client's business; configure it in the client that uses the gateway",
+    "alwaysAllow": "approval is the client's business; configure it in the client that uses the gateway",
 }
 """Fields other clients' configs use, where the closest spelling would mislead."""
 
@@ -182,8 +187,9 @@ def _schema_pass(report: _Report) -> None:
 
 
 def _backends(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    if "mcpServers" in document:
-        servers, base = document["mcpServers"], "/mcpServers"
+    root = next((key for key in ("mcpServers", "servers") if key in document), None)
+    if root is not None:
+        servers, base = document[root], f"/{root}"
         servers = servers if isinstance(servers, dict) else {}
     else:
         servers, base = {k: v for k, v in document.items() if k not in SEED_RESERVED}, ""
@@ -222,16 +228,20 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def _check_references(report: _Report, backend: dict[str, Any], ptr: str) -> None:
+    for where, text in _strings(backend, ptr):
+        if problem := editor_variable_problem(text):
+            report.add(where, problem)
+        elif malformed(plain_refs(text)):
+            report.add(where, f"malformed variable reference in {_show(text)}: write ${{NAME}} or ${{NAME:-default}}")
+
+
 def _semantic_pass(report: _Report) -> None:
     document = report.parsed.value
     if not isinstance(document, dict):
         return
     for ptr, backend in _backends(document):
-        for where, text in _strings(backend, ptr):
-            if malformed(text):
-                report.add(
-                    where, f"malformed variable reference in {_show(text)}: write ${{NAME}} or ${{NAME:-default}}"
-                )
+        _check_references(report, backend, ptr)
         if isinstance(backend.get("url"), str) and (problem := _url_problem(backend["url"])):
             report.add(f"{ptr}/url", problem)
         for kind in ("tools", "prompts"):
@@ -253,7 +263,7 @@ def _semantic_pass(report: _Report) -> None:
             'clients on those APIs will reject the tools; "__" is the default',
             severity="warning",
         )
-    if "mcpServers" not in document:
+    if "mcpServers" not in document and "servers" not in document:
         for key in document:
             guess = did_you_mean(key, ["gateway", "mcpServers"], cutoff=0.8)
             if key not in SEED_RESERVED and guess and key != guess:

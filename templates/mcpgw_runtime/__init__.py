@@ -12,8 +12,14 @@ from __future__ import annotations
 EMBED_ORDER: tuple[str, ...] = (
     "envsubst",
     "spec",
+    "drift",
+    "pins",
+    "observe",
+    "relay",
     "backends",
     "server",
     "http",
+    "logfiles",
+    "console",
     "cli",
 )

@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,22 +26,32 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 import mcp_types as types
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.dispatcher import CallOptions
+from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
 from mcpgw_runtime.envsubst import expand
+from mcpgw_runtime.observe import ObservedState
+from mcpgw_runtime.relay import BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
 log = logging.getLogger("mcpgw")
 
 BACKEND_UNAVAILABLE = -32002
 """JSON-RPC error code for "the backend behind this name is not serving"."""
+
+MAX_PAGES = 1000
+"""A cursor that never ends is a broken backend, not a reason to hang."""
+
+LIST_CHANGED: dict[type[Any], str] = {
+    types.ToolListChangedNotification: "tool",
+    types.PromptListChangedNotification: "prompt",
+}
 
 PYTHON_ALIASES = frozenset({"python", "python3"})
 """`"command": "python"` means the interpreter that runs the gateway (spec section 2)."""
@@ -85,16 +95,44 @@ def resolve(spec: BackendSpec, base_dir: Path, environ: Mapping[str, str] | None
     )
 
 
+async def _not_relayed(context: Any, params: Any = None) -> types.ErrorData:
+    """Only reached without a relay (the compiler's probe): there is no client to ask."""
+    return types.ErrorData(code=types.INVALID_REQUEST, message="mcpgw: no client to relay this request to")
+
+
 class _WatchedDispatcher(JSONRPCDispatcher[Any]):
-    """A dispatcher that tells its supervisor when the connection ends."""
+    """A dispatcher that tells its supervisor when the connection ends, and feeds the relay.
+
+    With a `relay` attached, the backend's requests to the client (all but ping) go to the
+    relay as raw dicts instead of the session's callbacks, and every notification is offered
+    to the relay before the session sees it.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closed = anyio.Event()
+        self.relay: BackendRelay | None = None
 
-    async def run(self, *args: Any, **kwargs: Any) -> None:
+    async def run(
+        self,
+        on_request: OnRequest,
+        on_notify: OnNotify,
+        on_notify_intercept: OnNotifyIntercept | None = None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async def request(dctx: DispatchContext[Any], method: str, params: Mapping[str, Any] | None) -> JSON:
+            if self.relay is not None and method != "ping":
+                return await self.relay.on_request(method, params)
+            return await on_request(dctx, method, params)
+
+        async def notify(dctx: DispatchContext[Any], method: str, params: Mapping[str, Any] | None) -> None:
+            if self.relay is not None:
+                await self.relay.on_notify(method, params)
+            await on_notify(dctx, method, params)
+
         try:
-            await super().run(*args, **kwargs)
+            await super().run(request, notify, on_notify_intercept, task_status=task_status)
         finally:
             self.closed.set()
 
@@ -110,7 +148,23 @@ class Connection:
 
     async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
         opts: CallOptions = {"timeout": timeout, "headers": self.headers}
-        return await self.dispatcher.send_raw_request(method, params, opts)
+        relay = self.dispatcher.relay
+        if relay is None:
+            return await self.dispatcher.send_raw_request(method, params, opts)
+        with relay.forwarding(params, opts):
+            return await self.dispatcher.send_raw_request(method, params, opts)
+
+    async def pages(self, method: str, key: str, timeout: float) -> list[JSON]:
+        """Every item of a paginated list, following `nextCursor` to the end."""
+        items: list[JSON] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await self.request(method, {"cursor": cursor} if cursor else None, timeout)
+            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+        raise BackendError(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
 
 
 @contextlib.asynccontextmanager
@@ -177,7 +231,12 @@ async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Pro
 
 @contextlib.asynccontextmanager
 async def open_backend(
-    spec: BackendSpec, base_dir: Path, *, client_version: str = "0", errlog: TextIO | None = None
+    spec: BackendSpec,
+    base_dir: Path,
+    *,
+    client_version: str = "0",
+    errlog: TextIO | None = None,
+    message_handler: MessageHandlerFnT | None = None,
 ) -> AsyncIterator[Connection]:
     """Connect to one backend and complete the initialize handshake within `startup_timeout`."""
     resolved = resolve(spec, base_dir)
@@ -213,6 +272,11 @@ async def open_backend(
                 dispatcher=dispatcher,
                 client_info=types.Implementation(name="mcpgw", version=client_version),
                 read_timeout_seconds=spec.timeout,
+                message_handler=message_handler,
+                # Advertised so backends ask; the relay answers them from the client that caused them.
+                sampling_callback=_not_relayed,
+                elicitation_callback=_not_relayed,
+                list_roots_callback=_not_relayed,
             )
         )
         with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)) as scope:
@@ -230,8 +294,12 @@ class Backend:
 
     States: starting → ready → (restarting → ready)* ; failed while waiting to retry.
     Callers never hang: `request` waits for readiness up to `startup_timeout`,
-    then fails with an MCP error that names the backend.
+    then fails with an MCP error that names the backend. `verify` (the
+    gateway's pin check) runs before the backend counts as ready, and again
+    whenever it announces that its tools or prompts changed.
     """
+
+    state = ObservedState()  # every change reaches observe.STATE_LISTENERS (the console)
 
     def __init__(self, spec: BackendSpec, base_dir: Path, client_version: str, max_backoff: float = 30.0) -> None:
         self.spec = spec
@@ -244,6 +312,11 @@ class Backend:
         self.connection: Connection | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
+        self.verify: Callable[[Backend, Connection, frozenset[str]], Awaitable[None]] | None = None
+        self.pin: JSON = {"policy": spec.pin, "status": "pending", "held": {}, "changes": []}
+        self._changed: set[str] = set()
+        self._dirty = anyio.Event()
+        self.relay = BackendRelay(spec.name)
 
     @property
     def name(self) -> str:
@@ -254,12 +327,19 @@ class Backend:
         backoff = 0.5
         while True:
             try:
-                async with open_backend(self.spec, self.base_dir, client_version=self.client_version) as conn:
+                async with open_backend(
+                    self.spec, self.base_dir, client_version=self.client_version, message_handler=self._on_message
+                ) as conn:
+                    if self.verify is not None:
+                        await self.verify(self, conn, frozenset(LIST_CHANGED.values()))
                     self.connection, self.state, self.error = conn, "ready", None
                     self._ready.set()
                     backoff = 0.5
                     log.info("backend %s ready (%s)", self.name, conn.init.server_info.name)
-                    await conn.dispatcher.closed.wait()
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._reverify, conn)
+                        await conn.dispatcher.closed.wait()
+                        tg.cancel_scope.cancel()
                     log.warning("backend %s: connection closed", self.name)
             except (BackendError, MCPError, OSError) as exc:
                 self.error = str(exc)
@@ -274,17 +354,33 @@ class Backend:
             await anyio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self.max_backoff)
 
+    async def _on_message(self, message: IncomingMessage) -> None:
+        """Runs inside the connection's read loop: only note the change, never await the backend here."""
+        kind = LIST_CHANGED.get(type(message))
+        if kind is not None:
+            self._changed.add(kind)
+            self._dirty.set()
+
+    async def _reverify(self, conn: Connection) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            kinds, self._changed = frozenset(self._changed), set()
+            if self.verify is not None and kinds:
+                log.info("backend %s: %s list changed; re-verifying pins", self.name, "/".join(sorted(kinds)))
+                await self.verify(self, conn, kinds)
+
     async def connected(self) -> Connection:
         """The live connection, waiting up to `startup_timeout` for one."""
         conn = self.connection
-        if conn is not None:
-            return conn
-        with anyio.move_on_after(self.spec.startup_timeout):
-            await self._ready.wait()
-        conn = self.connection
+        if conn is None:
+            with anyio.move_on_after(self.spec.startup_timeout):
+                await self._ready.wait()
+            conn = self.connection
         if conn is None:
             detail = f": {self.error}" if self.error else ""
             raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.name!r} is not available ({self.state}){detail}")
+        conn.dispatcher.relay = self.relay  # from the first forwarded request on, after every reconnect
         return conn
 
     async def request(self, method: str, params: Mapping[str, Any] | None, tool: str | None = None) -> JSON:
@@ -301,4 +397,10 @@ class Backend:
             raise
 
     def health(self) -> JSON:
-        return {"state": self.state, "error": self.error, "restarts": self.restarts, "transport": self.spec.type}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "restarts": self.restarts,
+            "transport": self.spec.type,
+            "pin": self.pin,
+        }

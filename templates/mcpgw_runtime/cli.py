@@ -11,7 +11,10 @@ from pathlib import Path
 
 import anyio
 
+from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.http import Guard, build_app
+from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
+from mcpgw_runtime.observe import STATE_LISTENERS
 from mcpgw_runtime.server import Gateway
 from mcpgw_runtime.spec import GatewaySpec
 
@@ -32,8 +35,18 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         default="http,sse",
         help="'http,sse' (Streamable HTTP at /mcp and legacy SSE at /sse), 'http', 'sse', or 'stdio'",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-dir", default=spec.log_dir, help="folder for log files (default: %(default)s)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="level of the console and the log file; tool arguments are logged only at debug (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help=f"folder for log files mcpgw_YYYYmmdd_HHMMSS_LEVEL.log, rotated at 10 MB "
+        f"(default: {spec.log_dir!r} in the config's folder)",
+    )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
     parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
     parser.add_argument(
@@ -62,13 +75,21 @@ def is_loopback(host: str) -> bool:
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
     """Entry point of every generated gateway."""
     args = parse_args(spec, argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    stdio = args.transports == ["stdio"]
+    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+    if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(max(logging.WARNING, logging.getLogger().level))
     here = Path(gateway_file).resolve().parent
     base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
+    log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
+    log_path = open_log_file(log_dir, args.log_level)
+    logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
     gateway = Gateway(spec, base_dir)
-    if args.transports == ["stdio"]:
+    STATE_LISTENERS.append(console.changed)
+    if stdio:
+        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
         anyio.run(serve_stdio, gateway)
         return 0
     token = os.environ.get("MCPGW_TOKEN") or None
@@ -87,19 +108,19 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
     import uvicorn
 
+    origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []
     if "http" in args.transports:
-        endpoints.append(f"http://{args.host}:{args.port}/mcp")
+        endpoints.append(f"{origin}/mcp (Streamable HTTP)")
     if "sse" in args.transports:
-        endpoints.append(f"http://{args.host}:{args.port}/sse")
-    log.info(
-        "mcpgw gateway %r: %d backends, %d tools; serving %s (auth: %s)",
-        spec.name,
-        len(spec.backends),
-        len(spec.tools),
-        ", ".join(endpoints),
-        "bearer token" if token else "none",
-    )
+        endpoints.append(f"{origin}/sse (legacy SSE)")
+    endpoints.append(f"{origin}/healthz (health)")
+    if token:
+        auth = "bearer token (MCPGW_TOKEN)"
+    else:
+        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
+    log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
+    console.show(spec, Startup(tuple(endpoints), auth, logs), gateway.health())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
     return 0
 

@@ -12,6 +12,7 @@ those requests and every other method run through the lowlevel `Server` handlers
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -27,7 +28,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcpgw_runtime.backends import Backend
+from mcpgw_runtime.backends import Backend, Connection
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
+from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 
 log = logging.getLogger("mcpgw")
@@ -70,6 +73,17 @@ class Gateway:
     def __init__(self, spec: GatewaySpec, base_dir: Path) -> None:
         self.spec = spec
         self.backends = {b.name: Backend(b, base_dir, spec.generator) for b in spec.backends}
+        tables = {"tool": (spec.tools, spec.tool_routes, spec.tool_pins)}
+        tables["prompt"] = (spec.prompts, spec.prompt_routes, spec.prompt_pins)
+        # What clients see right now, per kind: the embedded tables until a backend is verified.
+        self._exposed: dict[str, dict[str, JSON]] = {k: {str(d["name"]): d for d in t[0]} for k, t in tables.items()}
+        self._routes: dict[str, dict[str, Target]] = {k: dict(t[1]) for k, t in tables.items()}
+        self._held: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
+        """Kind → held-back name → (backend, the error a call to it gets)."""
+        self._verdicts: dict[str, dict[str, Verdict]] = {b: {} for b in self.backends}
+        self._pinned = {b: {k: pinned_items(b, *t) for k, t in tables.items()} for b in self.backends}
+        for backend in self.backends.values():
+            backend.verify = self._verify
         self._tools_result: JSON = {"tools": list(spec.tools)}
         self._prompts_result: JSON = {"prompts": list(spec.prompts)}
         self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
@@ -86,13 +100,85 @@ class Gateway:
         """Start every backend concurrently; each reconnects on its own."""
         async with anyio.create_task_group() as tg:
             for backend in self.backends.values():
+                backend.relay.hub = self.hub
                 tg.start_soon(backend.run)
+
+    @functools.cached_property
+    def hub(self) -> UpstreamHub:
+        """The upstream clients, their log levels and resource subscriptions (see relay.py)."""
+        return UpstreamHub()
+
+    # -- pins --------------------------------------------------------------
+
+    async def _verify(self, backend: Backend, conn: Connection, kinds: frozenset[str]) -> None:
+        """Check a backend's live lists against its pins and publish what its policy allows."""
+        caps = conn.init.capabilities
+        verdicts: dict[str, Verdict] = {}
+        try:
+            for kind in sorted(kinds):
+                offered = caps.tools if kind == "tool" else caps.prompts
+                method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+                live = await conn.pages(method, key, backend.spec.timeout) if offered is not None else []
+                verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
+        except Exception as exc:  # a backend that cannot list cannot be verified
+            message = f"backend {backend.name!r}: cannot verify pins: {exc}"
+            log.error("%s", message)
+            backend.pin = status(backend.spec.pin, None, message)
+            if backend.spec.pin == "strict":
+                for kind in kinds:
+                    pinned = self._pinned[backend.name][kind].values()
+                    held = {p.exposed: f"{message}; held back under pin 'strict'" for p in pinned}
+                    await self._publish(backend.name, Verdict(kind, held=held))
+            return
+        self._verdicts[backend.name].update(verdicts)
+        backend.pin = status(backend.spec.pin, self._verdicts[backend.name])
+        for verdict in verdicts.values():
+            await self._publish(backend.name, verdict)
+
+    async def _publish(self, backend: str, verdict: Verdict) -> None:
+        """Replace one backend's entries of one kind; tell clients if their list changed."""
+        kind = verdict.kind
+        exposed, routes, held = self._exposed[kind], self._routes[kind], self._held[kind]
+        for name in [n for n, t in routes.items() if t.backend == backend]:
+            del routes[name]
+            exposed.pop(name, None)
+        for name in [n for n, (owner, _) in held.items() if owner == backend]:
+            del held[name]
+        for name, (original, definition) in verdict.expose.items():
+            other = routes.get(name)
+            if other is not None:
+                log.warning(
+                    "%s %r of backend %s collides with backend %s: not exposed", kind, name, backend, other.backend
+                )
+                continue
+            routes[name] = Target(backend, original)
+            exposed[name] = definition
+        for name, why in verdict.held.items():
+            if name not in routes:
+                held[name] = (backend, why)
+        listing = [exposed[n] for n in sorted(exposed)]
+        result_key, old = ("tools", self._tools_result) if kind == "tool" else ("prompts", self._prompts_result)
+        if listing == old[result_key]:
+            return
+        if kind == "tool":
+            self._tools_result = {"tools": listing}
+        else:
+            self._prompts_result = {"prompts": listing}
+        await self._notify_list_changed(f"notifications/{result_key}/list_changed")
+
+    async def _notify_list_changed(self, method: str) -> None:
+        clients = self.hub.everyone()
+        log.info("%s: telling %d connected client(s)", method, len(clients))
+        await self.hub.broadcast(method, None, clients)
 
     # -- routing -----------------------------------------------------------
 
-    def _route(self, routes: Mapping[str, Target], name: str, kind: str) -> tuple[Backend, str]:
-        route = routes.get(name)
+    def _route(self, kind: str, name: str) -> tuple[Backend, str]:
+        route = self._routes[kind].get(name)
         if route is None:
+            held = self._held[kind].get(name)
+            if held is not None:
+                raise MCPError(types.INVALID_PARAMS, held[1])
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
         return self.backends[route.backend], route.name
 
@@ -111,13 +197,13 @@ class Gateway:
         name = params.get("name")
         if not isinstance(name, str):
             raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
-        backend, original = self._route(self.spec.tool_routes, name, "tool")
+        backend, original = self._route("tool", name)
         forwarded = _strip_meta(params)
         forwarded["name"] = original
         return await backend.request("tools/call", forwarded, tool=original)
 
     async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
-        backend, original = self._route(self.spec.prompt_routes, str(params.get("name")), "prompt")
+        backend, original = self._route("prompt", str(params.get("name")))
         forwarded = _strip_meta(params)
         forwarded["name"] = original
         return await backend.request("prompts/get", forwarded)
@@ -163,7 +249,7 @@ class Gateway:
         ref = params.get("ref")
         forwarded = _strip_meta(params)
         if isinstance(ref, dict) and ref.get("type") == "ref/prompt":
-            backend, original = self._route(self.spec.prompt_routes, str(ref.get("name")), "prompt")
+            backend, original = self._route("prompt", str(ref.get("name")))
             forwarded["ref"] = {**ref, "name": original}
         elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
             uri = str(ref.get("uri"))
@@ -189,12 +275,46 @@ class Gateway:
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Serve the hot methods directly; hand everything else to the SDK pipeline."""
-        fast = self._fast.get(ctx.method)
-        if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
-            # that the SDK's serializer owns; let it shape them.
-            return await call_next(ctx)
-        return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+        origin = Origin(ctx)
+        self.hub.seen(origin.connection)
+        token = ORIGIN.set(origin if ctx.request_id is not None else None)  # what backends ask goes back here
+        try:
+            fast = self._fast.get(ctx.method)
+            if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
+                # that the SDK's serializer owns; let it shape them.
+                return await call_next(ctx)
+            return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+        finally:
+            ORIGIN.reset(token)
+
+    # -- subscriptions and logging -------------------------------------------
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> JSON:
+        """Forward to the backend that serves the URI; remember who wants its updates."""
+        uri = str(params.uri)
+        await self._resource_backend(uri).request("resources/subscribe", {"uri": uri})
+        self.hub.subscribe(Origin(ctx).connection, uri)
+        return {}
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> JSON:
+        """The backend is unsubscribed when the last client subscribed to the URI is."""
+        uri = str(params.uri)
+        if self.hub.unsubscribe(Origin(ctx).connection, uri):
+            await self._resource_backend(uri).request("resources/unsubscribe", {"uri": uri})
+        return {}
+
+    async def set_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> JSON:
+        """Each client hears its own level; backends are set to the most verbose level any client wants."""
+        level = self.hub.set_level(Origin(ctx).connection, params.level)
+        for backend in self.backends.values():
+            conn = backend.connection
+            if conn is not None and conn.init.capabilities.logging is not None:
+                try:
+                    await backend.request("logging/setLevel", {"level": level})
+                except MCPError as exc:
+                    log.warning("backend %s: logging/setLevel failed: %s", backend.name, exc.error.message)
+        return {}
 
     # -- SDK server ----------------------------------------------------------
 
@@ -245,11 +365,18 @@ class Gateway:
             on_read_resource=read_resource,
             on_completion=complete,
         )
+        server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self.subscribe)
+        server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self.unsubscribe)
+        # Registered directly: the constructor keyword warns that logging is deprecated in 2026-07-28.
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
         server.middleware.insert(0, self.middleware)
         return server
 
     def initialization_options(self, server: Server[Any]) -> InitializationOptions:
-        return server.create_initialization_options(NotificationOptions())
+        # Pins can change the tool and prompt lists at run time, backends their resources; clients are told.
+        return server.create_initialization_options(
+            NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
+        )
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}

@@ -31,14 +31,51 @@ class BackendSpec:
     startup_timeout: float = 30.0
     session: str = "shared"
     pin: str = "strict"
+    prefix: str = ""
+    tool_include: tuple[str, ...] = ("*",)
+    tool_exclude: tuple[str, ...] = ()
+    tool_rename: Mapping[str, str] = field(default_factory=dict)
+    tool_describe: Mapping[str, str] = field(default_factory=dict)
+    prompt_include: tuple[str, ...] = ("*",)
+    prompt_exclude: tuple[str, ...] = ()
+    prompt_rename: Mapping[str, str] = field(default_factory=dict)
     resource_include: tuple[str, ...] = ("*",)
     resource_exclude: tuple[str, ...] = ()
 
     def exposes_resource(self, uri: str) -> bool:
         """The config's `resources` globs, applied to live listings as the build applied them."""
-        return any(fnmatchcase(uri, p) for p in self.resource_include) and not any(
-            fnmatchcase(uri, p) for p in self.resource_exclude
-        )
+        return selected(uri, self.resource_include, self.resource_exclude)
+
+    def exposed_name(self, kind: str, original: str, separator: str) -> str | None:
+        """The name clients see for a backend's tool or prompt, or None if the config filters it out.
+
+        The build and the running gateway (for tools that appear after the
+        snapshot, under `pin: warn|off`) both name items with this.
+        """
+        if kind == "tool":
+            include, exclude, rename = self.tool_include, self.tool_exclude, self.tool_rename
+        else:
+            include, exclude, rename = self.prompt_include, self.prompt_exclude, self.prompt_rename
+        if not selected(original, include, exclude):
+            return None
+        renamed = rename.get(original, original)
+        return f"{self.prefix}{separator}{renamed}" if self.prefix else renamed
+
+    def expose(self, kind: str, item: Mapping[str, Any], separator: str) -> JSON | None:
+        """The definition clients see: renamed, description overridden; None if filtered out."""
+        original = str(item.get("name"))
+        name = self.exposed_name(kind, original, separator)
+        if name is None:
+            return None
+        definition = {**item, "name": name}
+        if kind == "tool" and original in self.tool_describe:
+            definition["description"] = self.tool_describe[original]
+        return definition
+
+
+def selected(name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """Glob filters as the config means them: any include matches and no exclude does."""
+    return any(fnmatchcase(name, p) for p in include) and not any(fnmatchcase(name, p) for p in exclude)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +101,9 @@ class GatewaySpec:
     prompt_routes: Mapping[str, Target]
     resource_templates: tuple[tuple[str, JSON], ...]
     resources: Mapping[str, str]
-    pins: Mapping[str, str]
+    tool_pins: Mapping[str, str]
+    prompt_pins: Mapping[str, str]
+    separator: str = "__"
     instructions: str | None = None
     host: str = "127.0.0.1"
     port: int = 9000

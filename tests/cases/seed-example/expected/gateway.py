@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import logging.handlers
 import math
 import os
 import random
@@ -22,27 +25,34 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, overload
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 import mcp_types as types
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.connection import Connection as UpstreamConnection
+from mcp.server.connection import allowed_log_levels
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.dispatcher import CallOptions
+from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.uri_template import UriTemplate
@@ -117,14 +127,51 @@ class BackendSpec:
     startup_timeout: float = 30.0
     session: str = "shared"
     pin: str = "strict"
+    prefix: str = ""
+    tool_include: tuple[str, ...] = ("*",)
+    tool_exclude: tuple[str, ...] = ()
+    tool_rename: Mapping[str, str] = field(default_factory=dict)
+    tool_describe: Mapping[str, str] = field(default_factory=dict)
+    prompt_include: tuple[str, ...] = ("*",)
+    prompt_exclude: tuple[str, ...] = ()
+    prompt_rename: Mapping[str, str] = field(default_factory=dict)
     resource_include: tuple[str, ...] = ("*",)
     resource_exclude: tuple[str, ...] = ()
 
     def exposes_resource(self, uri: str) -> bool:
         """The config's `resources` globs, applied to live listings as the build applied them."""
-        return any(fnmatchcase(uri, p) for p in self.resource_include) and not any(
-            fnmatchcase(uri, p) for p in self.resource_exclude
-        )
+        return selected(uri, self.resource_include, self.resource_exclude)
+
+    def exposed_name(self, kind: str, original: str, separator: str) -> str | None:
+        """The name clients see for a backend's tool or prompt, or None if the config filters it out.
+
+        The build and the running gateway (for tools that appear after the
+        snapshot, under `pin: warn|off`) both name items with this.
+        """
+        if kind == "tool":
+            include, exclude, rename = self.tool_include, self.tool_exclude, self.tool_rename
+        else:
+            include, exclude, rename = self.prompt_include, self.prompt_exclude, self.prompt_rename
+        if not selected(original, include, exclude):
+            return None
+        renamed = rename.get(original, original)
+        return f"{self.prefix}{separator}{renamed}" if self.prefix else renamed
+
+    def expose(self, kind: str, item: Mapping[str, Any], separator: str) -> JSON | None:
+        """The definition clients see: renamed, description overridden; None if filtered out."""
+        original = str(item.get("name"))
+        name = self.exposed_name(kind, original, separator)
+        if name is None:
+            return None
+        definition = {**item, "name": name}
+        if kind == "tool" and original in self.tool_describe:
+            definition["description"] = self.tool_describe[original]
+        return definition
+
+
+def selected(name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """Glob filters as the config means them: any include matches and no exclude does."""
+    return any(fnmatchcase(name, p) for p in include) and not any(fnmatchcase(name, p) for p in exclude)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +197,9 @@ class GatewaySpec:
     prompt_routes: Mapping[str, Target]
     resource_templates: tuple[tuple[str, JSON], ...]
     resources: Mapping[str, str]
-    pins: Mapping[str, str]
+    tool_pins: Mapping[str, str]
+    prompt_pins: Mapping[str, str]
+    separator: str = "__"
     instructions: str | None = None
     host: str = "127.0.0.1"
     port: int = 9000
@@ -160,12 +209,813 @@ class GatewaySpec:
     max_body_bytes: int = 4 * 1024 * 1024
 
 
-# ---- runtime: backends.py ----
+# ---- runtime: drift.py ----
+
+BREAKING = "breaking"
+SECURITY = "security"
+ADDITIVE = "additive"
+SEVERITY_ORDER: tuple[str, ...] = (BREAKING, SECURITY, ADDITIVE)
+
+CODES: dict[str, tuple[str, str]] = {
+    # gateway and backend level
+    "CONFIG_CHANGED": (BREAKING, "the config changed since the snapshot was built"),
+    "BACKEND_UNREACHABLE": (BREAKING, "a backend could not be probed"),
+    "BACKEND_ADDED": (ADDITIVE, "a backend is in the config but not in the snapshot"),
+    "BACKEND_REMOVED": (BREAKING, "a backend is in the snapshot but no longer enabled in the config"),
+    "SERVER_INFO_CHANGED": (ADDITIVE, "the backend reports another name or version"),
+    "PROTOCOL_VERSION_CHANGED": (ADDITIVE, "the backend negotiated another protocol version"),
+    "CAPABILITY_ADDED": (ADDITIVE, "the backend declares a new capability"),
+    "CAPABILITY_REMOVED": (BREAKING, "the backend no longer declares a capability"),
+    "INSTRUCTIONS_CHANGED": (SECURITY, "the backend's instructions to the model changed"),
+    # tools
+    "TOOL_ADDED": (ADDITIVE, "a new tool"),
+    "TOOL_REMOVED": (BREAKING, "a tool is gone"),
+    "TOOL_DESCRIPTION_CHANGED": (SECURITY, "a tool's description changed"),
+    "TOOL_TITLE_CHANGED": (SECURITY, "a tool's title changed"),
+    "ANNOTATIONS_CHANGED": (SECURITY, "a tool's behaviour hints changed"),
+    "TOOL_META_CHANGED": (SECURITY, "a tool's _meta changed"),
+    "TOOL_ICONS_CHANGED": (ADDITIVE, "a tool's icons changed"),
+    "TOOL_EXECUTION_CHANGED": (BREAKING, "a tool's execution settings changed"),
+    "TOOL_DEFINITION_CHANGED": (SECURITY, "a tool's definition changed in a field mcpgw does not analyse"),
+    "PARAM_REMOVED": (BREAKING, "a parameter is gone"),
+    "PARAM_REQUIRED_ADDED": (BREAKING, "a new required parameter"),
+    "PARAM_OPTIONAL_ADDED": (ADDITIVE, "a new optional parameter"),
+    "PARAM_MADE_REQUIRED": (BREAKING, "an optional parameter became required"),
+    "PARAM_MADE_OPTIONAL": (ADDITIVE, "a required parameter became optional"),
+    "PARAM_TYPE_CHANGED": (BREAKING, "a parameter no longer accepts a type it accepted"),
+    "PARAM_TYPE_WIDENED": (ADDITIVE, "a parameter accepts more types"),
+    "PARAM_ENUM_NARROWED": (BREAKING, "a parameter no longer accepts some values"),
+    "PARAM_ENUM_WIDENED": (ADDITIVE, "a parameter accepts more values"),
+    "PARAM_CONSTRAINT_TIGHTENED": (BREAKING, "a parameter's bounds, length, pattern or format got stricter"),
+    "PARAM_CONSTRAINT_LOOSENED": (ADDITIVE, "a parameter's bounds or length got looser"),
+    "PARAM_ADDITIONAL_RESTRICTED": (BREAKING, "an object no longer accepts extra properties"),
+    "PARAM_ADDITIONAL_ALLOWED": (ADDITIVE, "an object now accepts extra properties"),
+    "PARAM_DESCRIPTION_CHANGED": (SECURITY, "a parameter's description or title changed"),
+    "PARAM_DEFAULT_CHANGED": (SECURITY, "a parameter's default changed: same call, other behaviour"),
+    "PARAM_SCHEMA_CHANGED": (BREAKING, "a parameter's schema changed in a way mcpgw cannot prove compatible"),
+    "OUTPUT_SCHEMA_ADDED": (ADDITIVE, "a tool now declares an output schema"),
+    "OUTPUT_SCHEMA_REMOVED": (BREAKING, "a tool no longer declares its output schema"),
+    "OUTPUT_SCHEMA_CHANGED": (BREAKING, "a tool's output schema changed"),
+    # prompts
+    "PROMPT_ADDED": (ADDITIVE, "a new prompt"),
+    "PROMPT_REMOVED": (BREAKING, "a prompt is gone"),
+    "PROMPT_DESCRIPTION_CHANGED": (SECURITY, "a prompt's description or title changed"),
+    "PROMPT_ARGUMENT_REMOVED": (BREAKING, "a prompt argument is gone"),
+    "PROMPT_ARGUMENT_REQUIRED_ADDED": (BREAKING, "a new required prompt argument"),
+    "PROMPT_ARGUMENT_OPTIONAL_ADDED": (ADDITIVE, "a new optional prompt argument"),
+    "PROMPT_ARGUMENT_MADE_REQUIRED": (BREAKING, "an optional prompt argument became required"),
+    "PROMPT_ARGUMENT_MADE_OPTIONAL": (ADDITIVE, "a required prompt argument became optional"),
+    "PROMPT_ARGUMENT_DESCRIPTION_CHANGED": (SECURITY, "a prompt argument's description or title changed"),
+    "PROMPT_DEFINITION_CHANGED": (SECURITY, "a prompt's definition changed in a field mcpgw does not analyse"),
+    # resources
+    "RESOURCE_TEMPLATE_ADDED": (ADDITIVE, "a new resource template"),
+    "RESOURCE_TEMPLATE_REMOVED": (BREAKING, "a resource template is gone"),
+    "RESOURCE_TEMPLATE_CHANGED": (SECURITY, "a resource template's description, name or type changed"),
+    "RESOURCE_ADDED": (ADDITIVE, "a new resource"),
+    "RESOURCE_REMOVED": (BREAKING, "a resource is gone"),
+    "RESOURCE_CHANGED": (SECURITY, "a resource's description, name or type changed"),
+}
+"""Every code mcpgw reports, its class and what it means. Codes are stable: never renamed."""
+
+_BOUNDS_LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
+_BOUNDS_UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_EXACT = ("pattern", "format", "multipleOf", "uniqueItems", "contentEncoding", "contentMediaType")
+_COMPOSITE = ("anyOf", "oneOf", "allOf", "not", "if", "then", "else", "prefixItems", "patternProperties")
+_HANDLED = frozenset(
+    {
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "description",
+        "title",
+        "default",
+        "examples",
+        "$ref",
+        "$defs",
+        "definitions",
+        "$schema",
+        "$id",
+        "$comment",
+        *_BOUNDS_LOWER,
+        *_BOUNDS_UPPER,
+        *_EXACT,
+        *_COMPOSITE,
+    }
+)
+_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One reported difference. `name` is the tool/prompt/URI ("" for backend level); `path` a parameter."""
+
+    code: str
+    backend: str
+    kind: str
+    name: str
+    message: str
+    path: str = ""
+
+    @property
+    def severity(self) -> str:
+        return CODES[self.code][0]
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "backend": self.backend,
+            "code": self.code,
+            "kind": self.kind,
+            "message": self.message,
+            "name": self.name,
+            "path": self.path,
+            "severity": self.severity,
+        }
+
+
+def canonical(value: Any) -> str:
+    """Sorted keys, no whitespace: the text every sha256 in mcpgw is taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(value: Any) -> str:
+    """The pin of a definition, as the snapshot records it and the gateway re-checks it."""
+    return "sha256:" + hashlib.sha256(canonical(value).encode()).hexdigest()
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _show(a) == _show(b)
+
+
+# -- JSON Schema, parameter by parameter ---------------------------------------------------------
+
+
+class _Schemas:
+    """Walks two schemas side by side, resolving each side's local `$ref`s against its own root."""
+
+    def __init__(self, before: Any, after: Any) -> None:
+        self.roots = (before, after)
+        self.seen: set[tuple[str, str]] = set()
+
+    def _resolve(self, schema: Any, side: int) -> Any:
+        hops = 0
+        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and hops < 32:
+            ref: str = schema["$ref"]
+            target = _pointer(self.roots[side], ref)
+            if target is None:
+                return schema  # remote or broken refs are compared as written
+            siblings = {k: v for k, v in schema.items() if k != "$ref"}
+            schema = {**target, **siblings} if isinstance(target, dict) else target
+            hops += 1
+        return schema
+
+    def walk(self, before: Any, after: Any, path: str) -> Iterator[tuple[str, str, str]]:
+        """Yield (code, path, message) for every difference found at and below `path`."""
+        refs = (_ref_of(before), _ref_of(after))
+        if refs[0] is not None and refs[1] is not None:
+            if refs in self.seen:
+                return  # recursive schema: this pair is already being compared
+            self.seen.add((refs[0], refs[1]))
+        b, a = self._resolve(before, 0), self._resolve(after, 1)
+        if _same(b, a):
+            return
+        if not isinstance(b, dict) or not isinstance(a, dict):
+            yield "PARAM_SCHEMA_CHANGED", path, f"schema changed from {_show(b)} to {_show(a)}"
+            return
+        yield from _types(b, a, path)
+        yield from _enums(b, a, path)
+        yield from _bounds(b, a, path)
+        yield from self._objects(b, a, path)
+        if "items" in b or "items" in a:
+            yield from self.walk(b.get("items", {}), a.get("items", {}), f"{path}[]")
+        for key in ("description", "title"):
+            if not _same(b.get(key), a.get(key)):
+                yield "PARAM_DESCRIPTION_CHANGED", path, f"{key} changed: {_show(b.get(key))} → {_show(a.get(key))}"
+        if not _same(b.get("default"), a.get("default")):
+            yield "PARAM_DEFAULT_CHANGED", path, f"default {_show(b.get('default'))} → {_show(a.get('default'))}"
+        for key in sorted((set(b) | set(a)) - _HANDLED):
+            if not _same(b.get(key), a.get(key)):
+                yield "PARAM_SCHEMA_CHANGED", path, f"{key} changed: {_show(b.get(key))} → {_show(a.get(key))}"
+        for key in _COMPOSITE:
+            if not _same(b.get(key), a.get(key)):
+                yield "PARAM_SCHEMA_CHANGED", path, f"{key} changed"
+
+    def _objects(self, b: dict[str, Any], a: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
+        bp, ap = b.get("properties") or {}, a.get("properties") or {}
+        if not isinstance(bp, dict) or not isinstance(ap, dict):
+            return
+        breq, areq = set(b.get("required") or ()), set(a.get("required") or ())
+        for name in sorted(set(bp) | set(ap)):
+            sub = f"{path}.{name}" if path else name
+            if name not in ap:
+                yield "PARAM_REMOVED", sub, "parameter removed"
+            elif name not in bp:
+                if name in areq:
+                    yield "PARAM_REQUIRED_ADDED", sub, "new required parameter"
+                else:
+                    yield "PARAM_OPTIONAL_ADDED", sub, "new optional parameter"
+            else:
+                if name in areq and name not in breq:
+                    yield "PARAM_MADE_REQUIRED", sub, "parameter is now required"
+                elif name in breq and name not in areq:
+                    yield "PARAM_MADE_OPTIONAL", sub, "parameter is now optional"
+                yield from self.walk(bp[name], ap[name], sub)
+        b_extra, a_extra = b.get("additionalProperties", True), a.get("additionalProperties", True)
+        if b_extra is not False and a_extra is False:
+            yield "PARAM_ADDITIONAL_RESTRICTED", path, "additional properties no longer allowed"
+        elif b_extra is False and a_extra is not False:
+            yield "PARAM_ADDITIONAL_ALLOWED", path, "additional properties now allowed"
+        elif isinstance(b_extra, dict) and isinstance(a_extra, dict):
+            yield from self.walk(b_extra, a_extra, f"{path}.*" if path else "*")
+
+
+def _ref_of(schema: Any) -> str | None:
+    return schema.get("$ref") if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) else None
+
+
+def _pointer(root: Any, ref: str) -> Any:
+    """A local JSON pointer (`#/$defs/X`), or None if the ref is not local or does not resolve."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for raw in ref[1:].split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _type_set(schema: dict[str, Any]) -> frozenset[str]:
+    t = schema.get("type")
+    if t is None:
+        return _TYPES
+    names = frozenset([t] if isinstance(t, str) else t if isinstance(t, list) else [])
+    return names | {"integer"} if "number" in names else names
+
+
+def _types(b: dict[str, Any], a: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
+    bt, at = _type_set(b), _type_set(a)
+    if bt == at:
+        return
+    was, now = _show(b.get("type", "any")), _show(a.get("type", "any"))
+    if not bt <= at:
+        yield "PARAM_TYPE_CHANGED", path, f"type {was} → {now}"
+    else:
+        yield "PARAM_TYPE_WIDENED", path, f"type {was} → {now}"
+
+
+def _allowed(schema: dict[str, Any]) -> list[Any] | None:
+    if "const" in schema:
+        return [schema["const"]]
+    enum = schema.get("enum")
+    return enum if isinstance(enum, list) else None
+
+
+def _enums(b: dict[str, Any], a: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
+    be, ae = _allowed(b), _allowed(a)
+    if be is None and ae is None:
+        return
+    if ae is None:
+        yield "PARAM_ENUM_WIDENED", path, "no longer restricted to a list of values"
+        return
+    if be is None:
+        yield "PARAM_ENUM_NARROWED", path, f"now restricted to {_show(ae)}"
+        return
+    shown_b, shown_a = {_show(v) for v in be}, {_show(v) for v in ae}
+    if gone := sorted(shown_b - shown_a):
+        yield "PARAM_ENUM_NARROWED", path, f"values no longer accepted: {', '.join(gone)}"
+    if new := sorted(shown_a - shown_b):
+        yield "PARAM_ENUM_WIDENED", path, f"values now accepted: {', '.join(new)}"
+
+
+def _bounds(b: dict[str, Any], a: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
+    for key in (*_BOUNDS_LOWER, *_BOUNDS_UPPER, *_EXACT):
+        was, now = b.get(key), a.get(key)
+        if _same(was, now):
+            continue
+        detail = f"{key} {_show(was) if was is not None else 'unset'} → {_show(now) if now is not None else 'unset'}"
+        if key in _EXACT:
+            looser = now is None
+        elif not isinstance(was, int | float) or not isinstance(now, int | float):
+            looser = now is None
+        else:
+            looser = now < was if key in _BOUNDS_LOWER else now > was
+        yield ("PARAM_CONSTRAINT_LOOSENED" if looser else "PARAM_CONSTRAINT_TIGHTENED"), path, detail
+
+
+def schema_changes(before: Any, after: Any) -> list[tuple[str, str, str]]:
+    """(code, parameter path, message) for every difference between two input schemas."""
+    return list(_Schemas(before, after).walk(before or {}, after or {}, ""))
+
+
+# -- tools and prompts ---------------------------------------------------------------------------
+
+_TOOL_FIELDS = frozenset(
+    {"name", "description", "title", "annotations", "inputSchema", "outputSchema", "icons", "_meta", "execution"}
+)
+_PROMPT_FIELDS = frozenset({"name", "description", "title", "arguments"})
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any], key: str) -> bool:
+    """An absent key and an explicit null differ too: the digest sees the difference, so must we."""
+    return (key in before) != (key in after) or not _same(before.get(key), after.get(key))
+
+
+def _quote(text: Any) -> str:
+    return _show(text) if text is not None else "none"
+
+
+def _was_now(before: Mapping[str, Any], after: Mapping[str, Any], key: str) -> str:
+    return f"{key} {_quote(before.get(key))} → {_quote(after.get(key))}"
+
+
+_TOOL_SCALARS: tuple[tuple[str, str], ...] = (
+    ("description", "TOOL_DESCRIPTION_CHANGED"),
+    ("title", "TOOL_TITLE_CHANGED"),
+    ("_meta", "TOOL_META_CHANGED"),
+    ("icons", "TOOL_ICONS_CHANGED"),
+    ("execution", "TOOL_EXECUTION_CHANGED"),
+)
+
+
+def _annotations(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    ba, aa = before.get("annotations") or {}, after.get("annotations") or {}
+    if not isinstance(ba, dict) or not isinstance(aa, dict):
+        return "annotations changed"
+    return "; ".join(_was_now(ba, aa, k) for k in sorted(set(ba) | set(aa)) if _changed(ba, aa, k))
+
+
+def _output_schema(before: Any, after: Any) -> tuple[str, str]:
+    if before is None:
+        return "OUTPUT_SCHEMA_ADDED", "output schema added"
+    if after is None:
+        return "OUTPUT_SCHEMA_REMOVED", "output schema removed"
+    paths = sorted({p or "(root)" for _, p, _ in schema_changes(before, after)})
+    return "OUTPUT_SCHEMA_CHANGED", f"output schema changed at {', '.join(paths) or '(root)'}"
+
+
+def tool_changes(backend: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    """Every difference between two definitions of one tool; empty only if they are equal."""
+    out: list[Change] = []
+
+    def add(code: str, message: str, path: str = "") -> None:
+        out.append(Change(code, backend, "tool", name, message, path))
+
+    for key, code in _TOOL_SCALARS:
+        if _changed(before, after, key):
+            add(code, _was_now(before, after, key) if key != "icons" else "icons changed")
+    if _changed(before, after, "annotations"):
+        add("ANNOTATIONS_CHANGED", _annotations(before, after) or "annotations changed")
+    if _changed(before, after, "inputSchema"):
+        found = schema_changes(before.get("inputSchema"), after.get("inputSchema"))
+        for code, path, message in found or [("PARAM_SCHEMA_CHANGED", "", "input schema changed")]:
+            add(code, message, path)
+    if _changed(before, after, "outputSchema"):
+        add(*_output_schema(before.get("outputSchema"), after.get("outputSchema")))
+    for key in sorted((set(before) | set(after)) - _TOOL_FIELDS):
+        if _changed(before, after, key):
+            add("TOOL_DEFINITION_CHANGED", _was_now(before, after, key))
+    return out
+
+
+def _arguments(prompt: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    args = prompt.get("arguments") or []
+    return {str(a.get("name")): a for a in args if isinstance(a, dict)}
+
+
+def prompt_changes(backend: str, name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    """Every difference between two definitions of one prompt; empty only if they are equal."""
+    out: list[Change] = []
+
+    def add(code: str, message: str, path: str = "") -> None:
+        out.append(Change(code, backend, "prompt", name, message, path))
+
+    for key in ("description", "title"):
+        if _changed(before, after, key):
+            add("PROMPT_DESCRIPTION_CHANGED", _was_now(before, after, key))
+    b_args, a_args = _arguments(before), _arguments(after)
+    for arg in sorted(set(b_args) | set(a_args)):
+        b_arg, a_arg = b_args.get(arg), a_args.get(arg)
+        if a_arg is None:
+            add("PROMPT_ARGUMENT_REMOVED", "argument removed", arg)
+        elif b_arg is None:
+            required = bool(a_arg.get("required"))
+            code = "PROMPT_ARGUMENT_REQUIRED_ADDED" if required else "PROMPT_ARGUMENT_OPTIONAL_ADDED"
+            add(code, f"new {'required' if required else 'optional'} argument", arg)
+        else:
+            if bool(a_arg.get("required")) and not b_arg.get("required"):
+                add("PROMPT_ARGUMENT_MADE_REQUIRED", "argument is now required", arg)
+            elif bool(b_arg.get("required")) and not a_arg.get("required"):
+                add("PROMPT_ARGUMENT_MADE_OPTIONAL", "argument is now optional", arg)
+            for key in ("description", "title"):
+                if _changed(b_arg, a_arg, key):
+                    add(
+                        "PROMPT_ARGUMENT_DESCRIPTION_CHANGED",
+                        _was_now(b_arg, a_arg, key),
+                        arg,
+                    )
+    extra = sorted(k for k in (set(before) | set(after)) - _PROMPT_FIELDS if _changed(before, after, k))
+    if extra or (not out and not _same(before, after)):
+        add("PROMPT_DEFINITION_CHANGED", f"changed: {', '.join(extra) or 'arguments'}")
+    return out
+
+
+def summary(changes: list[Change]) -> str:
+    """`CODE (path), CODE` — how a gateway names the changes in one line."""
+    seen: dict[str, None] = {}
+    for c in changes:
+        seen.setdefault(f"{c.code} ({c.path})" if c.path else c.code, None)
+    return ", ".join(seen)
+
+
+# ---- runtime: pins.py ----
 
 log = logging.getLogger("mcpgw")
 
+KINDS: tuple[str, ...] = ("tool", "prompt")
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """One item as built into the gateway: the name clients see, its pin, its exposed definition."""
+
+    exposed: str
+    digest: str
+    definition: JSON
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What one backend may expose of one kind, and why the rest is held back."""
+
+    kind: str
+    expose: dict[str, tuple[str, JSON]] = field(default_factory=dict)
+    """Exposed name → (original name, definition clients see)."""
+    held: dict[str, str] = field(default_factory=dict)
+    """Exposed name → the error a call to it returns."""
+    changes: list[Change] = field(default_factory=list)
+
+
+def _source(spec: BackendSpec, kind: str, original: str, pinned: Pinned, live: Mapping[str, Any]) -> JSON:
+    """The backend's own definition at build time, rebuilt from the exposed one.
+
+    Renames are undone; a description the config overrides is unknown here, so
+    it is taken from the live side and not compared (clients never saw it).
+    """
+    source = {**pinned.definition, "name": original}
+    if kind == "tool" and original in spec.tool_describe:
+        if "description" in live:
+            source["description"] = live["description"]
+        else:
+            source.pop("description", None)
+    return source
+
+
+def _changes(spec: BackendSpec, kind: str, original: str, pinned: Pinned, live: Mapping[str, Any]) -> list[Change]:
+    before = _source(spec, kind, original, pinned, live)
+    differ = tool_changes if kind == "tool" else prompt_changes
+    found = differ(spec.name, original, before, live)
+    if not found:  # the digest moved but the rebuilt source hides where: the overridden description
+        code = "TOOL_DESCRIPTION_CHANGED" if kind == "tool" else "PROMPT_DESCRIPTION_CHANGED"
+        found = [Change(code, spec.name, kind, original, "description changed (overridden by the config)")]
+    return found
+
+
+def verify(spec: BackendSpec, kind: str, live: list[JSON], pinned: Mapping[str, Pinned], separator: str) -> Verdict:
+    """Compare a backend's live list of one kind with its pins (keyed by original name) under its policy."""
+    verdict = Verdict(kind)
+    upper = kind.upper()
+    seen: set[str] = set()
+    for item in live:
+        original = item.get("name")
+        if not isinstance(original, str) or original in seen:
+            continue
+        seen.add(original)
+        pin = pinned.get(original)
+        definition = spec.expose(kind, item, separator)
+        if definition is None:
+            continue  # the config filters it out, whatever it says
+        name = str(definition["name"])
+        if pin is not None and digest(item) == pin.digest:
+            verdict.expose[name] = (original, pin.definition)
+            continue
+        if pin is None:
+            changes = [Change(f"{upper}_ADDED", spec.name, kind, original, f"new {kind} since the snapshot")]
+            why = f"{kind} {name!r} is new on backend {spec.name!r} since the snapshot ({upper}_ADDED)"
+        else:
+            changes = _changes(spec, kind, original, pin, item)
+            why = (
+                f"{kind} {name!r} changed on backend {spec.name!r} since the snapshot was reviewed ({summary(changes)})"
+            )
+        verdict.changes += changes
+        if spec.pin == "strict":
+            verdict.held[name] = (
+                f"{why}; the gateway holds it back under pin 'strict'. Review the change with "
+                f"`mcpgw check` and re-approve it with `mcpgw build`."
+            )
+            log.warning("pin: %s; held back", why)
+            continue
+        if spec.pin == "warn":
+            log.warning("pin: %s; exposing the live definition (pin 'warn')", why)
+        else:
+            log.debug("pin: %s; exposed (pin 'off')", why)
+        verdict.expose[name] = (original, definition)
+    for original, pin in sorted(pinned.items()):
+        if original not in seen:
+            verdict.changes.append(Change(f"{upper}_REMOVED", spec.name, kind, original, f"{kind} removed"))
+            verdict.held[pin.exposed] = (
+                f"{kind} {pin.exposed!r}: backend {spec.name!r} no longer offers it ({upper}_REMOVED)"
+            )
+            log.warning("pin: backend %s no longer offers %s %r (%s_REMOVED)", spec.name, kind, original, upper)
+    return verdict
+
+
+def pinned_items(
+    backend: str, items: tuple[JSON, ...], routes: Mapping[str, Any], pins: Mapping[str, str]
+) -> dict[str, Pinned]:
+    """The embedded tables of one backend and kind, keyed by the backend's original names."""
+    out: dict[str, Pinned] = {}
+    for definition in items:
+        name = str(definition["name"])
+        route = routes[name]
+        if route.backend == backend:
+            out[route.name] = Pinned(name, pins[name], definition)
+    return out
+
+
+def status(policy: str, verdicts: Mapping[str, Verdict] | None, error: str | None = None) -> JSON:
+    """The `pin` entry of a backend in `/healthz`."""
+    if error is not None:
+        return {"policy": policy, "status": "unverified", "error": error, "held": {}, "changes": []}
+    if verdicts is None:
+        return {"policy": policy, "status": "pending", "held": {}, "changes": []}
+    changes = [c for v in verdicts.values() for c in v.changes]
+    held = {name: why for v in verdicts.values() for name, why in sorted(v.held.items())}
+    return {
+        "policy": policy,
+        "status": "drift" if changes else "verified",
+        "held": held,
+        "changes": [f"{c.kind} {c.name}: {c.code}" + (f" ({c.path})" if c.path else "") for c in changes],
+    }
+
+
+# ---- runtime: observe.py ----
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One transition of one backend; `old` is None for the initial state."""
+
+    backend: str
+    old: str | None
+    new: str
+    error: str | None = None
+    server: str | None = None
+    """The backend's `serverInfo.name` once connected."""
+    pin: Any = None
+    """The backend's pin status (the `pin` entry of `/healthz`), when it has one."""
+
+
+StateListener = Callable[[StateChange], None]
+
+STATE_LISTENERS: list[StateListener] = []
+"""Called synchronously on every change; a listener that raises is logged and skipped."""
+
+
+def _server_name(owner: Any) -> str | None:
+    init = getattr(getattr(owner, "connection", None), "init", None)
+    name = getattr(getattr(init, "server_info", None), "name", None)
+    return name if isinstance(name, str) else None
+
+
+class ObservedState:
+    """A data descriptor for a string attribute whose changes are announced."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_observed_{name}"
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> ObservedState: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> str: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> ObservedState | str:
+        if instance is None:
+            return self
+        value: str = instance.__dict__[self.slot]
+        return value
+
+    def __set__(self, instance: object, value: str) -> None:
+        old: str | None = instance.__dict__.get(self.slot)
+        instance.__dict__[self.slot] = value
+        if old == value or not STATE_LISTENERS:
+            return
+        change = StateChange(
+            backend=str(getattr(instance, "name", "?")),
+            old=old,
+            new=value,
+            error=None if value == "ready" else getattr(instance, "error", None),
+            server=_server_name(instance) if value == "ready" else None,
+            pin=getattr(instance, "pin", None),
+        )
+        for listener in list(STATE_LISTENERS):
+            try:
+                listener(change)
+            except Exception:
+                log.exception("state listener failed on %s", change)
+
+
+# ---- runtime: relay.py ----
+
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+
+
+@dataclass(eq=False, slots=True)
+class Origin:
+    """The upstream request on whose behalf the gateway is talking to a backend."""
+
+    ctx: ServerRequestContext[Any, Any]
+
+    @property
+    def connection(self) -> UpstreamConnection:
+        """The upstream client's connection (one per session; per request on stateless HTTP)."""
+        connection: UpstreamConnection = self.ctx.session._connection
+        return connection
+
+    @property
+    def channel(self) -> DispatchContext[Any]:
+        """The request's own back-channel: on Streamable HTTP it rides that request's response stream."""
+        channel: DispatchContext[Any] = self.ctx.session._request_outbound
+        return channel
+
+    def allows_log(self, level: str, hub: UpstreamHub | None) -> bool:
+        """Era rules (2026-07-28: per-request opt-in) and the level this client set, if any."""
+        if level not in allowed_log_levels(self.connection.protocol_version, self.ctx.meta):
+            return False
+        return hub is None or hub.wants_log(self.connection, level)
+
+
+ORIGIN: ContextVar[Origin | None] = ContextVar("mcpgw_origin", default=None)
+"""Set by the gateway's middleware for the duration of each upstream request."""
+
+
+def _level_index(level: object) -> int:
+    return LOG_LEVELS.index(level) if isinstance(level, str) and level in LOG_LEVELS else 0
+
+
+class UpstreamHub:
+    """The upstream connections the gateway has seen, and what each asked to hear.
+
+    Held weakly: a connection that ends drops out of every table by itself.
+    """
+
+    def __init__(self) -> None:
+        self._connections: weakref.WeakSet[UpstreamConnection] = weakref.WeakSet()
+        self._levels: weakref.WeakKeyDictionary[UpstreamConnection, str] = weakref.WeakKeyDictionary()
+        self._subscribers: dict[str, weakref.WeakSet[UpstreamConnection]] = {}
+
+    def seen(self, connection: UpstreamConnection) -> None:
+        self._connections.add(connection)
+
+    def set_level(self, connection: UpstreamConnection, level: str) -> str:
+        """Record a client's `logging/setLevel`; the most verbose level any client wants, for backends."""
+        self._levels[connection] = level
+        return min(self._levels.values(), key=_level_index)
+
+    def wants_log(self, connection: UpstreamConnection, level: str) -> bool:
+        wanted = self._levels.get(connection)
+        return wanted is None or _level_index(level) >= _level_index(wanted)
+
+    def subscribe(self, connection: UpstreamConnection, uri: str) -> None:
+        self._subscribers.setdefault(uri, weakref.WeakSet()).add(connection)
+
+    def unsubscribe(self, connection: UpstreamConnection, uri: str) -> bool:
+        """Drop one client's subscription; True when nobody is subscribed to `uri` any more."""
+        subscribers = self._subscribers.get(uri)
+        if subscribers is not None:
+            subscribers.discard(connection)
+        if not subscribers:
+            self._subscribers.pop(uri, None)
+            return True
+        return False
+
+    async def broadcast(self, method: str, params: Mapping[str, Any] | None, only: list[UpstreamConnection]) -> None:
+        """A notification on each connection's standalone channel (best effort: it never raises)."""
+        for connection in only:
+            await connection.outbound.notify(method, params)
+
+    def everyone(self) -> list[UpstreamConnection]:
+        return list(self._connections)
+
+    def subscribers(self, uri: str) -> list[UpstreamConnection]:
+        return list(self._subscribers.get(uri, ()))
+
+    def log_listeners(self, level: str) -> list[UpstreamConnection]:
+        """Clients that asked for logs (`logging/setLevel`) at or below `level`."""
+        return [c for c, wanted in list(self._levels.items()) if _level_index(level) >= _level_index(wanted)]
+
+
+class BackendRelay:
+    """One backend's side of the relay: who its in-flight requests are for, and delivery."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.hub: UpstreamHub | None = None
+        self._inflight: list[Origin] = []
+
+    @contextlib.contextmanager
+    def forwarding(self, params: Mapping[str, Any] | None, opts: CallOptions) -> Iterator[None]:
+        """Around one forwarded request: remember its origin and map its progress token."""
+        origin = ORIGIN.get()
+        if origin is None:
+            yield
+            return
+        meta = (params or {}).get("_meta")
+        if isinstance(meta, Mapping) and "progressToken" in meta:
+            channel = origin.channel
+
+            async def progress(progress: float, total: float | None, message: str | None) -> None:
+                await channel.progress(progress, total, message)
+
+            # The dispatcher sends the backend its own request id as the token and calls us back.
+            opts["on_progress"] = progress
+        self._inflight.append(origin)
+        try:
+            yield
+        finally:
+            self._inflight.remove(origin)
+
+    def origin(self) -> Origin | None:
+        """The latest in-flight request, when every in-flight request is from one client; else None."""
+        clients = {id(o.connection) for o in self._inflight}
+        return self._inflight[-1] if len(clients) == 1 else None
+
+    async def on_request(self, method: str, params: Mapping[str, Any] | None) -> JSON:
+        """A backend's request to the client (sampling, elicitation, roots): ask the client it is for."""
+        origin = self.origin()
+        if origin is None:
+            clients = len({id(o.connection) for o in self._inflight})
+            why = (
+                f'requests of {clients} clients are in flight on its shared session ("session": "per-client" '
+                "gives each client its own)"
+                if clients
+                else "no client request is in flight on it"
+            )
+            raise MCPError(types.INVALID_REQUEST, f"mcpgw cannot tell which client {method} is for: {why}")
+        if not origin.channel.can_send_request:
+            raise MCPError(
+                types.INVALID_REQUEST,
+                f"mcpgw cannot relay {method}: the client's connection ({origin.connection.protocol_version}) "
+                "has no channel for server requests",
+            )
+        return await origin.channel.send_raw_request(method, params)
+
+    async def on_notify(self, method: str, params: Mapping[str, Any] | None) -> None:
+        """A backend's notification: deliver it to the client(s) it concerns."""
+        hub = self.hub
+        if method == "notifications/message":
+            level = str((params or {}).get("level"))
+            origin = self.origin()
+            if origin is not None:
+                if origin.allows_log(level, hub):
+                    await origin.channel.notify(method, params)
+            elif self._inflight:
+                # Requests of several clients share this session: handing the entry to the wrong client
+                # would leak it, so it stays in the gateway's own log.
+                log.debug("backend %s: log entry of unknown origin not relayed: %s", self.backend, params)
+            elif hub is not None:
+                await hub.broadcast(method, params, hub.log_listeners(level))
+        elif method == "notifications/resources/updated" and hub is not None:
+            await hub.broadcast(method, params, hub.subscribers(str((params or {}).get("uri"))))
+        elif method == "notifications/resources/list_changed" and hub is not None:
+            await hub.broadcast(method, params, hub.everyone())
+        # progress and cancelled are matched by the dispatcher; tools/prompts list_changed go to the pins.
+
+
+# ---- runtime: backends.py ----
+
 BACKEND_UNAVAILABLE = -32002
 """JSON-RPC error code for "the backend behind this name is not serving"."""
+
+MAX_PAGES = 1000
+"""A cursor that never ends is a broken backend, not a reason to hang."""
+
+LIST_CHANGED: dict[type[Any], str] = {
+    types.ToolListChangedNotification: "tool",
+    types.PromptListChangedNotification: "prompt",
+}
 
 PYTHON_ALIASES = frozenset({"python", "python3"})
 """`"command": "python"` means the interpreter that runs the gateway (spec section 2)."""
@@ -209,16 +1059,44 @@ def resolve(spec: BackendSpec, base_dir: Path, environ: Mapping[str, str] | None
     )
 
 
+async def _not_relayed(context: Any, params: Any = None) -> types.ErrorData:
+    """Only reached without a relay (the compiler's probe): there is no client to ask."""
+    return types.ErrorData(code=types.INVALID_REQUEST, message="mcpgw: no client to relay this request to")
+
+
 class _WatchedDispatcher(JSONRPCDispatcher[Any]):
-    """A dispatcher that tells its supervisor when the connection ends."""
+    """A dispatcher that tells its supervisor when the connection ends, and feeds the relay.
+
+    With a `relay` attached, the backend's requests to the client (all but ping) go to the
+    relay as raw dicts instead of the session's callbacks, and every notification is offered
+    to the relay before the session sees it.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closed = anyio.Event()
+        self.relay: BackendRelay | None = None
 
-    async def run(self, *args: Any, **kwargs: Any) -> None:
+    async def run(
+        self,
+        on_request: OnRequest,
+        on_notify: OnNotify,
+        on_notify_intercept: OnNotifyIntercept | None = None,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async def request(dctx: DispatchContext[Any], method: str, params: Mapping[str, Any] | None) -> JSON:
+            if self.relay is not None and method != "ping":
+                return await self.relay.on_request(method, params)
+            return await on_request(dctx, method, params)
+
+        async def notify(dctx: DispatchContext[Any], method: str, params: Mapping[str, Any] | None) -> None:
+            if self.relay is not None:
+                await self.relay.on_notify(method, params)
+            await on_notify(dctx, method, params)
+
         try:
-            await super().run(*args, **kwargs)
+            await super().run(request, notify, on_notify_intercept, task_status=task_status)
         finally:
             self.closed.set()
 
@@ -234,7 +1112,23 @@ class Connection:
 
     async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
         opts: CallOptions = {"timeout": timeout, "headers": self.headers}
-        return await self.dispatcher.send_raw_request(method, params, opts)
+        relay = self.dispatcher.relay
+        if relay is None:
+            return await self.dispatcher.send_raw_request(method, params, opts)
+        with relay.forwarding(params, opts):
+            return await self.dispatcher.send_raw_request(method, params, opts)
+
+    async def pages(self, method: str, key: str, timeout: float) -> list[JSON]:
+        """Every item of a paginated list, following `nextCursor` to the end."""
+        items: list[JSON] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            page = await self.request(method, {"cursor": cursor} if cursor else None, timeout)
+            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+        raise BackendError(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
 
 
 @contextlib.asynccontextmanager
@@ -301,7 +1195,12 @@ async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Pro
 
 @contextlib.asynccontextmanager
 async def open_backend(
-    spec: BackendSpec, base_dir: Path, *, client_version: str = "0", errlog: TextIO | None = None
+    spec: BackendSpec,
+    base_dir: Path,
+    *,
+    client_version: str = "0",
+    errlog: TextIO | None = None,
+    message_handler: MessageHandlerFnT | None = None,
 ) -> AsyncIterator[Connection]:
     """Connect to one backend and complete the initialize handshake within `startup_timeout`."""
     resolved = resolve(spec, base_dir)
@@ -337,6 +1236,11 @@ async def open_backend(
                 dispatcher=dispatcher,
                 client_info=types.Implementation(name="mcpgw", version=client_version),
                 read_timeout_seconds=spec.timeout,
+                message_handler=message_handler,
+                # Advertised so backends ask; the relay answers them from the client that caused them.
+                sampling_callback=_not_relayed,
+                elicitation_callback=_not_relayed,
+                list_roots_callback=_not_relayed,
             )
         )
         with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)) as scope:
@@ -354,8 +1258,12 @@ class Backend:
 
     States: starting → ready → (restarting → ready)* ; failed while waiting to retry.
     Callers never hang: `request` waits for readiness up to `startup_timeout`,
-    then fails with an MCP error that names the backend.
+    then fails with an MCP error that names the backend. `verify` (the
+    gateway's pin check) runs before the backend counts as ready, and again
+    whenever it announces that its tools or prompts changed.
     """
+
+    state = ObservedState()  # every change reaches observe.STATE_LISTENERS (the console)
 
     def __init__(self, spec: BackendSpec, base_dir: Path, client_version: str, max_backoff: float = 30.0) -> None:
         self.spec = spec
@@ -368,6 +1276,11 @@ class Backend:
         self.connection: Connection | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
+        self.verify: Callable[[Backend, Connection, frozenset[str]], Awaitable[None]] | None = None
+        self.pin: JSON = {"policy": spec.pin, "status": "pending", "held": {}, "changes": []}
+        self._changed: set[str] = set()
+        self._dirty = anyio.Event()
+        self.relay = BackendRelay(spec.name)
 
     @property
     def name(self) -> str:
@@ -378,12 +1291,19 @@ class Backend:
         backoff = 0.5
         while True:
             try:
-                async with open_backend(self.spec, self.base_dir, client_version=self.client_version) as conn:
+                async with open_backend(
+                    self.spec, self.base_dir, client_version=self.client_version, message_handler=self._on_message
+                ) as conn:
+                    if self.verify is not None:
+                        await self.verify(self, conn, frozenset(LIST_CHANGED.values()))
                     self.connection, self.state, self.error = conn, "ready", None
                     self._ready.set()
                     backoff = 0.5
                     log.info("backend %s ready (%s)", self.name, conn.init.server_info.name)
-                    await conn.dispatcher.closed.wait()
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._reverify, conn)
+                        await conn.dispatcher.closed.wait()
+                        tg.cancel_scope.cancel()
                     log.warning("backend %s: connection closed", self.name)
             except (BackendError, MCPError, OSError) as exc:
                 self.error = str(exc)
@@ -398,17 +1318,33 @@ class Backend:
             await anyio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self.max_backoff)
 
+    async def _on_message(self, message: IncomingMessage) -> None:
+        """Runs inside the connection's read loop: only note the change, never await the backend here."""
+        kind = LIST_CHANGED.get(type(message))
+        if kind is not None:
+            self._changed.add(kind)
+            self._dirty.set()
+
+    async def _reverify(self, conn: Connection) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            kinds, self._changed = frozenset(self._changed), set()
+            if self.verify is not None and kinds:
+                log.info("backend %s: %s list changed; re-verifying pins", self.name, "/".join(sorted(kinds)))
+                await self.verify(self, conn, kinds)
+
     async def connected(self) -> Connection:
         """The live connection, waiting up to `startup_timeout` for one."""
         conn = self.connection
-        if conn is not None:
-            return conn
-        with anyio.move_on_after(self.spec.startup_timeout):
-            await self._ready.wait()
-        conn = self.connection
+        if conn is None:
+            with anyio.move_on_after(self.spec.startup_timeout):
+                await self._ready.wait()
+            conn = self.connection
         if conn is None:
             detail = f": {self.error}" if self.error else ""
             raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.name!r} is not available ({self.state}){detail}")
+        conn.dispatcher.relay = self.relay  # from the first forwarded request on, after every reconnect
         return conn
 
     async def request(self, method: str, params: Mapping[str, Any] | None, tool: str | None = None) -> JSON:
@@ -425,7 +1361,13 @@ class Backend:
             raise
 
     def health(self) -> JSON:
-        return {"state": self.state, "error": self.error, "restarts": self.restarts, "transport": self.spec.type}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "restarts": self.restarts,
+            "transport": self.spec.type,
+            "pin": self.pin,
+        }
 
 
 # ---- runtime: server.py ----
@@ -468,6 +1410,17 @@ class Gateway:
     def __init__(self, spec: GatewaySpec, base_dir: Path) -> None:
         self.spec = spec
         self.backends = {b.name: Backend(b, base_dir, spec.generator) for b in spec.backends}
+        tables = {"tool": (spec.tools, spec.tool_routes, spec.tool_pins)}
+        tables["prompt"] = (spec.prompts, spec.prompt_routes, spec.prompt_pins)
+        # What clients see right now, per kind: the embedded tables until a backend is verified.
+        self._exposed: dict[str, dict[str, JSON]] = {k: {str(d["name"]): d for d in t[0]} for k, t in tables.items()}
+        self._routes: dict[str, dict[str, Target]] = {k: dict(t[1]) for k, t in tables.items()}
+        self._held: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
+        """Kind → held-back name → (backend, the error a call to it gets)."""
+        self._verdicts: dict[str, dict[str, Verdict]] = {b: {} for b in self.backends}
+        self._pinned = {b: {k: pinned_items(b, *t) for k, t in tables.items()} for b in self.backends}
+        for backend in self.backends.values():
+            backend.verify = self._verify
         self._tools_result: JSON = {"tools": list(spec.tools)}
         self._prompts_result: JSON = {"prompts": list(spec.prompts)}
         self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
@@ -484,13 +1437,85 @@ class Gateway:
         """Start every backend concurrently; each reconnects on its own."""
         async with anyio.create_task_group() as tg:
             for backend in self.backends.values():
+                backend.relay.hub = self.hub
                 tg.start_soon(backend.run)
+
+    @functools.cached_property
+    def hub(self) -> UpstreamHub:
+        """The upstream clients, their log levels and resource subscriptions (see relay.py)."""
+        return UpstreamHub()
+
+    # -- pins --------------------------------------------------------------
+
+    async def _verify(self, backend: Backend, conn: Connection, kinds: frozenset[str]) -> None:
+        """Check a backend's live lists against its pins and publish what its policy allows."""
+        caps = conn.init.capabilities
+        verdicts: dict[str, Verdict] = {}
+        try:
+            for kind in sorted(kinds):
+                offered = caps.tools if kind == "tool" else caps.prompts
+                method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+                live = await conn.pages(method, key, backend.spec.timeout) if offered is not None else []
+                verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
+        except Exception as exc:  # a backend that cannot list cannot be verified
+            message = f"backend {backend.name!r}: cannot verify pins: {exc}"
+            log.error("%s", message)
+            backend.pin = status(backend.spec.pin, None, message)
+            if backend.spec.pin == "strict":
+                for kind in kinds:
+                    pinned = self._pinned[backend.name][kind].values()
+                    held = {p.exposed: f"{message}; held back under pin 'strict'" for p in pinned}
+                    await self._publish(backend.name, Verdict(kind, held=held))
+            return
+        self._verdicts[backend.name].update(verdicts)
+        backend.pin = status(backend.spec.pin, self._verdicts[backend.name])
+        for verdict in verdicts.values():
+            await self._publish(backend.name, verdict)
+
+    async def _publish(self, backend: str, verdict: Verdict) -> None:
+        """Replace one backend's entries of one kind; tell clients if their list changed."""
+        kind = verdict.kind
+        exposed, routes, held = self._exposed[kind], self._routes[kind], self._held[kind]
+        for name in [n for n, t in routes.items() if t.backend == backend]:
+            del routes[name]
+            exposed.pop(name, None)
+        for name in [n for n, (owner, _) in held.items() if owner == backend]:
+            del held[name]
+        for name, (original, definition) in verdict.expose.items():
+            other = routes.get(name)
+            if other is not None:
+                log.warning(
+                    "%s %r of backend %s collides with backend %s: not exposed", kind, name, backend, other.backend
+                )
+                continue
+            routes[name] = Target(backend, original)
+            exposed[name] = definition
+        for name, why in verdict.held.items():
+            if name not in routes:
+                held[name] = (backend, why)
+        listing = [exposed[n] for n in sorted(exposed)]
+        result_key, old = ("tools", self._tools_result) if kind == "tool" else ("prompts", self._prompts_result)
+        if listing == old[result_key]:
+            return
+        if kind == "tool":
+            self._tools_result = {"tools": listing}
+        else:
+            self._prompts_result = {"prompts": listing}
+        await self._notify_list_changed(f"notifications/{result_key}/list_changed")
+
+    async def _notify_list_changed(self, method: str) -> None:
+        clients = self.hub.everyone()
+        log.info("%s: telling %d connected client(s)", method, len(clients))
+        await self.hub.broadcast(method, None, clients)
 
     # -- routing -----------------------------------------------------------
 
-    def _route(self, routes: Mapping[str, Target], name: str, kind: str) -> tuple[Backend, str]:
-        route = routes.get(name)
+    def _route(self, kind: str, name: str) -> tuple[Backend, str]:
+        route = self._routes[kind].get(name)
         if route is None:
+            held = self._held[kind].get(name)
+            if held is not None:
+                raise MCPError(types.INVALID_PARAMS, held[1])
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
         return self.backends[route.backend], route.name
 
@@ -509,13 +1534,13 @@ class Gateway:
         name = params.get("name")
         if not isinstance(name, str):
             raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
-        backend, original = self._route(self.spec.tool_routes, name, "tool")
+        backend, original = self._route("tool", name)
         forwarded = _strip_meta(params)
         forwarded["name"] = original
         return await backend.request("tools/call", forwarded, tool=original)
 
     async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
-        backend, original = self._route(self.spec.prompt_routes, str(params.get("name")), "prompt")
+        backend, original = self._route("prompt", str(params.get("name")))
         forwarded = _strip_meta(params)
         forwarded["name"] = original
         return await backend.request("prompts/get", forwarded)
@@ -561,7 +1586,7 @@ class Gateway:
         ref = params.get("ref")
         forwarded = _strip_meta(params)
         if isinstance(ref, dict) and ref.get("type") == "ref/prompt":
-            backend, original = self._route(self.spec.prompt_routes, str(ref.get("name")), "prompt")
+            backend, original = self._route("prompt", str(ref.get("name")))
             forwarded["ref"] = {**ref, "name": original}
         elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
             uri = str(ref.get("uri"))
@@ -587,12 +1612,46 @@ class Gateway:
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Serve the hot methods directly; hand everything else to the SDK pipeline."""
-        fast = self._fast.get(ctx.method)
-        if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
-            # that the SDK's serializer owns; let it shape them.
-            return await call_next(ctx)
-        return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+        origin = Origin(ctx)
+        self.hub.seen(origin.connection)
+        token = ORIGIN.set(origin if ctx.request_id is not None else None)  # what backends ask goes back here
+        try:
+            fast = self._fast.get(ctx.method)
+            if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
+                # that the SDK's serializer owns; let it shape them.
+                return await call_next(ctx)
+            return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+        finally:
+            ORIGIN.reset(token)
+
+    # -- subscriptions and logging -------------------------------------------
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> JSON:
+        """Forward to the backend that serves the URI; remember who wants its updates."""
+        uri = str(params.uri)
+        await self._resource_backend(uri).request("resources/subscribe", {"uri": uri})
+        self.hub.subscribe(Origin(ctx).connection, uri)
+        return {}
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> JSON:
+        """The backend is unsubscribed when the last client subscribed to the URI is."""
+        uri = str(params.uri)
+        if self.hub.unsubscribe(Origin(ctx).connection, uri):
+            await self._resource_backend(uri).request("resources/unsubscribe", {"uri": uri})
+        return {}
+
+    async def set_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> JSON:
+        """Each client hears its own level; backends are set to the most verbose level any client wants."""
+        level = self.hub.set_level(Origin(ctx).connection, params.level)
+        for backend in self.backends.values():
+            conn = backend.connection
+            if conn is not None and conn.init.capabilities.logging is not None:
+                try:
+                    await backend.request("logging/setLevel", {"level": level})
+                except MCPError as exc:
+                    log.warning("backend %s: logging/setLevel failed: %s", backend.name, exc.error.message)
+        return {}
 
     # -- SDK server ----------------------------------------------------------
 
@@ -643,11 +1702,18 @@ class Gateway:
             on_read_resource=read_resource,
             on_completion=complete,
         )
+        server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self.subscribe)
+        server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self.unsubscribe)
+        # Registered directly: the constructor keyword warns that logging is deprecated in 2026-07-28.
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
         server.middleware.insert(0, self.middleware)
         return server
 
     def initialization_options(self, server: Server[Any]) -> InitializationOptions:
-        return server.create_initialization_options(NotificationOptions())
+        # Pins can change the tool and prompt lists at run time, backends their resources; clients are told.
+        return server.create_initialization_options(
+            NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
+        )
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
@@ -771,6 +1837,197 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     return app
 
 
+# ---- runtime: logfiles.py ----
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+"""Each file rotates at 10 MB into `.1` ... `.5`; the oldest is dropped."""
+
+
+def log_file_name(level: str, started: datetime) -> str:
+    """`mcpgw_20250131_142501_INFO.log`."""
+    return f"mcpgw_{started:%Y%m%d_%H%M%S}_{level.upper()}.log"
+
+
+def open_log_file(folder: Path, level: str, started: datetime | None = None) -> Path | None:
+    """Attach a rotating file handler at `level` to the root logger; the file's path, or None if it cannot be made."""
+    path = folder / log_file_name(level, started or datetime.now())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+    except OSError as exc:
+        print(f"warning: no log file: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    handler.setLevel(level.upper())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return path
+
+
+# ---- runtime: console.py ----
+
+STATE_STYLES = {"ready": "green", "starting": "cyan", "restarting": "yellow", "failed": "red"}
+
+
+@dataclass(frozen=True, slots=True)
+class Startup:
+    """What the gateway serves and how, as the panel shows it."""
+
+    endpoints: tuple[str, ...]
+    auth: str
+    logs: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackendRow:
+    name: str
+    transport: str
+    state: str
+    tools: int
+    pin: str
+
+
+def pin_text(policy: str, pin: object) -> str:
+    """`strict`, `strict, verified`, `warn, drift, 2 held back`: from the `pin` entry of `/healthz`."""
+    if not isinstance(pin, Mapping):
+        return policy
+    parts = [str(pin.get("policy") or policy)]
+    status = pin.get("status")
+    if isinstance(status, str) and status and status != "pending":
+        parts.append(status)
+    held = pin.get("held")
+    if isinstance(held, Mapping | list | tuple) and held:
+        parts.append(f"{len(held)} held back")
+    return ", ".join(parts)
+
+
+def backend_rows(spec: GatewaySpec, health: Mapping[str, Any]) -> list[BackendRow]:
+    """One row per backend, in the spec's (sorted) order."""
+    tools = Counter(target.backend for target in spec.tool_routes.values())
+    states = health.get("backends")
+    states = states if isinstance(states, Mapping) else {}
+    rows = []
+    for backend in spec.backends:
+        entry = states.get(backend.name)
+        entry = entry if isinstance(entry, Mapping) else {}
+        rows.append(
+            BackendRow(
+                name=backend.name,
+                transport=str(entry.get("transport") or backend.type),
+                state=str(entry.get("state") or "-"),
+                tools=tools[backend.name],
+                pin=pin_text(backend.pin, entry.get("pin")),
+            )
+        )
+    return rows
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def panel_lines(spec: GatewaySpec, startup: Startup, health: Mapping[str, Any]) -> list[str]:
+    """The panel as plain text, for logs and pipes."""
+    rows = backend_rows(spec, health)
+    lines = [
+        f"mcpgw gateway {spec.name!r} (generated by mcpgw {spec.generator}): "
+        f"{_plural(len(rows), 'backend')}, {_plural(len(spec.tools), 'tool')}"
+    ]
+    table = [(r.name, r.transport, r.state, _plural(r.tools, "tool"), f"pin {r.pin}") for r in rows]
+    widths = [max((len(cells[i]) for cells in table), default=0) for i in range(5)]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in table]
+    lines.append(f"endpoints: {', '.join(startup.endpoints)}")
+    lines.append(f"auth: {startup.auth}")
+    lines.append(f"logs: {startup.logs}")
+    return lines
+
+
+def change_text(change: StateChange) -> str:
+    """`backend time: starting -> ready (mcp-time); pin strict, verified`."""
+    text = f"backend {change.backend}: {change.old or '-'} -> {change.new}"
+    if change.server:
+        text += f" ({change.server})"
+    if change.error:
+        text += f": {change.error}"
+    if change.new == "ready" and isinstance(change.pin, Mapping):
+        text += f"; pin {pin_text('-', change.pin)}"
+    return text
+
+
+class OperatorConsole:
+    """Writes the panel and the state-change lines to one stream (stdout, or stderr under stdio)."""
+
+    def __init__(self, stream: TextIO, fancy: bool | None = None) -> None:
+        self.stream = stream
+        self.fancy = _isatty(stream) if fancy is None else fancy
+        self._rich: Any = None
+        if self.fancy:
+            try:
+                from rich.console import Console
+            except ImportError:  # requirements.txt lists rich; a bare environment still gets plain lines
+                self.fancy = False
+            else:
+                self._rich = Console(file=stream, highlight=False, soft_wrap=True)
+
+    def show(self, spec: GatewaySpec, startup: Startup, health: JSON) -> None:
+        if self._rich is None:
+            self._write(panel_lines(spec, startup, health))
+            return
+        from rich import box
+        from rich.panel import Panel
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+        for column in ("backend", "transport", "state", "tools", "pin"):
+            table.add_column(column, justify="right" if column == "tools" else "left")
+        for row in backend_rows(spec, health):
+            style = STATE_STYLES.get(row.state, "")
+            table.add_row(
+                row.name, row.transport, f"[{style}]{row.state}[/]" if style else row.state, str(row.tools), row.pin
+            )
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="bold")
+        facts.add_column()
+        facts.add_row("endpoints", "\n".join(startup.endpoints))
+        facts.add_row("auth", startup.auth)
+        facts.add_row("logs", startup.logs)
+        outer = Table.grid()
+        outer.add_row(table)
+        outer.add_row(facts)
+        title = f"[bold]mcpgw gateway {spec.name!r}[/]: {_plural(len(spec.backends), 'backend')}, "
+        title += _plural(len(spec.tools), "tool")
+        self._rich.print(Panel(outer, title=title, subtitle=f"generated by mcpgw {spec.generator}", expand=False))
+
+    def changed(self, change: StateChange) -> None:
+        """A `STATE_LISTENERS` entry; the initial state is already in the panel."""
+        if change.old is None:
+            return
+        stamp = time.strftime("%H:%M:%S")
+        if self._rich is None:
+            self._write([f"{stamp} {change_text(change)}"])
+            return
+        from rich.text import Text
+
+        line = Text()
+        line.append(f"{stamp} ", style="dim")
+        line.append(change_text(change), style=STATE_STYLES.get(change.new, ""))
+        self._rich.print(line)
+
+    def _write(self, lines: list[str]) -> None:
+        self.stream.write("".join(f"{line}\n" for line in lines))
+        self.stream.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 # ---- runtime: cli.py ----
 
 EXIT_USAGE = 2
@@ -788,8 +2045,18 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         default="http,sse",
         help="'http,sse' (Streamable HTTP at /mcp and legacy SSE at /sse), 'http', 'sse', or 'stdio'",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-dir", default=spec.log_dir, help="folder for log files (default: %(default)s)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="level of the console and the log file; tool arguments are logged only at debug (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help=f"folder for log files mcpgw_YYYYmmdd_HHMMSS_LEVEL.log, rotated at 10 MB "
+        f"(default: {spec.log_dir!r} in the config's folder)",
+    )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
     parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
     parser.add_argument(
@@ -818,13 +2085,21 @@ def is_loopback(host: str) -> bool:
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
     """Entry point of every generated gateway."""
     args = parse_args(spec, argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    stdio = args.transports == ["stdio"]
+    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+    if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(max(logging.WARNING, logging.getLogger().level))
     here = Path(gateway_file).resolve().parent
     base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
+    log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
+    log_path = open_log_file(log_dir, args.log_level)
+    logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
     gateway = Gateway(spec, base_dir)
-    if args.transports == ["stdio"]:
+    STATE_LISTENERS.append(console.changed)
+    if stdio:
+        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
         anyio.run(serve_stdio, gateway)
         return 0
     token = os.environ.get("MCPGW_TOKEN") or None
@@ -843,19 +2118,19 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
     import uvicorn
 
+    origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []
     if "http" in args.transports:
-        endpoints.append(f"http://{args.host}:{args.port}/mcp")
+        endpoints.append(f"{origin}/mcp (Streamable HTTP)")
     if "sse" in args.transports:
-        endpoints.append(f"http://{args.host}:{args.port}/sse")
-    log.info(
-        "mcpgw gateway %r: %d backends, %d tools; serving %s (auth: %s)",
-        spec.name,
-        len(spec.backends),
-        len(spec.tools),
-        ", ".join(endpoints),
-        "bearer token" if token else "none",
-    )
+        endpoints.append(f"{origin}/sse (legacy SSE)")
+    endpoints.append(f"{origin}/healthz (health)")
+    if token:
+        auth = "bearer token (MCPGW_TOKEN)"
+    else:
+        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
+    log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
+    console.show(spec, Startup(tuple(endpoints), auth, logs), gateway.health())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
     return 0
 
@@ -889,6 +2164,14 @@ BACKENDS: tuple[BackendSpec, ...] = (
         startup_timeout=30.0,
         session="shared",
         pin="strict",
+        prefix="bash",
+        tool_include=("*",),
+        tool_exclude=(),
+        tool_rename={},
+        tool_describe={},
+        prompt_include=("*",),
+        prompt_exclude=(),
+        prompt_rename={},
         resource_include=("*",),
         resource_exclude=(),
     ),
@@ -906,6 +2189,14 @@ BACKENDS: tuple[BackendSpec, ...] = (
         startup_timeout=30.0,
         session="shared",
         pin="strict",
+        prefix="time",
+        tool_include=("*",),
+        tool_exclude=(),
+        tool_rename={},
+        tool_describe={},
+        prompt_include=("*",),
+        prompt_exclude=(),
+        prompt_rename={},
         resource_include=("*",),
         resource_exclude=(),
     ),
@@ -1045,12 +2336,15 @@ RESOURCE_TEMPLATES: tuple[tuple[str, JSON], ...] = ()
 
 RESOURCES: dict[str, str] = {}
 
-PINS: dict[str, str] = {
+TOOL_PINS: dict[str, str] = {
     "bash__bash": "sha256:474253050104cdb7ea1150287daea8782a41bd347a6f8cd5047aca40195ed547",
     "time__convert_time": "sha256:865a5ccbc302e540137a0093661be10f39679b625d6596dbeb784ae027d57707",
     "time__get_current_time": "sha256:67c57ff62b51941330feb7483860e1b6a6614fe82d581053427e971a808342f5",
 }
 """Digest of each exposed tool's backend definition at snapshot time (rug-pull protection)."""
+
+PROMPT_PINS: dict[str, str] = {}
+"""Digest of each exposed prompt's backend definition at snapshot time."""
 
 SPEC = GatewaySpec(
     name="mcpgw",
@@ -1064,7 +2358,9 @@ SPEC = GatewaySpec(
     prompt_routes=PROMPT_ROUTES,
     resource_templates=RESOURCE_TEMPLATES,
     resources=RESOURCES,
-    pins=PINS,
+    tool_pins=TOOL_PINS,
+    prompt_pins=PROMPT_PINS,
+    separator="__",
     instructions=None,
     host="127.0.0.1",
     port=9000,

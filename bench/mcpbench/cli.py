@@ -1,0 +1,163 @@
+"""`python bench/run.py [--quick] [--runs N] [--targets a,b] [--out PATH] [--strict]`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mcpbench import peers
+from mcpbench.figures import FIGURES
+from mcpbench.goals import Table, judge_all
+from mcpbench.measure import Figures, Plan, cold_start, five_backends, one_backend
+from mcpbench.report import as_json, markdown
+from mcpbench.stats import median_or_none
+from mcpbench.targets import BY_KEY, TARGETS, Target, build_gateways, launch
+
+DEFAULT_OUT = peers.BENCH_DIR / "results" / "latest.json"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the generated gateway against direct connections and peers.")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, few calls, short load")
+    parser.add_argument("--runs", type=int, default=None, help="runs to take the median of (default 3, 1 with --quick)")
+    parser.add_argument(
+        "--targets", default=",".join(t.key for t in TARGETS), help="comma-separated target keys (default: all)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output; the markdown goes beside it (.md)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed")
+    args = parser.parse_args(argv)
+    unknown = [k for k in args.targets.split(",") if k not in BY_KEY]
+    if unknown:
+        parser.error(f"unknown targets {unknown}; choose from {', '.join(BY_KEY)}")
+    return args
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _venv_version(venv: str, package: str) -> str | None:
+    python = peers.venv_python(venv)
+    if not python.is_file():
+        return None
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or None
+
+
+def machine_facts(runs: int, quick: bool, plan: Plan) -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "mcp": _version("mcp"),
+        "mcpgw": _version("mcpgw"),
+        "fastmcp": _venv_version("fastmcp", "fastmcp"),
+        "mcp-proxy": _venv_version("mcp-proxy", "mcp-proxy"),
+        "mcp in mcp-proxy venv": _venv_version("mcp-proxy", "mcp"),
+        "loadavg at start": os.getloadavg(),
+        "runs": runs,
+        "quick": quick,
+        "plan": plan.__dict__ if hasattr(plan, "__dict__") else {f: getattr(plan, f) for f in plan.__slots__},
+        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+    }
+
+
+async def measure_target(target: Target, gateways: dict[int, Path], plan: Plan, errors: list[str]) -> Figures:
+    """Every figure of one target, one fresh process per phase; a failing phase leaves its figures empty."""
+    figures: Figures = {}
+
+    async def phase(name: str, backends: int, body: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            figures.update(await body())
+        except Exception as exc:
+            errors.append(f"{target.key} {name}: {type(exc).__name__}: {exc}")
+            _log(f"  {target.key} {name}: FAILED {type(exc).__name__}: {exc}")
+            if os.environ.get("MCPBENCH_DEBUG"):
+                traceback.print_exc()
+        else:
+            _log(f"  {target.key} {name}: {time.perf_counter() - t0:.1f}s")
+
+    async def one() -> Figures:
+        async with launch(target, 1, gateways, timeout=plan.startup_timeout) as running:
+            return await one_backend(running, plan)
+
+    async def five() -> Figures:
+        async with launch(target, 5, gateways, timeout=plan.startup_timeout) as running:
+            return await five_backends(running, plan)
+
+    await phase("1 backend", 1, one)
+    await phase("cold start 1", 1, lambda: cold_start(target, 1, gateways, plan))
+    if target.multi:
+        await phase("5 backends", 5, five)
+        await phase("cold start 5", 5, lambda: cold_start(target, 5, gateways, plan))
+    return figures
+
+
+async def run_once(targets: Sequence[Target], gateways: dict[int, Path], plan: Plan, errors: list[str]) -> Table:
+    table: Table = {}
+    for target in targets:
+        _log(f"- {target.label}")
+        table[target.key] = await measure_target(target, gateways, plan, errors)
+    return table
+
+
+def median_table(runs: Sequence[Table], targets: Sequence[Target]) -> Table:
+    return {
+        t.key: {f.key: median_or_none([run.get(t.key, {}).get(f.key) for run in runs]) for f in FIGURES}
+        for t in targets
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan()
+    runs = args.runs or (1 if args.quick else 3)
+    targets = [BY_KEY[k] for k in args.targets.split(",")]
+    for target in targets:
+        if target.venv:
+            peers.ensure_venv(target.venv)
+    _log("building gateways with mcpgw build ...")
+    gateways = build_gateways()
+    meta = machine_facts(runs, args.quick, plan)
+    errors: list[str] = []
+    tables: list[Table] = []
+    for index in range(runs):
+        _log(f"run {index + 1}/{runs}")
+        tables.append(anyio.run(run_once, targets, gateways, plan, errors))
+    table = median_table(tables, targets)
+    labels = {t.key: t.label for t in targets}
+    verdicts = judge_all(table)
+    report = markdown(table, labels, verdicts, meta)
+    print(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(as_json(table, tables, labels, verdicts, meta, errors), indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(report + "\n")
+    _log(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    if errors:
+        _log(f"{len(errors)} phase(s) failed: see 'errors' in the JSON")
+    if args.strict and (errors or any(v.passed is not True for v in verdicts)):
+        return 1
+    return 0

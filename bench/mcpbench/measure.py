@@ -1,0 +1,191 @@
+"""The measurements of one target in one run; every figure is a plain float (or None: not measured).
+
+CPU and RSS are read from /proc for the measured process only: the gateway or proxy itself
+(never its backends), or the server process for a direct connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from mcpbench import procfs
+from mcpbench.clients import Endpoint, Session, StdioSession, call_tool, list_tools, open_session
+from mcpbench.http11 import HttpError
+from mcpbench.procs import ServerProcess
+from mcpbench.stats import percentile
+from mcpbench.targets import TOOLS_PER_BACKEND, Running, Target, launch
+from mcpbench.wire import RpcError
+
+Figures = dict[str, float | None]
+_T = TypeVar("_T")
+ECHO_ARGS = {"text": "hello"}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How much of each measurement one run does."""
+
+    calls: int = 400
+    warmup: int = 30
+    big_calls: int = 40
+    sessions: int = 8
+    load_seconds: float = 4.0
+    list_calls: int = 30
+    startup_timeout: float = 60.0
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(calls=60, warmup=10, big_calls=8, load_seconds=1.0, list_calls=5, startup_timeout=60.0)
+
+
+def _tool(names: list[str], suffix: str) -> str:
+    for name in names:
+        if name == suffix or name.endswith(("_" + suffix, "-" + suffix, "." + suffix)):
+            return name
+    raise LookupError(f"no tool named like {suffix!r} among {names[:10]}")
+
+
+def _measured_pid(running: Running, session: Session) -> int | None:
+    if running.server is not None:
+        return running.server.pid
+    return session.process.pid if isinstance(session, StdioSession) else None
+
+
+async def _timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+async def _load(endpoint: Endpoint, echo: str, plan: Plan, pid: int | None) -> tuple[float, float, float | None]:
+    """8 sessions calling echo back to back: (calls/s, p50 seconds, CPU seconds per call of `pid`)."""
+    latencies: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(open_session(endpoint)) for _ in range(plan.sessions)]
+        for session in sessions:
+            await call_tool(session, echo, ECHO_ARGS)
+        cpu0 = procfs.cpu_seconds(pid) if pid else None
+        t0 = time.perf_counter()
+        deadline = t0 + plan.load_seconds
+
+        async def worker(session: Session) -> None:
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                await call_tool(session, echo, ECHO_ARGS)
+                latencies.append(time.perf_counter() - t)
+
+        async with anyio.create_task_group() as tg:
+            for session in sessions:
+                tg.start_soon(worker, session)
+        elapsed = time.perf_counter() - t0
+        cpu = (procfs.cpu_seconds(pid) - cpu0) / len(latencies) if pid and cpu0 is not None else None
+    return len(latencies) / elapsed, percentile(latencies, 50), cpu
+
+
+async def one_backend(running: Running, plan: Plan) -> Figures:
+    """Sequential echo (latency, CPU/call), the 256 KB result, 8-session load, RSS."""
+    endpoint = running.endpoints[0]
+    figures: Figures = {}
+    async with open_session(endpoint) as session:
+        names = [str(t.get("name")) for t in await list_tools(session)]
+        echo, big = _tool(names, "echo"), _tool(names, "big")
+        await _timed(plan.warmup, lambda: call_tool(session, echo, ECHO_ARGS))
+        pid = _measured_pid(running, session)
+        cpu0 = procfs.cpu_seconds(pid) if pid else 0.0
+        samples = await _timed(plan.calls, lambda: call_tool(session, echo, ECHO_ARGS))
+        if pid:
+            figures["cpu_us_per_call"] = (procfs.cpu_seconds(pid) - cpu0) / plan.calls * 1e6
+        figures["echo_p50_ms"] = percentile(samples, 50) * 1e3
+        figures["echo_p99_ms"] = percentile(samples, 99) * 1e3
+        await call_tool(session, big, {})
+        big_samples = await _timed(plan.big_calls, lambda: call_tool(session, big, {}))
+        figures["big_p50_ms"] = percentile(big_samples, 50) * 1e3
+        if endpoint.kind != "stdio":  # a stdio "session" is a process: 8 sessions are 8 servers, not one under load
+            rps, p50, cpu = await _load(endpoint, echo, plan, pid)
+            figures["throughput_rps"], figures["load_p50_ms"] = rps, p50 * 1e3
+            figures["cpu_us_per_call_load"] = cpu * 1e6 if cpu is not None else None
+        if pid:
+            figures["rss1_mib"] = procfs.rss_mib(pid)
+    return figures
+
+
+async def _list_all(sessions: list[Session]) -> int:
+    counts: list[int] = []
+
+    async def one(session: Session) -> None:
+        counts.append(len(await list_tools(session)))
+
+    async with anyio.create_task_group() as tg:
+        for session in sessions:
+            tg.start_soon(one, session)
+    return sum(counts)
+
+
+async def five_backends(running: Running, plan: Plan) -> Figures:
+    """tools/list over 5 backends × 40 tools (all endpoints at once when the target does not aggregate), RSS."""
+    async with contextlib.AsyncExitStack() as stack:
+        sessions: list[Session] = [await stack.enter_async_context(open_session(e)) for e in running.endpoints]
+        total = await _list_all(sessions)
+        if total != 5 * TOOLS_PER_BACKEND[5]:
+            raise RuntimeError(f"{running.target.key}: listed {total} tools over 5 backends")
+        samples = await _timed(plan.list_calls, lambda: _list_all(sessions))
+        for session in sessions:  # every backend connected before RSS is read
+            names = [str(t.get("name")) for t in await list_tools(session)]
+            for name in names:
+                if name == "echo" or name.endswith("echo"):
+                    await call_tool(session, name, ECHO_ARGS)
+        figures: Figures = {"list5_ms": percentile(samples, 50) * 1e3}
+        if running.server is not None:
+            figures["rss5_mib"] = procfs.rss_mib(running.server.pid)
+    return figures
+
+
+async def _poll(deadline: float, server: ServerProcess | None, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """Retry `attempt` every 10 ms until it succeeds, the process exits, or the deadline passes."""
+    while True:
+        try:
+            return await attempt()
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, HttpError, RpcError, ValueError) as exc:
+            if server is not None and server.exited() is not None:
+                raise RuntimeError(f"exited during start:\n{server.log_tail()}") from exc
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"no success before the deadline: {exc}") from exc
+            await anyio.sleep(0.01)
+
+
+async def cold_start(target: Target, backends: int, gateways: dict[int, Path], plan: Plan) -> Figures:
+    """Seconds from spawning the target to its first successful tools/list (and, with 1 backend, tools/call)."""
+    t0 = time.perf_counter()
+    async with launch(target, backends, gateways, wait=False) as running, contextlib.AsyncExitStack() as stack:
+        if running.server is not None:
+            t0 = running.server.started
+        deadline = t0 + plan.startup_timeout
+
+        async def listed() -> list[Session]:
+            opened: list[Session] = []
+            async with contextlib.AsyncExitStack() as attempt:
+                for endpoint in running.endpoints:
+                    opened.append(await attempt.enter_async_context(open_session(endpoint)))
+                if await _list_all(opened) != TOOLS_PER_BACKEND[backends] * backends:
+                    raise ValueError("incomplete tools/list")
+                stack.push_async_exit(attempt.pop_all())
+            return opened
+
+        sessions = await _poll(deadline, running.server, listed)
+        figures: Figures = {f"cold{backends}_s": time.perf_counter() - t0}
+        if backends == 1:
+            names = [str(t.get("name")) for t in await list_tools(sessions[0])]
+            echo = _tool(names, "echo")
+            await _poll(deadline, running.server, lambda: call_tool(sessions[0], echo, ECHO_ARGS))
+            figures["first_call_s"] = time.perf_counter() - t0
+        return figures

@@ -1,0 +1,109 @@
+"""The run's result as a markdown report and as JSON (pure: no I/O, no clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mcpbench.figures import DIRECT_REFERENCE, FIGURES, PEERS, Figure
+from mcpbench.goals import Table, Verdict
+from mcpbench.stats import best, ratio
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def ratios(table: Table, figure: Figure, target: str) -> tuple[float | None, float | None]:
+    """(× the direct connection, × the best peer) of one figure of one target."""
+    value = table.get(target, {}).get(figure.key)
+    direct = table.get(DIRECT_REFERENCE, {}).get(figure.key)
+    best_peer = best([table.get(p, {}).get(figure.key) for p in PEERS], higher_is_better=figure.higher_is_better)
+    return ratio(value, direct), ratio(value, best_peer)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def figures_table(table: Table, labels: Mapping[str, str]) -> str:
+    keys = list(labels)
+    lines = [_row(["figure", *labels.values()]), _row(["---", *("---:" for _ in keys)])]
+    for figure in FIGURES:
+        values = [fmt(table.get(k, {}).get(figure.key), figure.digits) for k in keys]
+        lines.append(_row([f"{figure.label} ({figure.unit})", *values]))
+    return "\n".join(lines)
+
+
+def ratios_table(table: Table, labels: Mapping[str, str]) -> str:
+    keys = [k for k in labels if k != DIRECT_REFERENCE]
+    lines = [_row(["figure", *(labels[k] for k in keys)]), _row(["---", *("---:" for _ in keys)])]
+    for figure in FIGURES:
+        cells = []
+        for key in keys:
+            direct, peer = ratios(table, figure, key)
+            cells.append(f"{fmt_ratio(direct)} / {fmt_ratio(peer)}")
+        lines.append(_row([figure.label, *cells]))
+    return "\n".join(lines)
+
+
+def goals_table(verdicts: Sequence[Verdict]) -> str:
+    lines = [_row(["target (issue 6)", "mcpgw", "limit", "result"]), _row(["---", "---:", "---:", "---"])]
+    for v in verdicts:
+        figure = next(f for f in FIGURES if f.key == v.goal.figure)
+        result = "n/a" if v.passed is None else ("**pass**" if v.passed else "**FAIL**")
+        unit = f" {figure.unit}"
+        lines.append(_row([v.goal.text, fmt(v.measured, figure.digits) + unit, fmt(v.limit, figure.digits) + unit, result]))
+    return "\n".join(lines)
+
+
+def markdown(table: Table, labels: Mapping[str, str], verdicts: Sequence[Verdict], meta: Mapping[str, Any]) -> str:
+    """The whole report: figures, ratios, targets."""
+    head = (
+        f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; median of {meta.get('runs', '?')} run(s)"
+        f"{' (--quick)' if meta.get('quick') else ''}."
+    )
+    return "\n\n".join(
+        [
+            head,
+            "### Figures\n\n" + figures_table(table, labels),
+            "### Ratios: × direct stdio / × best peer (lower is better, except throughput)\n\n"
+            + ratios_table(table, labels),
+            "### Issue 6 targets (gateway over /mcp)\n\n" + goals_table(verdicts),
+        ]
+    )
+
+
+def as_json(
+    table: Table,
+    runs: Sequence[Table],
+    labels: Mapping[str, str],
+    verdicts: Sequence[Verdict],
+    meta: Mapping[str, Any],
+    errors: Sequence[str],
+) -> dict[str, Any]:
+    ratio_json: dict[str, dict[str, dict[str, float | None]]] = {}
+    for key in labels:
+        ratio_json[key] = {}
+        for figure in FIGURES:
+            direct, peer = ratios(table, figure, key)
+            ratio_json[key][figure.key] = {"vs_direct": direct, "vs_best_peer": peer}
+    return {
+        "meta": dict(meta),
+        "targets": dict(labels),
+        "figures": {f.key: {"label": f.label, "unit": f.unit, "higher_is_better": f.higher_is_better} for f in FIGURES},
+        "median": table,
+        "ratios": ratio_json,
+        "goals": [
+            {"goal": v.goal.text, "figure": v.goal.figure, "measured": v.measured, "limit": v.limit, "passed": v.passed}
+            for v in verdicts
+        ],
+        "runs": list(runs),
+        "errors": list(errors),
+    }

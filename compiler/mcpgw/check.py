@@ -1,0 +1,44 @@
+"""`mcpgw check`: probe → snapshot the live offers → compare with the committed snapshot.
+
+Nothing is written. The result is a `Report`, which the CLI prints and turns
+into an exit code; a backend that cannot be probed is a finding too
+(`BACKEND_UNREACHABLE`), so one dead server does not hide the others' drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcpgw.build import config_digest
+from mcpgw.compare import compare
+from mcpgw.config import Config
+from mcpgw.probe import Listener, ProbeFailure, probe_all
+from mcpgw.report import Report
+from mcpgw.snapshot import FILENAME, BackendOffer, build_snapshot, read_snapshot
+from mcpgw.specs import backend_spec
+
+
+async def check(config: Config, config_path: Path, against: Path, fail_on: str, listener: Listener) -> Report:
+    """Raises `SnapshotError` when `against` holds no readable snapshot."""
+    snapshot_path = against / FILENAME
+    before = read_snapshot(snapshot_path)
+    results = await probe_all(config, config_path.resolve().parent, listener)
+    offers = {n: r for n, r in results.items() if isinstance(r, BackendOffer)}
+    unreachable = {}
+    for name, result in results.items():
+        if isinstance(result, ProbeFailure):
+            tail = result.stderr_tail.strip().splitlines()[-1:] if result.stderr_tail.strip() else []
+            unreachable[name] = result.message + (f" (stderr: {tail[0].strip()})" if tail else "")
+    after = build_snapshot(offers, config_digest(config))
+    specs = {n: backend_spec(b) for n, b in sorted(config.backends.items()) if b.enabled}
+    changes = compare(before, after, specs, config.gateway.separator, unreachable)
+    return Report(
+        changes=changes,
+        snapshot_file=str(snapshot_path),
+        config_file=str(config_path),
+        output_dir=str(against),
+        fail_on=fail_on,
+        before=before,
+        after=after,
+        snapshot_text=snapshot_path.read_text(encoding="utf-8"),
+    )
