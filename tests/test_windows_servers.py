@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ def test_cmd_command_names(line: str, names: list[str]) -> None:
     assert cmd_server.command_names(line) == names
 
 
-@pytest.mark.parametrize("line", ["for /f %i in ('whoami') do echo %i", "if x echo y", "for %i in (a)", "a )"])
+@pytest.mark.parametrize("line", ["for /f %i in ('whoami') do echo %i", "if x echo y", "for %i in (a)", "if"])
 def test_cmd_lines_that_cannot_be_checked_raise(line: str) -> None:
     with pytest.raises(ValueError):
         cmd_server.command_names(line)
@@ -233,12 +234,12 @@ def test_cmd_on_windows_hands_the_line_to_comspec_verbatim(tmp_path: Path, monke
         seen.update(command=command, **kwargs)
         raise OSError("fake spawner: stops here")
 
+    tool = cmd_server.cmd_tool(windows=True)
     monkeypatch.setattr(_command.sys, "platform", "win32")
     monkeypatch.setattr(_command.subprocess, "CREATE_NO_WINDOW", 0x08000000, raising=False)
     monkeypatch.setattr(_command.subprocess, "CREATE_NEW_PROCESS_GROUP", 0x00000200, raising=False)
     monkeypatch.setattr(_command.anyio, "open_process", fake_open_process)
     line = 'echo "a & b" & dir "C:\\Program Files"'
-    tool = cmd_server.cmd_tool(windows=True)
     result = anyio.run(_command.run_tool, tool, _settings(tmp_path), line, None, None)
     assert seen["command"] == line
     assert seen["creationflags"] == 0x08000000 | 0x00000200
@@ -534,7 +535,9 @@ def _wmi_settings(fake: FakeWmi, max_rows: int = 10, timeout: float = 5) -> wmi_
 
 def test_query_wmi_with_a_fake_wmi_module() -> None:
     """MOCK (no WMI here): the tool's result from canned WMI objects, and the WQL it sent."""
-    fake = FakeWmi([FakeWmiObject(Name="a.exe", ProcessId=1, Args=("x", 2)), FakeWmiObject(Name="b", ProcessId=2)])
+    fake = FakeWmi(
+        [FakeWmiObject(Name="a.exe", ProcessId=1, Args=("x", 2, Decimal("1.5"))), FakeWmiObject(Name="b", ProcessId=2)]
+    )
     result = anyio.run(
         wmi_server.query_tool, _wmi_settings(fake, max_rows=1), "Win32_Process", ["Name", "ProcessId"], {"Name": "a"}
     )
@@ -548,7 +551,7 @@ def test_query_wmi_with_a_fake_wmi_module() -> None:
         "truncated": True,
     }
     everything = anyio.run(wmi_server.query_tool, _wmi_settings(fake), "Win32_Process", None, None)
-    assert structured(everything)["rows"][0] == {"Args": ["x", "2"], "Name": "a.exe", "ProcessId": 1}
+    assert structured(everything)["rows"][0] == {"Args": ["x", 2, "1.5"], "Name": "a.exe", "ProcessId": 1}
 
 
 def test_query_wmi_refuses_bad_names_without_querying() -> None:
