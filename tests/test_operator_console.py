@@ -229,7 +229,7 @@ def test_startup_panel_in_a_real_terminal(gateway: Path, tmp_path: Path) -> None
     assert "INFO mcpgw:" not in screen  # on a terminal, info goes to the panel and the log file only
     files = list((tmp_path / "logs").iterdir())
     assert len(files) == 1 and LOG_NAME.fullmatch(files[0].name), files
-    assert f"logs: {files[0]}" in screen.replace("│", "").replace("  ", " ") or str(files[0]) in screen
+    assert str(files[0]) in screen  # the panel says where the logs go
     assert "backend bash ready" in files[0].read_text()
 
 

@@ -129,6 +129,8 @@ class Backend(_Frozen):
     timeout: Seconds = 60.0
     tool_timeouts: dict[str, Seconds] = Field(default_factory=dict)
     startup_timeout: Seconds = 30.0
+    max_concurrency: Count = 32
+    max_queue: Annotated[int, BeforeValidator(_integral), Field(ge=0)] = 256
     session: Literal["shared", "per-client"] = "shared"
     pin: Literal["strict", "warn", "off"] = "strict"
     description: str | None = None

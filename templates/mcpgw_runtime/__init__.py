@@ -15,6 +15,8 @@ EMBED_ORDER: tuple[str, ...] = (
     "drift",
     "pins",
     "observe",
+    "limits",
+    "metrics",
     "relay",
     "backends",
     "server",

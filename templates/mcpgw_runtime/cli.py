@@ -6,13 +6,14 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 import anyio
 
 from mcpgw_runtime.console import OperatorConsole, Startup
-from mcpgw_runtime.http import Guard, build_app
+from mcpgw_runtime.http import Guard, build_app, serve_http
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
 from mcpgw_runtime.observe import STATE_LISTENERS
 from mcpgw_runtime.server import Gateway
@@ -106,8 +107,6 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         )
     guard = Guard.for_bind(args.host, args.port, spec.allowed_hosts, spec.allowed_origins, token)
     app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
-    import uvicorn
-
     origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []
     if "http" in args.transports:
@@ -121,7 +120,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
     console.show(spec, Startup(tuple(endpoints), auth, logs), gateway.health())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    serve_http(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -132,6 +131,18 @@ async def serve_stdio(gateway: Gateway) -> None:
     server = gateway.build_server()
     async with anyio.create_task_group() as tg:
         tg.start_soon(gateway.run_backends)
+        tg.start_soon(_stop_on_signal, tg.cancel_scope)
         async with stdio_server() as (read, write):
             await server.run(read, write, gateway.initialization_options(server))
         tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """SIGINT/SIGTERM end the stdio gateway the same way stdin's EOF does: backends stopped, no orphans."""
+    if sys.platform == "win32":
+        return
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("signal %d: shutting down", signum)
+            scope.cancel()
+            return
