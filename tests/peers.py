@@ -274,3 +274,19 @@ def run_process(
             yield
         finally:
             kill_process_group(process)
+
+
+def build_gateway(work: Path, config: dict[str, object], *, env: dict[str, str] | None = None) -> Path:
+    """Write ``config`` to ``work/config.json``, run a real ``mcpgw build`` (with its probe); the gateway's path."""
+    (work / "config.json").write_text(json.dumps(config, indent=2))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
+        cwd=work,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return work / "dist" / "gateway.py"

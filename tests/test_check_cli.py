@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import peers
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 DRIFT_SERVER = Path(__file__).resolve().parent / "servers" / "drift_server.py"
@@ -40,17 +42,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("check")
     (root / "state").write_text("base")
     config = {"drift": {"command": "python", "args": [str(DRIFT_SERVER)], "env": {"DRIFT_STATE": "${DRIFT_STATE}"}}}
-    (root / "config.json").write_text(json.dumps(config, indent=2))
-    built = subprocess.run(
-        [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=root,
-        env=_env(root),
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
+    peers.build_gateway(root, config, env=_env(root))
     return root
 
 

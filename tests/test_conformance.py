@@ -112,17 +112,7 @@ def _backend_config(transport: str) -> dict[str, object]:
 
 def build_gateway(work: Path, transport: str) -> Path:
     config = {"mcpServers": {"fx": _backend_config(transport)}, "gateway": {"name": f"conformance-{transport}"}}
-    (work / "config.json").write_text(json.dumps(config, indent=2))
-    proc = subprocess.run(
-        [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return work / "dist" / "gateway.py"
+    return peers.build_gateway(work, config)
 
 
 @dataclass

@@ -30,16 +30,7 @@ FIXTURE = Path(fixture_server.__file__)
 def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("inspector")
     config = {"fx": {"type": "stdio", "command": "python", "args": [str(FIXTURE), "stdio"]}}
-    (work / "config.json").write_text(json.dumps(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    peers.build_gateway(work, config)
     port = peers.free_port()
     with peers.run_process([sys.executable, str(work / "dist" / "gateway.py"), "--port", str(port)], port):
         yield f"http://127.0.0.1:{port}"

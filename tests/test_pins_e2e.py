@@ -73,15 +73,7 @@ def _serve(tmp: Path, pin: str) -> Iterator[Rig]:
         },
         "gateway": {"name": f"pins-{pin}"},
     }
-    (tmp / "config.json").write_text(json.dumps(config))
-    build = subprocess.run(
-        [sys.executable, "-m", "mcpgw", "build", str(tmp / "config.json"), "-o", str(tmp / "dist")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
+    peers.build_gateway(tmp, config)
     port = peers.free_port()
     log = tmp / "gateway.log"
     with log.open("wb") as sink:

@@ -18,7 +18,6 @@ clients over `/mcp` and `/sse` then:
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import urllib.request
@@ -61,16 +60,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "resources": {"exclude": ["*"]},  # the same URIs as `a`: one owner per URI
         },
     }
-    (work / "config.json").write_text(json.dumps(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    peers.build_gateway(work, config)
     port = peers.free_port()
     with peers.run_process([sys.executable, str(work / "dist" / "gateway.py"), "--port", str(port)], port):
         url = f"http://127.0.0.1:{port}"

@@ -610,17 +610,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
         },
         "gateway": {"name": "builtins"},
     }
-    (work / "config.json").write_text(json.dumps(config))
-    proc = subprocess.run(
-        [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    yield work / "dist" / "gateway.py", record
+    yield peers.build_gateway(work, config), record
 
 
 @pytest.mark.e2e

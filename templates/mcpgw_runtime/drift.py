@@ -310,9 +310,7 @@ def _bounds(b: dict[str, Any], a: dict[str, Any], path: str) -> Iterator[tuple[s
         if _same(was, now):
             continue
         detail = f"{key} {_show(was) if was is not None else 'unset'} → {_show(now) if now is not None else 'unset'}"
-        if key in _EXACT:
-            looser = now is None
-        elif not isinstance(was, int | float) or not isinstance(now, int | float):
+        if key in _EXACT or not isinstance(was, int | float) or not isinstance(now, int | float):
             looser = now is None
         else:
             looser = now < was if key in _BOUNDS_LOWER else now > was

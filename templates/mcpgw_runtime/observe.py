@@ -72,7 +72,7 @@ class ObservedState:
             server=_server_name(instance) if value == "ready" else None,
             pin=getattr(instance, "pin", None),
         )
-        for listener in list(STATE_LISTENERS):
+        for listener in STATE_LISTENERS.copy():  # a listener may remove itself
             try:
                 listener(change)
             except Exception:
