@@ -61,8 +61,8 @@ def _config(doc: object) -> Config:
 # ---------------------------------------------------------------- the table of malformed configs
 
 BACKEND_FIELDS = (
-    "args, command, cwd, description, enabled, env, headers, pin, prefix, prompts, resources, session, "
-    "startup_timeout, timeout, tool_timeouts, tools, type, url"
+    "args, command, cwd, description, enabled, env, headers, max_concurrency, max_queue, pin, prefix, prompts, "
+    "resources, session, startup_timeout, timeout, tool_timeouts, tools, type, url"
 )
 MALFORMED: list[tuple[str, str, list[str]]] = [
     (

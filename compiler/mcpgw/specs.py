@@ -20,6 +20,8 @@ def backend_spec(backend: Backend) -> BackendSpec:
         timeout=float(backend.timeout),
         tool_timeouts={k: float(v) for k, v in sorted(backend.tool_timeouts.items())},
         startup_timeout=float(backend.startup_timeout),
+        max_concurrency=backend.max_concurrency,
+        max_queue=backend.max_queue,
         session=backend.session,
         pin=backend.pin,
         prefix=backend.name if backend.prefix is None else backend.prefix,

@@ -9,6 +9,8 @@ backend answers, it only routes it.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import logging
 import math
 import os
@@ -17,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,9 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import mcp_types as types
+from anyio.streams.text import TextReceiveStream
 from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
@@ -34,10 +39,13 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.message import SessionMessage
 
 from mcpgw_runtime.envsubst import expand
+from mcpgw_runtime.limits import Limiter
+from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.relay import BackendRelay
+from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
 log = logging.getLogger("mcpgw")
@@ -187,17 +195,48 @@ async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO)
             await stop_process_group(process)
 
 
-async def stop_process_group(process: anyio.abc.Process, grace: float = 2.0) -> None:
-    """SIGTERM the process group, then SIGKILL it after `grace` seconds."""
-    if process.returncode is not None:
-        return
+STOP_GRACE = 1.5
+"""Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
+
+MAX_LINE_CHARS = 64 * 1024 * 1024
+"""A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
+
+STDIN_GRACE = 0.5
+"""Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
+
+
+async def stop_process_group(process: anyio.abc.Process, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` seconds.
+
+    The group, not only the leader: a child that ignores SIGTERM, or a grandchild
+    the leader left behind, is still killed. Never waits more than about `2 * grace`.
+    """
     _signal_group(process.pid, signal.SIGTERM)
-    with anyio.move_on_after(grace):
-        await process.wait()
-        return
-    _signal_group(process.pid, signal.SIGKILL)
-    with anyio.move_on_after(grace):
-        await process.wait()
+    if not await _wait_group(process, grace):
+        _signal_group(process.pid, signal.SIGKILL)
+        await _wait_group(process, grace)
+
+
+async def _wait_group(process: anyio.abc.Process, timeout: float) -> bool:
+    """Poll until the leader is reaped and (POSIX) no member of its group is left."""
+    deadline = anyio.current_time() + timeout
+    while process.returncode is None or _group_alive(process.pid):
+        if anyio.current_time() >= deadline:
+            return False
+        await anyio.sleep(0.01)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    if sys.platform == "win32":
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # zombies or foreign members: keep waiting, the deadline bounds it
+    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -206,6 +245,87 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
         else:
             os.killpg(pid, sig)
+
+
+def _parse_line(line: str) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        return exc
+
+
+@contextlib.asynccontextmanager
+async def posix_stdio(
+    command: list[str], resolved: Resolved, errlog: TextIO, pids: list[int] | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """A stdio backend in its own process group, as the SDK's `stdio_client` does, with a tighter stop.
+
+    When the child dies (or closes stdout) the read stream ends at once, so the
+    dispatcher fails every in-flight request with CONNECTION_CLOSED. On exit:
+    close stdin, wait `STDIN_GRACE`, then `stop_process_group` (SIGTERM, SIGKILL
+    after `STOP_GRACE`): at most about 3.5 s even for a child that ignores SIGTERM.
+    A line that is not JSON-RPC reaches the dispatcher as an exception value,
+    which it logs and skips; the backend keeps serving.
+    """
+    process = await anyio.open_process(
+        command,
+        cwd=resolved.cwd,
+        env=get_default_environment() | resolved.env,
+        stderr=errlog,
+        start_new_session=True,
+    )
+    if pids is not None:
+        pids.append(process.pid)
+    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def reader() -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            async with read_writer:
+                parts: list[str] = []  # the line so far, joined once its newline arrives
+                size, skipping = 0, False
+                async for received in TextReceiveStream(stdout, errors="replace"):
+                    chunk = received
+                    while (newline := chunk.find("\n")) >= 0:
+                        line, chunk = "".join(parts) + chunk[:newline], chunk[newline + 1 :]
+                        parts, size, was_skipping, skipping = [], 0, skipping, False
+                        if line.strip() and not was_skipping:
+                            await read_writer.send(_parse_line(line))
+                    if chunk and not skipping:
+                        parts.append(chunk)
+                        size += len(chunk)
+                        if size > MAX_LINE_CHARS:  # never buffer an endless line: drop it up to its newline
+                            parts, size, skipping = [], 0, True
+                            await read_writer.send(ValueError(f"stdout line over {MAX_LINE_CHARS} characters dropped"))
+
+    async def writer() -> None:
+        try:
+            async with write_reader:
+                async for message in write_reader:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+                    await stdin.send(data.encode())
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            await read_writer.aclose()  # the child stopped reading: end the session rather than hang
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        try:
+            yield read_stream, write_stream
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await stdin.aclose()
+                with anyio.move_on_after(STDIN_GRACE):
+                    while process.returncode is None:
+                        await anyio.sleep(0.01)
+                await stop_process_group(process)
+                for stream in (stdout, read_stream, write_stream, read_writer, write_reader):
+                    with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        await stream.aclose()
+            tg.cancel_scope.cancel()
 
 
 async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Process | None, name: str) -> None:
@@ -237,8 +357,12 @@ async def open_backend(
     client_version: str = "0",
     errlog: TextIO | None = None,
     message_handler: MessageHandlerFnT | None = None,
+    pids: list[int] | None = None,
 ) -> AsyncIterator[Connection]:
-    """Connect to one backend and complete the initialize handshake within `startup_timeout`."""
+    """Connect to one backend and complete the initialize handshake within `startup_timeout`.
+
+    The pid of a process it starts (stdio child, local server) is appended to `pids`.
+    """
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
     deadline = anyio.current_time() + spec.startup_timeout
@@ -246,11 +370,15 @@ async def open_backend(
         if spec.type == "stdio":
             assert resolved.command is not None
             exe = shutil.which(resolved.command[0], path=(resolved.env.get("PATH") or os.environ.get("PATH")))
-            params = StdioServerParameters(
-                command=exe or resolved.command[0], args=resolved.command[1:], env=resolved.env, cwd=resolved.cwd
-            )
+            command = [exe or resolved.command[0], *resolved.command[1:]]
             try:
-                streams = await stack.enter_async_context(stdio_client(params, errlog=err))
+                if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
+                    params = StdioServerParameters(
+                        command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd
+                    )
+                    streams = await stack.enter_async_context(stdio_client(params, errlog=err))
+                else:
+                    streams = await stack.enter_async_context(posix_stdio(command, resolved, err, pids))
             except OSError as exc:
                 raise BackendError(f"backend {spec.name!r}: cannot start {resolved.command[0]!r}: {exc}") from exc
         else:
@@ -258,6 +386,8 @@ async def open_backend(
             process = None
             if resolved.command is not None:
                 process = await stack.enter_async_context(_local_process(resolved.command, resolved, err))
+                if pids is not None:
+                    pids.append(process.pid)
             await wait_until_listening(resolved.url, deadline, process, spec.name)
             if spec.type == "sse":
                 streams = await stack.enter_async_context(
@@ -292,11 +422,23 @@ async def open_backend(
 class Backend:
     """A supervised backend: connects in the background, reconnects with backoff.
 
-    States: starting → ready → (restarting → ready)* ; failed while waiting to retry.
+    States (in `/healthz`, `/metrics` and the console):
+
+        starting ──▶ ready ◀──▶ degraded          connected: calls are forwarded
+           │           │           │
+           ▼           ▼           ▼
+         failed ◀─ restarting ◀────┘              not connected: calls wait up to
+           └──────────▶ (retry with backoff)     startup_timeout, then fail
+
+    `degraded` = connected but not fully trusted or not keeping up: its pins
+    could not be verified, or its queue is full and calls are being rejected
+    (back to `ready` once the queue drains). `failed` = never connected since
+    the last start attempt; `restarting` = was connected, connection lost.
     Callers never hang: `request` waits for readiness up to `startup_timeout`,
-    then fails with an MCP error that names the backend. `verify` (the
-    gateway's pin check) runs before the backend counts as ready, and again
-    whenever it announces that its tools or prompts changed.
+    then fails with an MCP error that names the backend; in-flight calls fail at
+    once when the connection drops. `verify` (the gateway's pin check) runs
+    before the backend counts as ready, and again whenever it announces that
+    its tools or prompts changed.
     """
 
     state = ObservedState()  # every change reaches observe.STATE_LISTENERS (the console)
@@ -317,6 +459,24 @@ class Backend:
         self._changed: set[str] = set()
         self._dirty = anyio.Event()
         self.relay = BackendRelay(spec.name)
+        self.stats = CallStats()
+        self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
+        self.pids: list[int] = []
+        self.stopping = False
+        """Set at gateway shutdown: no new calls; in-flight ones fail with a shutdown error."""
+        """Processes this backend started (stdio child or local server), newest last."""
+
+    @property
+    def in_flight(self) -> int:
+        return self.limiter.active
+
+    @property
+    def queued(self) -> int:
+        return self.limiter.queued
+
+    @property
+    def rejected(self) -> int:
+        return self.limiter.rejected
 
     @property
     def name(self) -> str:
@@ -328,11 +488,16 @@ class Backend:
         while True:
             try:
                 async with open_backend(
-                    self.spec, self.base_dir, client_version=self.client_version, message_handler=self._on_message
+                    self.spec,
+                    self.base_dir,
+                    client_version=self.client_version,
+                    message_handler=self._on_message,
+                    pids=self.pids,
                 ) as conn:
                     if self.verify is not None:
                         await self.verify(self, conn, frozenset(LIST_CHANGED.values()))
-                    self.connection, self.state, self.error = conn, "ready", None
+                    self.connection, self.error = conn, None
+                    self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
                     self._ready.set()
                     backoff = 0.5
                     log.info("backend %s ready (%s)", self.name, conn.init.server_info.name)
@@ -341,14 +506,17 @@ class Backend:
                         await conn.dispatcher.closed.wait()
                         tg.cancel_scope.cancel()
                     log.warning("backend %s: connection closed", self.name)
-            except (BackendError, MCPError, OSError) as exc:
-                self.error = str(exc)
-                log.error("%s", exc)
-            except Exception as exc:  # a transport bug must not take the gateway down
-                self.error = f"backend {self.name!r}: {type(exc).__name__}: {exc}"
-                log.exception("backend %s crashed", self.name)
+            except Exception as raised:
+                exc = _leaf(raised)  # task groups in the transport wrap what went wrong
+                if isinstance(exc, (BackendError, MCPError, OSError)):
+                    self.error = str(exc)
+                    log.error("%s", exc)
+                else:  # a transport bug must not take the gateway down
+                    self.error = f"backend {self.name!r}: {type(exc).__name__}: {exc}"
+                    log.error("backend %s crashed", self.name, exc_info=raised)
             self.connection = None
             self._ready = anyio.Event()
+            del self.pids[:-1]
             self.state = "failed" if self.state in ("starting", "failed") else "restarting"
             self.restarts += 1
             await anyio.sleep(backoff * (0.5 + random.random()))
@@ -369,11 +537,15 @@ class Backend:
             if self.verify is not None and kinds:
                 log.info("backend %s: %s list changed; re-verifying pins", self.name, "/".join(sorted(kinds)))
                 await self.verify(self, conn, kinds)
+                if self.state in ("ready", "degraded"):
+                    self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
 
     async def connected(self) -> Connection:
-        """The live connection, waiting up to `startup_timeout` for one."""
+        """The live connection, waiting up to `startup_timeout` for one (not at all while `failed`)."""
+        if self.stopping:
+            raise MCPError(BACKEND_UNAVAILABLE, f"gateway is shutting down: backend {self.name!r} takes no more calls")
         conn = self.connection
-        if conn is None:
+        if conn is None and not (self.state == "failed" and self.error):  # a crash loop answers at once
             with anyio.move_on_after(self.spec.startup_timeout):
                 await self._ready.wait()
             conn = self.connection
@@ -384,17 +556,67 @@ class Backend:
         return conn
 
     async def request(self, method: str, params: Mapping[str, Any] | None, tool: str | None = None) -> JSON:
-        """Forward one request and return the backend's raw result."""
+        """Forward one request and return the backend's raw result; counted in `/metrics`."""
+        series = self.stats.get(method, tool)
+        started = time.perf_counter()
+        rid = _next_rid() if log.isEnabledFor(logging.INFO) else 0
+        if rid and log.isEnabledFor(logging.DEBUG):
+            origin = ORIGIN.get()
+            upstream = origin.ctx.request_id if origin is not None else None
+            log.debug(
+                "rid=%s backend=%s method=%s tool=%s upstream_id=%s params=%s",
+                rid, self.name, method, tool or "-", upstream, _truncated(params),
+            )  # fmt: skip
+        try:
+            result = await self._forward(method, params, tool)
+        except MCPError as exc:
+            elapsed = time.perf_counter() - started
+            series.observe(elapsed)
+            series.errors += 1
+            code = exc.error.code
+            if code == types.REQUEST_TIMEOUT:
+                series.timeouts += 1
+            if rid:
+                level = logging.INFO if code in _CLIENT_ERRORS else logging.WARNING
+                log.log(
+                    level, "rid=%s backend=%s method=%s tool=%s error=%d ms=%.1f msg=%s",
+                    rid, self.name, method, tool or "-", code, elapsed * 1000, exc.error.message,
+                )  # fmt: skip
+            raise
+        elapsed = time.perf_counter() - started
+        series.observe(elapsed)
+        if result.get("isError") is True:
+            series.tool_errors += 1
+        if rid and log.isEnabledFor(logging.DEBUG):
+            log.debug("rid=%s backend=%s ok ms=%.1f", rid, self.name, elapsed * 1000)
+        return result
+
+    async def _forward(self, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
         conn = await self.connected()
         timeout = self.spec.tool_timeouts.get(tool, self.spec.timeout) if tool else self.spec.timeout
+        limiter = self.limiter
+        try:
+            await limiter.acquire(timeout)
+        except MCPError:
+            if limiter.saturated and self.state == "ready":
+                self.state = "degraded"
+                log.warning("backend %s: queue full, rejecting calls (max_concurrency %d)", self.name, limiter.limit)
+            raise
         try:
             return await conn.request(method, params, timeout)
         except MCPError as exc:
             if exc.error.code == types.CONNECTION_CLOSED:
+                if self.stopping:
+                    why = f"gateway is shutting down: call to backend {self.name!r} abandoned"
+                    raise MCPError(BACKEND_UNAVAILABLE, why) from exc
                 raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.name!r} closed the connection") from exc
             if exc.error.code == types.REQUEST_TIMEOUT:
                 raise MCPError(exc.error.code, f"backend {self.name!r} did not answer within {timeout:g}s") from exc
             raise
+        finally:
+            limiter.release()
+            if limiter.queued == 0 and self.state == "degraded" and self.pin.get("status") != "unverified":
+                self.state = "ready"
 
     def health(self) -> JSON:
         return {
@@ -403,4 +625,25 @@ class Backend:
             "restarts": self.restarts,
             "transport": self.spec.type,
             "pin": self.pin,
+            "pid": self.pids[-1] if self.pids and self.connection is not None else None,
+            "in_flight": self.limiter.active,
+            "queued": self.limiter.queued,
         }
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups, else `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+_CLIENT_ERRORS = frozenset({types.INVALID_PARAMS, types.METHOD_NOT_FOUND, types.INVALID_REQUEST})
+_next_rid = itertools.count(1).__next__
+"""`rid=N` in log lines: one forwarded request, unique within this gateway process (0: not logging)."""
+
+
+def _truncated(params: Mapping[str, Any] | None, limit: int = 2000) -> str:
+    """Params for a debug line (the only level where tool arguments appear), cut to `limit` characters."""
+    text = json.dumps(params, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"

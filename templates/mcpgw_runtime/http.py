@@ -1,4 +1,4 @@
-"""The HTTP face of the gateway: `/mcp`, `/sse` + `/messages/`, `/healthz`, behind one guard.
+"""The HTTP face of the gateway: `/mcp`, `/sse` + `/messages/`, `/healthz`, `/metrics`, behind one guard.
 
 The guard runs before any MCP code: Host (421), Origin (403) and, when a token
 is configured, `Authorization: Bearer` (401, constant-time compare). It covers
@@ -7,12 +7,14 @@ every route, so health data is exactly as protected as the tools.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from types import FrameType
 
 import anyio
 from mcp.server.sse import SseServerTransport
@@ -23,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE
 from mcpgw_runtime.server import Gateway
 
 log = logging.getLogger("mcpgw")
@@ -119,7 +122,10 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     async def healthz(request: Request) -> Response:
         return Response(json.dumps(gateway.health(), sort_keys=True), media_type="application/json")
 
-    routes: list[Route | Mount] = [Route("/healthz", healthz)]
+    async def metrics(request: Request) -> Response:
+        return Response(gateway.metrics(), media_type=METRICS_CONTENT_TYPE)
+
+    routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
@@ -129,7 +135,20 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             tg = await stack.enter_async_context(anyio.create_task_group())
-            tg.start_soon(gateway.run_backends)
+            loop = asyncio.get_running_loop()
+            backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
+
+            async def run_backends() -> None:
+                with backends_scope:
+                    await gateway.run_backends()
+
+            def stop() -> None:
+                for backend in gateway.backends.values():
+                    backend.stopping = True
+                backends_scope.cancel()
+
+            app.state.stop_backends = lambda: loop.call_soon_threadsafe(stop)
+            tg.start_soon(run_backends)
             await stack.enter_async_context(manager.run())
             try:
                 yield
@@ -139,3 +158,30 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(GuardMiddleware, guard=guard)
     return app
+
+
+SHUTDOWN_GRACE = 1
+"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
+
+
+def serve_http(app: Starlette, *, host: str, port: int, log_level: str) -> None:
+    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
+
+    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
+    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
+    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            stop = getattr(app.state, "stop_backends", None)
+            if stop is not None:
+                log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
+                stop()
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=SHUTDOWN_GRACE
+    )
+    _Server(config).run()

@@ -28,7 +28,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcpgw_runtime.backends import Backend, Connection
+from mcpgw_runtime.backends import Backend, BackendError, Connection
+from mcpgw_runtime.metrics import render_metrics
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
@@ -120,7 +121,8 @@ class Gateway:
                 method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
                 live = await conn.pages(method, key, backend.spec.timeout) if offered is not None else []
                 verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
-        except Exception as exc:  # a backend that cannot list cannot be verified
+        except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            # a backend that cannot list cannot be verified
             message = f"backend {backend.name!r}: cannot verify pins: {exc}"
             log.error("%s", message)
             backend.pin = status(backend.spec.pin, None, message)
@@ -382,3 +384,7 @@ class Gateway:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
         ready = all(b["state"] == "ready" for b in backends.values())
         return {"status": "ok" if ready else "degraded", "backends": backends}
+
+    def metrics(self) -> str:
+        """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
+        return render_metrics(self.backends.values(), self._held)

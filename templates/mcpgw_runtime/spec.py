@@ -29,6 +29,10 @@ class BackendSpec:
     timeout: float = 60.0
     tool_timeouts: Mapping[str, float] = field(default_factory=dict)
     startup_timeout: float = 30.0
+    max_concurrency: int = 32
+    """Requests in flight to this backend at once; more wait in a queue."""
+    max_queue: int = 256
+    """Requests that may wait for a slot; beyond it a call is rejected with an error naming the backend."""
     session: str = "shared"
     pin: str = "strict"
     prefix: str = ""

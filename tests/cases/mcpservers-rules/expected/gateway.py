@@ -8,12 +8,14 @@ Rebuild with `mcpgw build`; review changes to the tables at the end of this file
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import functools
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import logging.handlers
@@ -27,19 +29,23 @@ import subprocess
 import sys
 import time
 import weakref
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, TextIO, overload
+from types import FrameType
+from typing import Any, Protocol, TextIO, overload
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import mcp_types as types
+from anyio.streams.text import TextReceiveStream
 from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
@@ -55,6 +61,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.message import SessionMessage
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
@@ -125,6 +132,10 @@ class BackendSpec:
     timeout: float = 60.0
     tool_timeouts: Mapping[str, float] = field(default_factory=dict)
     startup_timeout: float = 30.0
+    max_concurrency: int = 32
+    """Requests in flight to this backend at once; more wait in a queue."""
+    max_queue: int = 256
+    """Requests that may wait for a slot; beyond it a call is rejected with an error naming the backend."""
     session: str = "shared"
     pin: str = "strict"
     prefix: str = ""
@@ -505,9 +516,7 @@ def _bounds(b: dict[str, Any], a: dict[str, Any], path: str) -> Iterator[tuple[s
         if _same(was, now):
             continue
         detail = f"{key} {_show(was) if was is not None else 'unset'} → {_show(now) if now is not None else 'unset'}"
-        if key in _EXACT:
-            looser = now is None
-        elif not isinstance(was, int | float) or not isinstance(now, int | float):
+        if key in _EXACT or not isinstance(was, int | float) or not isinstance(now, int | float):
             looser = now is None
         else:
             looser = now < was if key in _BOUNDS_LOWER else now > was
@@ -830,11 +839,236 @@ class ObservedState:
             server=_server_name(instance) if value == "ready" else None,
             pin=getattr(instance, "pin", None),
         )
-        for listener in list(STATE_LISTENERS):
+        for listener in STATE_LISTENERS.copy():  # a listener may remove itself
             try:
                 listener(change)
             except Exception:
                 log.exception("state listener failed on %s", change)
+
+
+# ---- runtime: limits.py ----
+
+BACKEND_BUSY = -32003
+"""JSON-RPC error code for "the backend's concurrency cap and queue are both full"."""
+
+
+class Limiter:
+    """At most `limit` requests at once; at most `queue_limit` more waiting for a slot."""
+
+    __slots__ = ("_waiters", "active", "limit", "name", "queue_limit", "rejected")
+
+    def __init__(self, name: str, limit: int, queue_limit: int) -> None:
+        self.name = name
+        self.limit = max(1, limit)
+        self.queue_limit = max(0, queue_limit)
+        self.active = 0
+        self.rejected = 0
+        self._waiters: deque[anyio.Event] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    @property
+    def saturated(self) -> bool:
+        """Every slot busy and the queue full: the next request is rejected."""
+        return self.active >= self.limit and len(self._waiters) >= self.queue_limit
+
+    async def acquire(self, timeout: float) -> None:
+        """Take a slot, waiting in line up to `timeout` seconds; raise MCPError when refused."""
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+            return
+        if len(self._waiters) >= self.queue_limit:
+            self.rejected += 1
+            raise MCPError(
+                BACKEND_BUSY,
+                f"backend {self.name!r} is saturated: {self.active} requests in flight and "
+                f"{len(self._waiters)} queued (max_concurrency {self.limit}, max_queue {self.queue_limit}); "
+                "try again later",
+            )
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            with anyio.move_on_after(timeout):
+                await event.wait()
+        except BaseException:  # cancelled while waiting, or just after being handed a slot
+            self._leave(event)
+            raise
+        if not event.is_set():
+            self._leave(event)
+            raise MCPError(
+                types.REQUEST_TIMEOUT, f"backend {self.name!r}: no free slot within {timeout:g}s (queued behind others)"
+            )
+
+    def _leave(self, event: anyio.Event) -> None:
+        if event.is_set():
+            self.release()  # a slot was handed to us; pass it on
+        else:
+            self._waiters.remove(event)
+
+    def release(self) -> None:
+        """Free a slot: hand it to the oldest waiter, if any."""
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self.active -= 1
+
+
+# ---- runtime: metrics.py ----
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Upper bounds (seconds) of the latency histogram; `+Inf` is implied."""
+
+BACKEND_STATES = ("starting", "ready", "degraded", "restarting", "failed")
+
+
+class Series:
+    """What happened to one (backend, method, tool): counts and a latency histogram."""
+
+    __slots__ = ("buckets", "count", "errors", "sum", "timeouts", "tool_errors")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.timeouts = 0
+        self.tool_errors = 0
+        self.sum = 0.0
+        self.buckets = [0] * (len(BUCKETS) + 1)  # per bucket, not cumulative; the last is +Inf
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.sum += seconds
+        self.buckets[bisect_left(BUCKETS, seconds)] += 1
+
+
+class CallStats:
+    """One backend's series, created on first use."""
+
+    __slots__ = ("series",)
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str], Series] = {}
+
+    def get(self, method: str, tool: str | None) -> Series:
+        key = (method, tool or "")
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+        return series
+
+
+class Scraped(Protocol):
+    """What `/metrics` reads from a backend (a `backends.Backend`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def restarts(self) -> int: ...
+    @property
+    def stats(self) -> CallStats: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+
+
+def _label_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _metric_labels(pairs: Mapping[str, str]) -> str:
+    return "{" + ",".join(f'{k}="{_label_escape(v)}"' for k, v in pairs.items()) + "}"
+
+
+def _metric_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class _MetricsWriter:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+    def sample(self, name: str, labels: Mapping[str, str], value: float) -> None:
+        self.lines.append(f"{name}{_metric_labels(labels)} {_metric_number(value)}")
+
+
+def render_metrics(backends: Iterable[Scraped], held: Mapping[str, Mapping[str, tuple[str, str]]]) -> str:
+    """The whole `/metrics` page. `held` is the gateway's kind → name → (backend, reason) map of pin holds."""
+    ordered = sorted(backends, key=lambda b: b.name)
+    out = _MetricsWriter()
+    _calls(out, ordered)
+    _backends(out, ordered)
+    _pin_holds(out, ordered, held)
+    return "\n".join(out.lines) + "\n"
+
+
+def _calls(out: _MetricsWriter, backends: list[Scraped]) -> None:
+    series = [
+        ({"backend": b.name, "method": m, "tool": t}, s)
+        for b in backends
+        for (m, t), s in sorted(b.stats.series.items())
+    ]
+    counters = (
+        ("mcpgw_requests_total", "Requests forwarded to a backend.", "count"),
+        ("mcpgw_request_errors_total", "Requests that ended in a JSON-RPC error (timeouts included).", "errors"),
+        ("mcpgw_request_timeouts_total", "Requests that got no answer within their timeout.", "timeouts"),
+        ("mcpgw_tool_errors_total", "tools/call results with isError true.", "tool_errors"),
+    )
+    for name, help_text, attr in counters:
+        out.family(name, "counter", help_text)
+        for labels, s in series:
+            out.sample(name, labels, getattr(s, attr))
+    hist = "mcpgw_request_duration_seconds"
+    out.family(hist, "histogram", "Time from the gateway forwarding a request to the backend's answer or error.")
+    bounds = [*(_metric_number(b) for b in BUCKETS), "+Inf"]
+    for labels, s in series:
+        running = 0
+        for bound, n in zip(bounds, s.buckets, strict=True):
+            running += n
+            out.sample(f"{hist}_bucket", {**labels, "le": bound}, running)
+        out.sample(f"{hist}_sum", labels, s.sum)
+        out.sample(f"{hist}_count", labels, s.count)
+
+
+def _backends(out: _MetricsWriter, backends: list[Scraped]) -> None:
+    out.family("mcpgw_backend_state", "gauge", "1 for the state each backend is in, 0 for the others.")
+    for b in backends:
+        for state in BACKEND_STATES:
+            out.sample("mcpgw_backend_state", {"backend": b.name, "state": state}, int(b.state == state))
+    gauges = (
+        ("mcpgw_backend_restarts_total", "counter", "Times the connection ended or failed to start.", "restarts"),
+        ("mcpgw_backend_in_flight", "gauge", "Requests the backend is working on now.", "in_flight"),
+        ("mcpgw_backend_queued", "gauge", "Requests waiting for a free slot (max_concurrency).", "queued"),
+        ("mcpgw_backend_rejected_total", "counter", "Requests refused because the queue was full.", "rejected"),
+    )
+    for name, kind, help_text, attr in gauges:
+        out.family(name, kind, help_text)
+        for b in backends:
+            out.sample(name, {"backend": b.name}, getattr(b, attr))
+
+
+def _pin_holds(out: _MetricsWriter, backends: list[Scraped], held: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
+    out.family("mcpgw_pin_held", "gauge", "Tools and prompts held back by pin 'strict' (a call gets an error).")
+    counts: dict[tuple[str, str], int] = {(b.name, kind): 0 for b in backends for kind in held}
+    for kind, names in held.items():
+        for owner, _ in names.values():
+            counts[(owner, kind)] = counts.get((owner, kind), 0) + 1
+    for (backend, kind), n in sorted(counts.items()):
+        out.sample("mcpgw_pin_held", {"backend": backend, "kind": kind}, n)
+    out.family("mcpgw_pin_held_item", "gauge", "1 per held tool or prompt, by exposed name.")
+    for kind, names in sorted(held.items()):
+        for name, (owner, _) in sorted(names.items()):
+            out.sample("mcpgw_pin_held_item", {"backend": owner, "kind": kind, "name": name}, 1)
 
 
 # ---- runtime: relay.py ----
@@ -1151,17 +1385,48 @@ async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO)
             await stop_process_group(process)
 
 
-async def stop_process_group(process: anyio.abc.Process, grace: float = 2.0) -> None:
-    """SIGTERM the process group, then SIGKILL it after `grace` seconds."""
-    if process.returncode is not None:
-        return
+STOP_GRACE = 1.5
+"""Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
+
+MAX_LINE_CHARS = 64 * 1024 * 1024
+"""A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
+
+STDIN_GRACE = 0.5
+"""Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
+
+
+async def stop_process_group(process: anyio.abc.Process, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` seconds.
+
+    The group, not only the leader: a child that ignores SIGTERM, or a grandchild
+    the leader left behind, is still killed. Never waits more than about `2 * grace`.
+    """
     _signal_group(process.pid, signal.SIGTERM)
-    with anyio.move_on_after(grace):
-        await process.wait()
-        return
-    _signal_group(process.pid, signal.SIGKILL)
-    with anyio.move_on_after(grace):
-        await process.wait()
+    if not await _wait_group(process, grace):
+        _signal_group(process.pid, signal.SIGKILL)
+        await _wait_group(process, grace)
+
+
+async def _wait_group(process: anyio.abc.Process, timeout: float) -> bool:
+    """Poll until the leader is reaped and (POSIX) no member of its group is left."""
+    deadline = anyio.current_time() + timeout
+    while process.returncode is None or _group_alive(process.pid):
+        if anyio.current_time() >= deadline:
+            return False
+        await anyio.sleep(0.01)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    if sys.platform == "win32":
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # zombies or foreign members: keep waiting, the deadline bounds it
+    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -1170,6 +1435,87 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
         else:
             os.killpg(pid, sig)
+
+
+def _parse_line(line: str) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        return exc
+
+
+@contextlib.asynccontextmanager
+async def posix_stdio(
+    command: list[str], resolved: Resolved, errlog: TextIO, pids: list[int] | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """A stdio backend in its own process group, as the SDK's `stdio_client` does, with a tighter stop.
+
+    When the child dies (or closes stdout) the read stream ends at once, so the
+    dispatcher fails every in-flight request with CONNECTION_CLOSED. On exit:
+    close stdin, wait `STDIN_GRACE`, then `stop_process_group` (SIGTERM, SIGKILL
+    after `STOP_GRACE`): at most about 3.5 s even for a child that ignores SIGTERM.
+    A line that is not JSON-RPC reaches the dispatcher as an exception value,
+    which it logs and skips; the backend keeps serving.
+    """
+    process = await anyio.open_process(
+        command,
+        cwd=resolved.cwd,
+        env=get_default_environment() | resolved.env,
+        stderr=errlog,
+        start_new_session=True,
+    )
+    if pids is not None:
+        pids.append(process.pid)
+    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def reader() -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            async with read_writer:
+                parts: list[str] = []  # the line so far, joined once its newline arrives
+                size, skipping = 0, False
+                async for received in TextReceiveStream(stdout, errors="replace"):
+                    chunk = received
+                    while (newline := chunk.find("\n")) >= 0:
+                        line, chunk = "".join(parts) + chunk[:newline], chunk[newline + 1 :]
+                        parts, size, was_skipping, skipping = [], 0, skipping, False
+                        if line.strip() and not was_skipping:
+                            await read_writer.send(_parse_line(line))
+                    if chunk and not skipping:
+                        parts.append(chunk)
+                        size += len(chunk)
+                        if size > MAX_LINE_CHARS:  # never buffer an endless line: drop it up to its newline
+                            parts, size, skipping = [], 0, True
+                            await read_writer.send(ValueError(f"stdout line over {MAX_LINE_CHARS} characters dropped"))
+
+    async def writer() -> None:
+        try:
+            async with write_reader:
+                async for message in write_reader:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+                    await stdin.send(data.encode())
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            await read_writer.aclose()  # the child stopped reading: end the session rather than hang
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        try:
+            yield read_stream, write_stream
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await stdin.aclose()
+                with anyio.move_on_after(STDIN_GRACE):
+                    while process.returncode is None:
+                        await anyio.sleep(0.01)
+                await stop_process_group(process)
+                for stream in (stdout, read_stream, write_stream, read_writer, write_reader):
+                    with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        await stream.aclose()
+            tg.cancel_scope.cancel()
 
 
 async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Process | None, name: str) -> None:
@@ -1201,8 +1547,12 @@ async def open_backend(
     client_version: str = "0",
     errlog: TextIO | None = None,
     message_handler: MessageHandlerFnT | None = None,
+    pids: list[int] | None = None,
 ) -> AsyncIterator[Connection]:
-    """Connect to one backend and complete the initialize handshake within `startup_timeout`."""
+    """Connect to one backend and complete the initialize handshake within `startup_timeout`.
+
+    The pid of a process it starts (stdio child, local server) is appended to `pids`.
+    """
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
     deadline = anyio.current_time() + spec.startup_timeout
@@ -1210,11 +1560,15 @@ async def open_backend(
         if spec.type == "stdio":
             assert resolved.command is not None
             exe = shutil.which(resolved.command[0], path=(resolved.env.get("PATH") or os.environ.get("PATH")))
-            params = StdioServerParameters(
-                command=exe or resolved.command[0], args=resolved.command[1:], env=resolved.env, cwd=resolved.cwd
-            )
+            command = [exe or resolved.command[0], *resolved.command[1:]]
             try:
-                streams = await stack.enter_async_context(stdio_client(params, errlog=err))
+                if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
+                    params = StdioServerParameters(
+                        command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd
+                    )
+                    streams = await stack.enter_async_context(stdio_client(params, errlog=err))
+                else:
+                    streams = await stack.enter_async_context(posix_stdio(command, resolved, err, pids))
             except OSError as exc:
                 raise BackendError(f"backend {spec.name!r}: cannot start {resolved.command[0]!r}: {exc}") from exc
         else:
@@ -1222,6 +1576,8 @@ async def open_backend(
             process = None
             if resolved.command is not None:
                 process = await stack.enter_async_context(_local_process(resolved.command, resolved, err))
+                if pids is not None:
+                    pids.append(process.pid)
             await wait_until_listening(resolved.url, deadline, process, spec.name)
             if spec.type == "sse":
                 streams = await stack.enter_async_context(
@@ -1256,11 +1612,23 @@ async def open_backend(
 class Backend:
     """A supervised backend: connects in the background, reconnects with backoff.
 
-    States: starting → ready → (restarting → ready)* ; failed while waiting to retry.
+    States (in `/healthz`, `/metrics` and the console):
+
+        starting ──▶ ready ◀──▶ degraded          connected: calls are forwarded
+           │           │           │
+           ▼           ▼           ▼
+         failed ◀─ restarting ◀────┘              not connected: calls wait up to
+           └──────────▶ (retry with backoff)     startup_timeout, then fail
+
+    `degraded` = connected but not fully trusted or not keeping up: its pins
+    could not be verified, or its queue is full and calls are being rejected
+    (back to `ready` once the queue drains). `failed` = never connected since
+    the last start attempt; `restarting` = was connected, connection lost.
     Callers never hang: `request` waits for readiness up to `startup_timeout`,
-    then fails with an MCP error that names the backend. `verify` (the
-    gateway's pin check) runs before the backend counts as ready, and again
-    whenever it announces that its tools or prompts changed.
+    then fails with an MCP error that names the backend; in-flight calls fail at
+    once when the connection drops. `verify` (the gateway's pin check) runs
+    before the backend counts as ready, and again whenever it announces that
+    its tools or prompts changed.
     """
 
     state = ObservedState()  # every change reaches observe.STATE_LISTENERS (the console)
@@ -1281,6 +1649,24 @@ class Backend:
         self._changed: set[str] = set()
         self._dirty = anyio.Event()
         self.relay = BackendRelay(spec.name)
+        self.stats = CallStats()
+        self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
+        self.pids: list[int] = []
+        self.stopping = False
+        """Set at gateway shutdown: no new calls; in-flight ones fail with a shutdown error."""
+        """Processes this backend started (stdio child or local server), newest last."""
+
+    @property
+    def in_flight(self) -> int:
+        return self.limiter.active
+
+    @property
+    def queued(self) -> int:
+        return self.limiter.queued
+
+    @property
+    def rejected(self) -> int:
+        return self.limiter.rejected
 
     @property
     def name(self) -> str:
@@ -1292,11 +1678,16 @@ class Backend:
         while True:
             try:
                 async with open_backend(
-                    self.spec, self.base_dir, client_version=self.client_version, message_handler=self._on_message
+                    self.spec,
+                    self.base_dir,
+                    client_version=self.client_version,
+                    message_handler=self._on_message,
+                    pids=self.pids,
                 ) as conn:
                     if self.verify is not None:
                         await self.verify(self, conn, frozenset(LIST_CHANGED.values()))
-                    self.connection, self.state, self.error = conn, "ready", None
+                    self.connection, self.error = conn, None
+                    self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
                     self._ready.set()
                     backoff = 0.5
                     log.info("backend %s ready (%s)", self.name, conn.init.server_info.name)
@@ -1305,14 +1696,17 @@ class Backend:
                         await conn.dispatcher.closed.wait()
                         tg.cancel_scope.cancel()
                     log.warning("backend %s: connection closed", self.name)
-            except (BackendError, MCPError, OSError) as exc:
-                self.error = str(exc)
-                log.error("%s", exc)
-            except Exception as exc:  # a transport bug must not take the gateway down
-                self.error = f"backend {self.name!r}: {type(exc).__name__}: {exc}"
-                log.exception("backend %s crashed", self.name)
+            except Exception as raised:
+                exc = _leaf(raised)  # task groups in the transport wrap what went wrong
+                if isinstance(exc, (BackendError, MCPError, OSError)):
+                    self.error = str(exc)
+                    log.error("%s", exc)
+                else:  # a transport bug must not take the gateway down
+                    self.error = f"backend {self.name!r}: {type(exc).__name__}: {exc}"
+                    log.error("backend %s crashed", self.name, exc_info=raised)
             self.connection = None
             self._ready = anyio.Event()
+            del self.pids[:-1]
             self.state = "failed" if self.state in ("starting", "failed") else "restarting"
             self.restarts += 1
             await anyio.sleep(backoff * (0.5 + random.random()))
@@ -1333,11 +1727,15 @@ class Backend:
             if self.verify is not None and kinds:
                 log.info("backend %s: %s list changed; re-verifying pins", self.name, "/".join(sorted(kinds)))
                 await self.verify(self, conn, kinds)
+                if self.state in ("ready", "degraded"):
+                    self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
 
     async def connected(self) -> Connection:
-        """The live connection, waiting up to `startup_timeout` for one."""
+        """The live connection, waiting up to `startup_timeout` for one (not at all while `failed`)."""
+        if self.stopping:
+            raise MCPError(BACKEND_UNAVAILABLE, f"gateway is shutting down: backend {self.name!r} takes no more calls")
         conn = self.connection
-        if conn is None:
+        if conn is None and not (self.state == "failed" and self.error):  # a crash loop answers at once
             with anyio.move_on_after(self.spec.startup_timeout):
                 await self._ready.wait()
             conn = self.connection
@@ -1348,17 +1746,67 @@ class Backend:
         return conn
 
     async def request(self, method: str, params: Mapping[str, Any] | None, tool: str | None = None) -> JSON:
-        """Forward one request and return the backend's raw result."""
+        """Forward one request and return the backend's raw result; counted in `/metrics`."""
+        series = self.stats.get(method, tool)
+        started = time.perf_counter()
+        rid = _next_rid() if log.isEnabledFor(logging.INFO) else 0
+        if rid and log.isEnabledFor(logging.DEBUG):
+            origin = ORIGIN.get()
+            upstream = origin.ctx.request_id if origin is not None else None
+            log.debug(
+                "rid=%s backend=%s method=%s tool=%s upstream_id=%s params=%s",
+                rid, self.name, method, tool or "-", upstream, _truncated(params),
+            )  # fmt: skip
+        try:
+            result = await self._forward(method, params, tool)
+        except MCPError as exc:
+            elapsed = time.perf_counter() - started
+            series.observe(elapsed)
+            series.errors += 1
+            code = exc.error.code
+            if code == types.REQUEST_TIMEOUT:
+                series.timeouts += 1
+            if rid:
+                level = logging.INFO if code in _CLIENT_ERRORS else logging.WARNING
+                log.log(
+                    level, "rid=%s backend=%s method=%s tool=%s error=%d ms=%.1f msg=%s",
+                    rid, self.name, method, tool or "-", code, elapsed * 1000, exc.error.message,
+                )  # fmt: skip
+            raise
+        elapsed = time.perf_counter() - started
+        series.observe(elapsed)
+        if result.get("isError") is True:
+            series.tool_errors += 1
+        if rid and log.isEnabledFor(logging.DEBUG):
+            log.debug("rid=%s backend=%s ok ms=%.1f", rid, self.name, elapsed * 1000)
+        return result
+
+    async def _forward(self, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
         conn = await self.connected()
         timeout = self.spec.tool_timeouts.get(tool, self.spec.timeout) if tool else self.spec.timeout
+        limiter = self.limiter
+        try:
+            await limiter.acquire(timeout)
+        except MCPError:
+            if limiter.saturated and self.state == "ready":
+                self.state = "degraded"
+                log.warning("backend %s: queue full, rejecting calls (max_concurrency %d)", self.name, limiter.limit)
+            raise
         try:
             return await conn.request(method, params, timeout)
         except MCPError as exc:
             if exc.error.code == types.CONNECTION_CLOSED:
+                if self.stopping:
+                    why = f"gateway is shutting down: call to backend {self.name!r} abandoned"
+                    raise MCPError(BACKEND_UNAVAILABLE, why) from exc
                 raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.name!r} closed the connection") from exc
             if exc.error.code == types.REQUEST_TIMEOUT:
                 raise MCPError(exc.error.code, f"backend {self.name!r} did not answer within {timeout:g}s") from exc
             raise
+        finally:
+            limiter.release()
+            if limiter.queued == 0 and self.state == "degraded" and self.pin.get("status") != "unverified":
+                self.state = "ready"
 
     def health(self) -> JSON:
         return {
@@ -1367,7 +1815,28 @@ class Backend:
             "restarts": self.restarts,
             "transport": self.spec.type,
             "pin": self.pin,
+            "pid": self.pids[-1] if self.pids and self.connection is not None else None,
+            "in_flight": self.limiter.active,
+            "queued": self.limiter.queued,
         }
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups, else `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+_CLIENT_ERRORS = frozenset({types.INVALID_PARAMS, types.METHOD_NOT_FOUND, types.INVALID_REQUEST})
+_next_rid = itertools.count(1).__next__
+"""`rid=N` in log lines: one forwarded request, unique within this gateway process (0: not logging)."""
+
+
+def _truncated(params: Mapping[str, Any] | None, limit: int = 2000) -> str:
+    """Params for a debug line (the only level where tool arguments appear), cut to `limit` characters."""
+    text = json.dumps(params, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 # ---- runtime: server.py ----
@@ -1457,7 +1926,8 @@ class Gateway:
                 method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
                 live = await conn.pages(method, key, backend.spec.timeout) if offered is not None else []
                 verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
-        except Exception as exc:  # a backend that cannot list cannot be verified
+        except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            # a backend that cannot list cannot be verified
             message = f"backend {backend.name!r}: cannot verify pins: {exc}"
             log.error("%s", message)
             backend.pin = status(backend.spec.pin, None, message)
@@ -1720,6 +2190,10 @@ class Gateway:
         ready = all(b["state"] == "ready" for b in backends.values())
         return {"status": "ok" if ready else "degraded", "backends": backends}
 
+    def metrics(self) -> str:
+        """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
+        return render_metrics(self.backends.values(), self._held)
+
 
 # ---- runtime: http.py ----
 
@@ -1815,7 +2289,10 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     async def healthz(request: Request) -> Response:
         return Response(json.dumps(gateway.health(), sort_keys=True), media_type="application/json")
 
-    routes: list[Route | Mount] = [Route("/healthz", healthz)]
+    async def metrics(request: Request) -> Response:
+        return Response(gateway.metrics(), media_type=METRICS_CONTENT_TYPE)
+
+    routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
@@ -1825,7 +2302,20 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             tg = await stack.enter_async_context(anyio.create_task_group())
-            tg.start_soon(gateway.run_backends)
+            loop = asyncio.get_running_loop()
+            backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
+
+            async def run_backends() -> None:
+                with backends_scope:
+                    await gateway.run_backends()
+
+            def stop() -> None:
+                for backend in gateway.backends.values():
+                    backend.stopping = True
+                backends_scope.cancel()
+
+            app.state.stop_backends = lambda: loop.call_soon_threadsafe(stop)
+            tg.start_soon(run_backends)
             await stack.enter_async_context(manager.run())
             try:
                 yield
@@ -1835,6 +2325,33 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(GuardMiddleware, guard=guard)
     return app
+
+
+SHUTDOWN_GRACE = 1
+"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
+
+
+def serve_http(app: Starlette, *, host: str, port: int, log_level: str) -> None:
+    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
+
+    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
+    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
+    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            stop = getattr(app.state, "stop_backends", None)
+            if stop is not None:
+                log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
+                stop()
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=SHUTDOWN_GRACE
+    )
+    _Server(config).run()
 
 
 # ---- runtime: logfiles.py ----
@@ -1932,10 +2449,8 @@ def _plural(count: int, word: str) -> str:
 def panel_lines(spec: GatewaySpec, startup: Startup, health: Mapping[str, Any]) -> list[str]:
     """The panel as plain text, for logs and pipes."""
     rows = backend_rows(spec, health)
-    lines = [
-        f"mcpgw gateway {spec.name!r} (generated by mcpgw {spec.generator}): "
-        f"{_plural(len(rows), 'backend')}, {_plural(len(spec.tools), 'tool')}"
-    ]
+    counts = f"{_plural(len(rows), 'backend')}, {_plural(len(spec.tools), 'tool')}"
+    lines = [f"mcpgw gateway {spec.name!r} (generated by mcpgw {spec.generator}): {counts}"]
     table = [(r.name, r.transport, r.state, _plural(r.tools, "tool"), f"pin {r.pin}") for r in rows]
     widths = [max((len(cells[i]) for cells in table), default=0) for i in range(5)]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in table]
@@ -2116,8 +2631,6 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         )
     guard = Guard.for_bind(args.host, args.port, spec.allowed_hosts, spec.allowed_origins, token)
     app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
-    import uvicorn
-
     origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []
     if "http" in args.transports:
@@ -2131,7 +2644,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
     console.show(spec, Startup(tuple(endpoints), auth, logs), gateway.health())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    serve_http(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -2142,9 +2655,21 @@ async def serve_stdio(gateway: Gateway) -> None:
     server = gateway.build_server()
     async with anyio.create_task_group() as tg:
         tg.start_soon(gateway.run_backends)
+        tg.start_soon(_stop_on_signal, tg.cancel_scope)
         async with stdio_server() as (read, write):
             await server.run(read, write, gateway.initialization_options(server))
         tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """SIGINT/SIGTERM end the stdio gateway the same way stdin's EOF does: backends stopped, no orphans."""
+    if sys.platform == "win32":
+        return
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("signal %d: shutting down", signum)
+            scope.cancel()
+            return
 
 
 # ---- tables: generated from config.json and snapshot.json ----
@@ -2162,6 +2687,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
         timeout=60.0,
         tool_timeouts={},
         startup_timeout=30.0,
+        max_concurrency=32,
+        max_queue=256,
         session="shared",
         pin="strict",
         prefix="",
@@ -2187,6 +2714,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
         timeout=20.0,
         tool_timeouts={"search": 90.0},
         startup_timeout=30.0,
+        max_concurrency=32,
+        max_queue=256,
         session="shared",
         pin="warn",
         prefix="gh",
