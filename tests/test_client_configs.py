@@ -65,6 +65,20 @@ def test_claude_desktop_config(tmp_path: Path) -> None:
     _same_gateway(tmp_path, "claude_desktop_config.json", client, {"files": FILES})
 
 
+def test_claude_desktop_settings_beside_mcpservers_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    """A real claude_desktop_config.json also holds the app's own settings; they are not ours, nor errors."""
+    files = {k: v for k, v in FILES.items() if k != "type"}
+    client = {"globalShortcut": "Ctrl+Space", "mcpServers": {"files": files}, "preferences": {"menuBarEnabled": True}}
+    _same_gateway(tmp_path, "claude_desktop_config.json", client, {"files": FILES})
+    proc = _build(tmp_path, "claude_desktop_config.json", "out-client")
+    assert "warning: ignored 'globalShortcut': a client setting, not an mcpgw one" in proc.stderr
+    assert "warning: ignored 'preferences'" in proc.stderr
+    # a near miss of one of our keys is still the error it probably is
+    (tmp_path / "typo.json").write_text(json.dumps({"mcpServers": {"files": files}, "gatway": {"port": 1}}))
+    typo = _build(tmp_path, "typo.json", "out-typo")
+    assert typo.returncode == 2 and 'unknown field "gatway" (did you mean "gateway"?)' in typo.stderr
+
+
 def test_cursor_mcp_json(tmp_path: Path) -> None:
     """.cursor/mcp.json: "type" optional, "url" alone means Streamable HTTP, ${env:NAME} references."""
     client = {

@@ -215,10 +215,10 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         ["config.json:1:22: /gateway/port: expected an integer, got 9000.5"],
     ),
     (
-        "unknown top-level field in the clients' shape",
-        '{"mcpServers": {}, "globalShortcut": "x"}',
+        "misspelt top-level field in the clients' shape",
+        '{"mcpServers": {}, "gatway": {}}',
         [
-            'config.json:1:20: /globalShortcut: unknown field "globalShortcut"; '
+            'config.json:1:20: /gatway: unknown field "gatway" (did you mean "gateway"?); '
             "valid fields: $schema, gateway, mcpServers"
         ],
     ),

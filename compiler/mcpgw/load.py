@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mcpgw.config import Config, config_from_document
+from mcpgw.config import CLIENTS_KEYS, Config, config_from_document
 from mcpgw.diagnostics import Diagnostic, has_errors
 from mcpgw.jsonpos import Parsed, escape, parse
-from mcpgw.validate import validate
+from mcpgw.validate import did_you_mean, validate
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,28 @@ def _model_errors(exc: ValidationError, parsed: Parsed, file: str) -> list[Diagn
     return out
 
 
+def _client_settings(parsed: Parsed, file: str) -> list[Diagnostic]:
+    """Drop a client's own top-level settings (Claude Desktop's `preferences`, ...) beside `mcpServers`.
+
+    A key close to one of ours (`gatway`) or shaped like a backend stays, so
+    validation still reports it as the mistake it probably is.
+    """
+    document = parsed.value
+    if not isinstance(document, dict) or "mcpServers" not in document:
+        return []
+    ours = sorted(CLIENTS_KEYS)
+    out = []
+    for key in [k for k in document if k not in CLIENTS_KEYS]:
+        value = document[key]
+        if did_you_mean(key, ours) or (isinstance(value, dict) and {"command", "url"} & set(value)):
+            continue
+        line, col = parsed.locate(f"/{escape(key)}", at_key=True)
+        message = f"ignored {key!r}: a client setting, not an mcpgw one"
+        out.append(Diagnostic(file, line, col, f"/{escape(key)}", message, "warning"))
+        del document[key]
+    return out
+
+
 def load(path: Path) -> Loaded:
     """Read and validate `path`; diagnostics name it as given, so relative stays relative."""
     file = str(path)
@@ -65,7 +87,8 @@ def load(path: Path) -> Loaded:
     parsed = parse(text, file)
     if isinstance(parsed, Diagnostic):
         return Loaded(None, [parsed])
-    diagnostics = sorted(set(parsed.duplicates) | set(validate(parsed, file)))
+    ignored = _client_settings(parsed, file)
+    diagnostics = sorted(set(parsed.duplicates) | set(ignored) | set(validate(parsed, file)))
     if has_errors(diagnostics):
         return Loaded(None, diagnostics)
     try:
