@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mcpbench.cli import main  # noqa: E402
+from mcpbench.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,15 +22,19 @@ from mcpbench import peers
 from mcpbench.figures import FIGURES
 from mcpbench.goals import Table, judge_all
 from mcpbench.measure import Figures, Plan, cold_start, five_backends, one_backend
+from mcpbench.profile import profile_calls, profile_imports
 from mcpbench.report import as_json, markdown
 from mcpbench.stats import median_or_none
 from mcpbench.targets import BY_KEY, TARGETS, Target, build_gateways, launch
 
+PHASE_TIMEOUT = 300.0
 DEFAULT_OUT = peers.BENCH_DIR / "results" / "latest.json"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark the generated gateway against direct connections and peers.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the generated gateway against direct connections and peers."
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 run, few calls, short load")
     parser.add_argument("--runs", type=int, default=None, help="runs to take the median of (default 3, 1 with --quick)")
     parser.add_argument(
@@ -38,6 +42,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output; the markdown goes beside it (.md)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the benchmark: py-spy the gateway under echo load and -X importtime its start",
+    )
     args = parser.parse_args(argv)
     unknown = [k for k in args.targets.split(",") if k not in BY_KEY]
     if unknown:
@@ -68,7 +77,8 @@ def _venv_version(venv: str, package: str) -> str | None:
 def machine_facts(runs: int, quick: bool, plan: Plan) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}",
+        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, mcp {_version('mcp')}",
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "mcp": _version("mcp"),
@@ -91,7 +101,8 @@ async def measure_target(target: Target, gateways: dict[int, Path], plan: Plan, 
     async def phase(name: str, backends: int, body: Any) -> None:
         t0 = time.perf_counter()
         try:
-            figures.update(await body())
+            with anyio.fail_after(PHASE_TIMEOUT):
+                figures.update(await body())
         except Exception as exc:
             errors.append(f"{target.key} {name}: {type(exc).__name__}: {exc}")
             _log(f"  {target.key} {name}: FAILED {type(exc).__name__}: {exc}")
@@ -131,16 +142,30 @@ def median_table(runs: Sequence[Table], targets: Sequence[Target]) -> Table:
     }
 
 
+def run_profiles(gateways: dict[int, Path], seconds: float) -> int:
+    """Write the gateway's CPU profile and import profile beside the results."""
+    results = peers.BENCH_DIR / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        ("profile-calls.txt", anyio.run(profile_calls, gateways, seconds)),
+        ("profile-imports.txt", anyio.run(profile_imports, gateways)),
+    ):
+        (results / name).write_text(text)
+        print(f"## {name}\n\n{text}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
     runs = args.runs or (1 if args.quick else 3)
     targets = [BY_KEY[k] for k in args.targets.split(",")]
-    for target in targets:
-        if target.venv:
-            peers.ensure_venv(target.venv)
+    for venv in ["profilers"] if args.profile else [t.venv for t in targets if t.venv]:
+        peers.ensure_venv(venv)
     _log("building gateways with mcpgw build ...")
     gateways = build_gateways()
+    if args.profile:
+        return run_profiles(gateways, 5.0 if args.quick else 20.0)
     meta = machine_facts(runs, args.quick, plan)
     errors: list[str] = []
     tables: list[Table] = []

@@ -23,6 +23,7 @@ from mcpbench.http11 import HttpConnection, HttpError
 from mcpbench.wire import JSON, RpcError
 
 _MAX_LINE = 64 * 1024 * 1024
+CALL_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +122,15 @@ class SseSession:
         self._waiting: dict[int, tuple[anyio.Event, list[JSON]]] = {}
         self._endpoint = anyio.Event()
 
-    async def read_stream(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def connect(self) -> AsyncIterator[bytes]:
+        """Open the GET stream; its body is then read by `pump`."""
         status, chunks = await self.stream_conn.stream("GET", self.path, {"Accept": "text/event-stream"})
         if status != 200:
             raise HttpError(f"HTTP {status} from GET {self.path}")
-        task_status.started()
+        return chunks
+
+    async def pump(self, chunks: AsyncIterator[bytes]) -> None:
+        """Route the stream's events: the endpoint announcement, then answers to their waiting callers."""
         parser = wire.SseParser()
         async for chunk in chunks:
             for event in parser.feed(chunk):
@@ -149,10 +154,11 @@ class SseSession:
 
     async def call(self, method: str, params: JSON | None = None) -> JSON:
         request_id = self._ids.next()
-        done, slot = anyio.Event(), []
+        done, slot = anyio.Event(), list[JSON]()
         self._waiting[request_id] = (done, slot)
         await self._post(wire.request(request_id, method, params))
-        await done.wait()
+        with anyio.fail_after(CALL_TIMEOUT):  # the stream may end without the answer
+            await done.wait()
         return wire.result_of(slot[0])
 
     async def notify(self, method: str) -> None:
@@ -193,8 +199,9 @@ async def open_session(endpoint: Endpoint) -> AsyncIterator[Session]:
     else:
         sse = SseSession(endpoint.url)
         try:
+            chunks = await sse.connect()  # outside the task group: a refused connection stays a plain OSError
             async with anyio.create_task_group() as tg:
-                await tg.start(sse.read_stream)
+                tg.start_soon(sse.pump, chunks)
                 await _handshake(sse)
                 yield sse
                 tg.cancel_scope.cancel()

@@ -22,7 +22,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("throughput_rps", "throughput, 8 sessions", "calls/s", higher_is_better=True, digits=0),
     Figure("load_p50_ms", "p50 under load", "ms"),
     Figure("big_p50_ms", "256 KB result p50", "ms"),
-    Figure("list5_ms", "tools/list 5×40 p50", "ms"),
+    Figure("list5_ms", "tools/list 5x40 p50", "ms"),
     Figure("cold1_s", "cold start → tools/list, 1 backend", "s"),
     Figure("cold5_s", "cold start → tools/list, 5 backends", "s"),
     Figure("first_call_s", "cold start → first tools/call", "s"),
@@ -32,6 +32,6 @@ FIGURES: tuple[Figure, ...] = (
 BY_KEY = {f.key: f for f in FIGURES}
 
 DIRECT_REFERENCE = "direct-stdio"
-"""Ratios "× direct" divide by this target's figure: the backend the gateway forwards to, without a hop."""
+"""Ratios "x direct" divide by this target's figure: the backend the gateway forwards to, without a hop."""
 
 PEERS = ("fastmcp", "mcp-proxy")

@@ -14,7 +14,7 @@ GATEWAY = "mcpgw-mcp"
 
 @dataclass(frozen=True, slots=True)
 class Goal:
-    """`figure` of the gateway against an absolute limit, or against `factor` × a reference target's figure."""
+    """`figure` of the gateway against an absolute limit, or against `factor` x a reference target's figure."""
 
     text: str
     figure: str
@@ -35,13 +35,13 @@ class Verdict:
 GOALS: tuple[Goal, ...] = (
     Goal("gateway CPU per forwarded call ≤ 500 µs", "cpu_us_per_call", limit=500),
     Goal("echo p50 via /mcp ≤ SDK HTTP server with JSON responses", "echo_p50_ms", reference="direct-http-json"),
-    Goal("throughput ≥ 2× FastMCP (8 sessions)", "throughput_rps", reference="fastmcp", factor=2.0),
-    Goal("throughput ≥ 1.5× mcp-proxy (8 sessions)", "throughput_rps", reference="mcp-proxy", factor=1.5),
-    Goal("tools/list 5×40 ≤ listing the 5 backends directly", "list5_ms", reference="direct-stdio"),
+    Goal("throughput ≥ 2x FastMCP (8 sessions)", "throughput_rps", reference="fastmcp", factor=2.0),
+    Goal("throughput ≥ 1.5x mcp-proxy (8 sessions)", "throughput_rps", reference="mcp-proxy", factor=1.5),
+    Goal("tools/list 5x40 ≤ listing the 5 backends directly", "list5_ms", reference="direct-stdio"),
     Goal("cold start → tools/list ≤ 0.5 s, 1 backend", "cold1_s", limit=0.5),
     Goal("cold start → tools/list ≤ 0.5 s, 5 backends", "cold5_s", limit=0.5),
     Goal("gateway RSS ≤ 60 MiB with 5 backends", "rss5_mib", limit=60),
-    Goal("256 KB result ≤ 1.2× direct", "big_p50_ms", reference="direct-stdio", factor=1.2),
+    Goal("256 KB result ≤ 1.2x direct", "big_p50_ms", reference="direct-stdio", factor=1.2),
 )
 
 

@@ -7,6 +7,7 @@ CPU and RSS are read from /proc for the measured process only: the gateway or pr
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,11 +39,12 @@ class Plan:
     sessions: int = 8
     load_seconds: float = 4.0
     list_calls: int = 30
+    list_budget: float = 8.0  # seconds; a peer that respawns backends per listing takes seconds per call
     startup_timeout: float = 60.0
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(calls=60, warmup=10, big_calls=8, load_seconds=1.0, list_calls=5, startup_timeout=60.0)
+        return cls(calls=60, warmup=10, big_calls=8, load_seconds=1.0, list_calls=5, list_budget=2.0)
 
 
 def _tool(names: list[str], suffix: str) -> str:
@@ -58,12 +60,16 @@ def _measured_pid(running: Running, session: Session) -> int | None:
     return session.process.pid if isinstance(session, StdioSession) else None
 
 
-async def _timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
-    samples = []
+async def _timed(n: int, call: Callable[[], Awaitable[object]], budget: float = math.inf) -> list[float]:
+    """Latency of `n` sequential calls; stops early once `budget` seconds are spent."""
+    samples: list[float] = []
+    start = time.perf_counter()
     for _ in range(n):
         t0 = time.perf_counter()
         await call()
         samples.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget:
+            break
     return samples
 
 
@@ -119,28 +125,29 @@ async def one_backend(running: Running, plan: Plan) -> Figures:
     return figures
 
 
-async def _list_all(sessions: list[Session]) -> int:
-    counts: list[int] = []
+async def _list_all(sessions: list[Session]) -> list[list[str]]:
+    """The tool names of every session, listed all at once."""
+    names: list[list[str]] = [[] for _ in sessions]
 
-    async def one(session: Session) -> None:
-        counts.append(len(await list_tools(session)))
+    async def one(index: int) -> None:
+        names[index] = [str(t.get("name")) for t in await list_tools(sessions[index])]
 
     async with anyio.create_task_group() as tg:
-        for session in sessions:
-            tg.start_soon(one, session)
-    return sum(counts)
+        for index in range(len(sessions)):
+            tg.start_soon(one, index)
+    return names
 
 
 async def five_backends(running: Running, plan: Plan) -> Figures:
-    """tools/list over 5 backends × 40 tools (all endpoints at once when the target does not aggregate), RSS."""
+    """tools/list over 5 backends x 40 tools (all endpoints at once when the target does not aggregate), RSS."""
     async with contextlib.AsyncExitStack() as stack:
         sessions: list[Session] = [await stack.enter_async_context(open_session(e)) for e in running.endpoints]
-        total = await _list_all(sessions)
+        listed = await _list_all(sessions)
+        total = sum(map(len, listed))
         if total != 5 * TOOLS_PER_BACKEND[5]:
             raise RuntimeError(f"{running.target.key}: listed {total} tools over 5 backends")
-        samples = await _timed(plan.list_calls, lambda: _list_all(sessions))
-        for session in sessions:  # every backend connected before RSS is read
-            names = [str(t.get("name")) for t in await list_tools(session)]
+        samples = await _timed(plan.list_calls, lambda: _list_all(sessions), plan.list_budget)
+        for session, names in zip(sessions, listed, strict=True):  # every backend connected before RSS is read
             for name in names:
                 if name == "echo" or name.endswith("echo"):
                     await call_tool(session, name, ECHO_ARGS)
@@ -171,20 +178,20 @@ async def cold_start(target: Target, backends: int, gateways: dict[int, Path], p
             t0 = running.server.started
         deadline = t0 + plan.startup_timeout
 
-        async def listed() -> list[Session]:
+        async def listed() -> tuple[list[Session], list[str]]:
             opened: list[Session] = []
             async with contextlib.AsyncExitStack() as attempt:
                 for endpoint in running.endpoints:
                     opened.append(await attempt.enter_async_context(open_session(endpoint)))
-                if await _list_all(opened) != TOOLS_PER_BACKEND[backends] * backends:
+                names = await _list_all(opened)
+                if sum(map(len, names)) != TOOLS_PER_BACKEND[backends] * backends:
                     raise ValueError("incomplete tools/list")
                 stack.push_async_exit(attempt.pop_all())
-            return opened
+            return opened, names[0]
 
-        sessions = await _poll(deadline, running.server, listed)
+        sessions, names = await _poll(deadline, running.server, listed)
         figures: Figures = {f"cold{backends}_s": time.perf_counter() - t0}
         if backends == 1:
-            names = [str(t.get("name")) for t in await list_tools(sessions[0])]
             echo = _tool(names, "echo")
             await _poll(deadline, running.server, lambda: call_tool(sessions[0], echo, ECHO_ARGS))
             figures["first_call_s"] = time.perf_counter() - t0

@@ -17,11 +17,11 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def fmt_ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}×"
+    return "—" if value is None else f"{value:.2f}x"
 
 
 def ratios(table: Table, figure: Figure, target: str) -> tuple[float | None, float | None]:
-    """(× the direct connection, × the best peer) of one figure of one target."""
+    """(x the direct connection, x the best peer) of one figure of one target."""
     value = table.get(target, {}).get(figure.key)
     direct = table.get(DIRECT_REFERENCE, {}).get(figure.key)
     best_peer = best([table.get(p, {}).get(figure.key) for p in PEERS], higher_is_better=figure.higher_is_better)
@@ -59,7 +59,9 @@ def goals_table(verdicts: Sequence[Verdict]) -> str:
         figure = next(f for f in FIGURES if f.key == v.goal.figure)
         result = "n/a" if v.passed is None else ("**pass**" if v.passed else "**FAIL**")
         unit = f" {figure.unit}"
-        lines.append(_row([v.goal.text, fmt(v.measured, figure.digits) + unit, fmt(v.limit, figure.digits) + unit, result]))
+        lines.append(
+            _row([v.goal.text, fmt(v.measured, figure.digits) + unit, fmt(v.limit, figure.digits) + unit, result])
+        )
     return "\n".join(lines)
 
 
@@ -73,7 +75,7 @@ def markdown(table: Table, labels: Mapping[str, str], verdicts: Sequence[Verdict
         [
             head,
             "### Figures\n\n" + figures_table(table, labels),
-            "### Ratios: × direct stdio / × best peer (lower is better, except throughput)\n\n"
+            "### Ratios: x direct stdio / x best peer (lower is better, except throughput)\n\n"
             + ratios_table(table, labels),
             "### Issue 6 targets (gateway over /mcp)\n\n" + goals_table(verdicts),
         ]

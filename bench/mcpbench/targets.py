@@ -64,11 +64,12 @@ def backend_command(tools: int, *extra: str) -> list[str]:
     return [sys.executable, str(ECHO_SERVER), "--tools", str(tools), *extra]
 
 
-def build_gateways() -> dict[int, Path]:
-    """`mcpgw build` of the 1- and 5-backend configs; the path of each gateway.py."""
+def build_gateways(root: Path = BUILD_DIR, counts: tuple[int, ...] = (1, 5)) -> dict[int, Path]:
+    """`mcpgw build` of the 1- and 5-backend configs into `root`; the path of each gateway.py."""
     built: dict[int, Path] = {}
-    for count, name in ((1, "one"), (5, "five")):
-        out = BUILD_DIR / name
+    for count in counts:
+        name = {1: "one", 5: "five"}[count]
+        out = root / name
         subprocess.run(
             [sys.executable, "-m", "mcpgw", "build", str(CONFIGS / f"{name}.json"), "-o", str(out)],
             check=True,
@@ -125,8 +126,8 @@ async def launch(
 ) -> AsyncIterator[Running]:
     """Start the target (unless the client spawns it) and, with `wait`, until its port accepts."""
     if target.key == "direct-stdio":
-        command = tuple(backend_command(TOOLS_PER_BACKEND[backends]))
-        yield Running(target, [Endpoint("stdio", command=command)] * backends)
+        spawn = tuple(backend_command(TOOLS_PER_BACKEND[backends]))
+        yield Running(target, [Endpoint("stdio", command=spawn)] * backends)
         return
     port = free_port()
     command, paths = _command(target, backends, port, gateways)

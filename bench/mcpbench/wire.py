@@ -89,7 +89,7 @@ def _parse_block(block: str) -> SseEvent | None:
             name = value
         elif field == "data":
             data.append(value)
-    if not data:
+    if not any(data):
         return None  # e.g. a priming event that only carries an id
     return SseEvent(name, "\n".join(data))
 

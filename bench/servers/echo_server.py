@@ -57,9 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.transport == "stdio":
         server.run("stdio")
     else:
-        server.run(
-            "streamable-http", host=args.host, port=args.port, json_response=args.transport == "http-json"
-        )
+        server.run("streamable-http", host=args.host, port=args.port, json_response=args.transport == "http-json")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""The benchmark harness (bench/) cannot rot silently: its pure functions, and a tiny smoke of one target.
+
+No timing is asserted here: the numbers belong to `python bench/run.py`, not to the test suite.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from mcpbench import goals, report, stats, wire
+from mcpbench.measure import Plan, one_backend
+from mcpbench.profile import summarize_collapsed, summarize_importtime
+from mcpbench.targets import BY_KEY, build_gateways, launch
+
+
+def test_percentile_median_ratio_best() -> None:
+    assert stats.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert stats.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert stats.percentile([5.0], 99) == 5.0
+    with pytest.raises(ValueError):
+        stats.percentile([], 50)
+    assert stats.median_or_none([None, 1.0, 3.0]) == 2.0
+    assert stats.median_or_none([None]) is None
+    assert stats.ratio(3.0, 2.0) == 1.5
+    assert stats.ratio(1.0, 0.0) is None and stats.ratio(None, 1.0) is None
+    assert stats.best([2.0, None, 1.0], higher_is_better=True) == 2.0
+    assert stats.best([2.0, None, 1.0], higher_is_better=False) == 1.0
+
+
+def test_sse_parsing_and_response_bodies() -> None:
+    parser = wire.SseParser()
+    assert parser.feed(b"event: endpoint\r\ndata: /messages/?session_id=1\r\n") == []
+    events = parser.feed(b"\r\nid: 7\n\n" + b'event: message\ndata: {"id": 1}\n\n')
+    assert events == [wire.SseEvent("endpoint", "/messages/?session_id=1"), wire.SseEvent("message", '{"id": 1}')]
+    sse_body = b'id: 0\ndata:\n\nevent: message\ndata: {"jsonrpc":"2.0","id":2,"result":{}}\n\n'
+    assert wire.messages_in_body("text/event-stream", sse_body) == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
+    assert wire.messages_in_body("application/json", b'{"id":3,"result":{}}') == [{"id": 3, "result": {}}]
+    assert wire.messages_in_body("application/json", b"") == []
+    with pytest.raises(wire.RpcError):
+        wire.result_of({"id": 1, "error": {"code": -1, "message": "no"}})
+    assert wire.tool_error({"isError": True, "content": [{"type": "text", "text": "bad"}]})
+
+
+def _table() -> goals.Table:
+    gateway = {"cpu_us_per_call": 400.0, "echo_p50_ms": 2.0, "throughput_rps": 300.0, "big_p50_ms": 7.0}
+    return {
+        "mcpgw-mcp": dict(gateway, rss5_mib=70.0),
+        "direct-stdio": {"echo_p50_ms": 1.0, "big_p50_ms": 5.0, "cpu_us_per_call": 1000.0},
+        "direct-http-json": {"echo_p50_ms": 2.5},
+        "fastmcp": {"throughput_rps": 100.0, "echo_p50_ms": 8.0},
+        "mcp-proxy": {"throughput_rps": 250.0, "echo_p50_ms": 4.0},
+    }
+
+
+def test_goals_pass_fail_and_missing() -> None:
+    verdicts = {v.goal.text: v for v in goals.judge_all(_table())}
+    assert verdicts["gateway CPU per forwarded call ≤ 500 µs"].passed is True
+    assert verdicts["echo p50 via /mcp ≤ SDK HTTP server with JSON responses"].passed is True
+    assert verdicts["throughput ≥ 2x FastMCP (8 sessions)"].passed is True
+    assert verdicts["throughput ≥ 1.5x mcp-proxy (8 sessions)"].passed is False  # 300 < 375
+    assert verdicts["gateway RSS ≤ 60 MiB with 5 backends"].passed is False
+    big = verdicts["256 KB result ≤ 1.2x direct"]
+    assert big.passed is False and big.limit == pytest.approx(6.0)
+    assert verdicts["cold start → tools/list ≤ 0.5 s, 1 backend"].passed is None  # not measured
+
+
+def test_report_renders_ratios_and_verdicts() -> None:
+    table = _table()
+    labels = {key: key for key in table}
+    echo = next(f for f in report.FIGURES if f.key == "echo_p50_ms")
+    assert report.ratios(table, echo, "mcpgw-mcp") == (2.0, 0.5)  # direct 1.0 ms, best peer 4.0 ms
+    verdicts = goals.judge_all(table)
+    text = report.markdown(table, labels, verdicts, {"date": "today", "machine": "m", "runs": 1})
+    assert "| echo p50 (ms) |" in text and "2.00x / 0.50x" in text
+    assert "**pass**" in text and "**FAIL**" in text and "n/a" in text
+    data = report.as_json(table, [table], labels, verdicts, {"runs": 1}, [])
+    assert data["ratios"]["mcpgw-mcp"]["echo_p50_ms"] == {"vs_direct": 2.0, "vs_best_peer": 0.5}
+    assert [g["passed"] for g in data["goals"]][:4] == [True, True, True, False]
+
+
+def test_profile_summaries() -> None:
+    collapsed = [
+        "main (/x/gateway.py:1);select (/usr/lib/python3.11/selectors.py:4) 3",
+        "main (/x/gateway.py:1);write (/v/lib/python3.11/site-packages/anyio/streams.py:9) 1",
+    ]
+    summary = summarize_collapsed(collapsed)
+    assert "4 samples" in summary and " 75.0%  selectors.py:select" in summary
+    assert "100.0%  gateway.py:main" in summary and " 25.0%  anyio" in summary
+    importtime = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       100 |       2000 | mcp\n"
+        "import time:       500 |        500 |   mcp.types\n"
+    )
+    assert "2.0 ms  mcp" in summarize_importtime(importtime)
+    assert "mcp.types" not in summarize_importtime(importtime)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_quick_smoke_of_the_gateway_target(tmp_path: Path) -> None:
+    """Build the 1-backend bench gateway and take every 1-backend figure once, with tiny counts."""
+    gateways = build_gateways(tmp_path, counts=(1,))
+    plan = Plan(calls=5, warmup=2, big_calls=2, sessions=2, load_seconds=0.3, list_calls=1)
+
+    async def smoke() -> dict[str, float | None]:
+        async with launch(BY_KEY["mcpgw-mcp"], 1, gateways) as running:
+            return await one_backend(running, plan)
+
+    figures = anyio.run(smoke)
+    for key in ("cpu_us_per_call", "echo_p50_ms", "big_p50_ms", "throughput_rps", "rss1_mib"):
+        value = figures.get(key)
+        assert value is not None and value >= 0, key
