@@ -86,8 +86,8 @@ def test_report_renders_ratios_and_verdicts() -> None:
 
 def test_profile_summaries() -> None:
     collapsed = [
-        "main (/x/gateway.py:1);select (/usr/lib/python3.11/selectors.py:4) 3",
-        "main (/x/gateway.py:1);write (/v/lib/python3.11/site-packages/anyio/streams.py:9) 1",
+        "main (gateway.py:1);select (selectors.py:4) 3",
+        "main (gateway.py:1);write (anyio/streams/memory.py:9) 1",
     ]
     summary = summarize_collapsed(collapsed)
     assert "4 samples" in summary and " 75.0%  selectors.py:select" in summary

@@ -27,19 +27,15 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
 def _short(frame: str) -> tuple[str, str]:
-    """`func (…/site-packages/pkg/mod.py:12)` → (`pkg/mod.py:func`, `pkg`); stdlib frames are package `stdlib`."""
+    """`func (pkg/mod.py:12)` → (`pkg/mod.py:func`, `pkg`); py-spy already shortens paths to the module's."""
     match = _FRAME.match(frame.strip())
     if not match:
         return frame.strip(), "?"
-    path = match["file"]
-    if "site-packages/" in path:
-        inner = path.split("site-packages/")[-1]
-        package = inner.split("/")[0]
-    elif "/lib/python3" in path or path.startswith("<frozen"):
-        inner, package = re.split(r"/lib/python3\.\d+/", path)[-1], "stdlib"
-    else:
-        inner = package = Path(path).name
-    return f"{'/'.join(Path(inner).parts[-2:])}:{match['func']}", package
+    path = match["file"].split("site-packages/")[-1]
+    path = re.split(r"/lib/python3\.\d+/", path)[-1]
+    parts = Path(path).parts
+    package = parts[0] if len(parts) > 1 and not path.startswith("/") else Path(path).name
+    return f"{'/'.join(parts[-2:])}:{match['func']}", package
 
 
 def summarize_collapsed(lines: Iterable[str], top: int = 25) -> str:
