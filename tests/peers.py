@@ -6,6 +6,9 @@
 * ``mcp-server-time`` (PyPI reference server, a test extra): stdio.
 
 A missing peer skips the test locally, but fails it when ``CI=true``: CI must never pass by skipping.
+
+And our own side of those tests: ``build_gateway`` (a real ``mcpgw build``), ``serve_gateway`` (the
+generated gateway as a process on a free port), an SDK client to it, and ``/proc`` process helpers.
 """
 
 from __future__ import annotations
@@ -21,12 +24,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal, NoReturn
+from typing import IO, Any, Literal, NoReturn, TypeVar
 
+import anyio
+import httpx2
 import pytest
-from mcp import StdioServerParameters
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything"
@@ -276,10 +286,12 @@ def run_process(
             kill_process_group(process)
 
 
-def build_gateway(work: Path, config: dict[str, object], *, env: dict[str, str] | None = None) -> Path:
-    """Write ``config`` to ``work/config.json``, run a real ``mcpgw build`` (with its probe); the gateway's path."""
+def run_build(
+    work: Path, config: Mapping[str, object], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Write ``config`` to ``work/config.json`` and run a real ``mcpgw build`` (with its probe) into ``work/dist``."""
     (work / "config.json").write_text(json.dumps(config, indent=2))
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "mcpgw", "build", "config.json", "-o", "dist"],
         cwd=work,
         env={**os.environ, **(env or {})},
@@ -288,5 +300,148 @@ def build_gateway(work: Path, config: dict[str, object], *, env: dict[str, str] 
         timeout=120,
         check=False,
     )
+
+
+def build_gateway(work: Path, config: Mapping[str, object], *, env: dict[str, str] | None = None) -> Path:
+    """``run_build`` that must succeed; the gateway's path."""
+    proc = run_build(work, config, env=env)
     assert proc.returncode == 0, proc.stderr
     return work / "dist" / "gateway.py"
+
+
+# ---- A generated gateway served by a real process, and the MCP client that talks to it ------------
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServedGateway:
+    """A running ``gateway.py`` on 127.0.0.1. Backends write their pid to ``root/<name>.pid`` by convention."""
+
+    root: Path
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    """The gateway's stderr (at ``--log-level debug``)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent on every request (the bearer token, when the gateway has one)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path, headers=self.headers if headers is None else headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def health(self) -> dict[str, Any]:
+        return dict(json.loads(self.get("/healthz")[1]))
+
+    def state(self, backend: str) -> str:
+        return str(self.health()["backends"][backend]["state"])
+
+    def pid(self, backend: str) -> int:
+        return int((self.root / f"{backend}.pid").read_text())
+
+    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; log:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+
+def serve_gateway(
+    gateway: Path,
+    root: Path,
+    *,
+    env: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    ready: Sequence[str] = (),
+) -> ServedGateway:
+    """Run ``gateway`` on a free port (debug logs into ``root``), wait until it listens and ``ready`` are ready."""
+    port = free_port()
+    log = root / f"gateway-{port}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(gateway), "--port", str(port), "--log-level", "debug", "--log-dir", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(LOCALHOST, port, 30, process=proc)
+        gw = ServedGateway(root, proc, port, log, dict(headers or {}))
+        gw.wait(lambda: all(gw.state(b) == "ready" for b in ready), f"backends {list(ready)} ready", 40)
+    except BaseException:
+        kill_process_group(proc)
+        raise
+    return gw
+
+
+def gateway_client(gw: ServedGateway) -> tuple[httpx2.AsyncClient, Client]:
+    """A real SDK client over Streamable HTTP (handshake era) and the HTTP client it owns; enter both."""
+    http = httpx2.AsyncClient(headers=gw.headers, timeout=60)
+    return http, Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), mode="legacy")
+
+
+async def call(c: Client, name: str, args: dict[str, Any] | None = None) -> tuple[str, float]:
+    """The result's first text, or ``error <code>: <message>``; and how long it took."""
+    started = time.monotonic()
+    try:
+        result = await c.call_tool(name, args or {})
+    except MCPError as exc:
+        return f"error {exc.error.code}: {exc.error.message}", time.monotonic() - started
+    text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+    return str(text), time.monotonic() - started
+
+
+def with_client(gw: ServedGateway, body: Callable[[Client], Awaitable[T]]) -> T:
+    """Run ``body`` with a fresh client session to ``gw``."""
+
+    async def main() -> T:
+        http, c = gateway_client(gw)
+        async with http, c:
+            return await body(c)
+
+    return anyio.run(main)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie is dead, only not yet reaped by whoever adopted it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return " Z" not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:3]
+    except OSError:
+        return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...), from ``/proc``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent]
+        found += children
+        frontier += children
+    return sorted(found)

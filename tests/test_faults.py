@@ -18,8 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.shared.exceptions import MCPError
 
 from tests import peers
+from tests.peers import ServedGateway as Gw
+from tests.peers import alive as _alive
+from tests.peers import call
+from tests.peers import gateway_client as client
+from tests.peers import with_client as run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -67,56 +70,9 @@ def build(root: Path) -> Path:
     return root / "dist" / "gateway.py"
 
 
-@dataclass
-class Gw:
-    root: Path
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        request = urllib.request.Request(self.url + path, headers=AUTH if headers is None else headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def health(self) -> dict[str, Any]:
-        return dict(json.loads(self.get("/healthz")[1]))
-
-    def pid(self, backend: str) -> int:
-        return int((self.root / f"{backend}.pid").read_text())
-
-    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; log:\n{self.log.read_text(errors='replace')[-3000:]}")
-
-
 def serve(gateway: Path, root: Path, **modes: str) -> Gw:
-    port = peers.free_port()
-    log = root / f"gateway-{port}.log"
-    env = {**os.environ, "MCPGW_TOKEN": TOKEN, **{f"{k.upper()}_MODE": v for k, v in modes.items()}}
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, str(gateway), "--port", str(port), "--log-level", "debug", "--log-dir", str(root)],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            env=env,
-            start_new_session=True,
-        )
-    peers.wait_for_port("127.0.0.1", port, 30, process=proc)
-    gw = Gw(root, proc, port, log)
-    ready = ("ok", "victim", "slow", "noisy")
-    gw.wait(lambda: all(gw.health()["backends"][b]["state"] == "ready" for b in ready), "ready", 40)
+    env = {"MCPGW_TOKEN": TOKEN, **{f"{k.upper()}_MODE": v for k, v in modes.items()}}
+    gw = peers.serve_gateway(gateway, root, env=env, headers=AUTH, ready=("ok", "victim", "slow", "noisy"))
     gw.wait(lambda: gw.health()["backends"]["dead"]["state"] != "starting", "dead tried", 40)
     return gw
 
@@ -134,45 +90,6 @@ def gw(gateway: tuple[Path, Path]) -> Iterator[Gw]:
         yield served
     finally:
         peers.kill_process_group(served.proc)
-
-
-def client(gw: Gw) -> Any:
-    import httpx2
-    from mcp.client.streamable_http import streamable_http_client
-
-    http = httpx2.AsyncClient(headers=AUTH, timeout=60)
-    return http, Client(streamable_http_client(f"{gw.url}/mcp", http_client=http), mode="legacy")
-
-
-async def call(c: Client, name: str, args: dict[str, Any] | None = None) -> tuple[str, float]:
-    """The result's first text, or `error <code>: <message>`; and how long it took."""
-    started = time.monotonic()
-    try:
-        result = await c.call_tool(name, args or {})
-    except MCPError as exc:
-        return f"error {exc.error.code}: {exc.error.message}", time.monotonic() - started
-    text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
-    return str(text), time.monotonic() - started
-
-
-def run(gw: Gw, body: Callable[[Client], Any]) -> Any:
-    async def main() -> Any:
-        http, c = client(gw)
-        async with http, c:
-            return await body(c)
-
-    return anyio.run(main)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead, only not yet reaped by whoever adopted it
-        return " Z" not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:3]
-    except OSError:
-        return True
 
 
 def test_kill_9_mid_call_fails_fast_and_the_backend_comes_back(gw: Gw) -> None:

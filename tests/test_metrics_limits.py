@@ -67,7 +67,9 @@ def test_exposition_format() -> None:
     series.observe(0.003)
     series.observe(99)
     series.errors += 1
-    text = render_metrics([backend], {"tool": {"we__x": ('we"ird', "held")}, "prompt": {}})
+    text = render_metrics(
+        [backend], {"tool": {"we__x": ('we"ird', "held")}, "prompt": {}}, {('we"ird', "tool", "we__x"): 3}
+    )
     labels = 'backend="we\\"ird",method="tools/call",tool="echo"'
     assert f"mcpgw_requests_total{{{labels}}} 2\n" in text
     assert f'mcpgw_request_duration_seconds_bucket{{{labels},le="0.0025"}} 0\n' in text
@@ -77,5 +79,6 @@ def test_exposition_format() -> None:
     assert 'mcpgw_backend_state{backend="we\\"ird",state="ready"} 1\n' in text
     assert 'mcpgw_pin_held{backend="we\\"ird",kind="tool"} 1\n' in text
     assert 'mcpgw_pin_held_item{backend="we\\"ird",kind="tool",name="we__x"} 1\n' in text
+    assert 'mcpgw_pin_refusals_total{backend="we\\"ird",kind="tool",name="we__x"} 3\n' in text
     for line in text.splitlines():
         assert line.startswith("# ") or line.rsplit(" ", 1)[1].replace(".", "").replace("e", "").isdigit(), line

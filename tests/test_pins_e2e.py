@@ -10,6 +10,7 @@ passes them through quietly; the unchanged tool answers throughout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -205,3 +206,33 @@ async def _drifted(rig: Rig) -> bool:
 
 async def _tool_set(client: Client, expected: set[str]) -> bool:
     return set(await _tools(client)) == expected
+
+
+def test_calls_refused_by_a_strict_pin_are_counted_in_metrics(tmp_path: Path) -> None:
+    """A held tool never reaches the backend: not a forwarded request, but a refusal with its own counter."""
+
+    def metrics(rig: Rig) -> dict[str, str]:
+        with urllib.request.urlopen(f"{rig.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    async def main(rig: Rig) -> None:
+        async with Client(f"{rig.url}/mcp", mode="legacy") as client:
+            _wait(lambda: rig.health()["backends"]["drift"]["pin"]["status"] == "verified", "first verification")
+            assert await _text(client, "drift__echo", {"text": "before"}) == "echo:before"
+            rig.set_mode("changed")
+            await _until(lambda: _drifted(rig), "re-verification after list_changed")
+            for _ in range(2):
+                assert "TOOL_DESCRIPTION_CHANGED" in await _refused(client, "drift__echo", {"text": "x"})
+            assert "TOOL_ADDED" in await _refused(client, "drift__exfiltrate", {"text": "x"})
+            assert "unknown tool" in await _refused(client, "drift__nope", {})
+
+    with contextlib.contextmanager(_serve)(tmp_path, "strict") as rig:
+        anyio.run(main, rig)
+        lines = metrics(rig)
+    held = 'mcpgw_pin_refusals_total{backend="drift",kind="tool",name="%s"}'
+    assert lines[held % "drift__echo"] == "2"
+    assert lines[held % "drift__exfiltrate"] == "1"
+    assert not any("drift__nope" in key for key in lines), "an unknown name is not a pin refusal"
+    echo = 'mcpgw_requests_total{backend="drift",method="tools/call",tool="echo"}'
+    assert lines[echo] == "1", "refused calls were never forwarded: only the call before the drift counts"

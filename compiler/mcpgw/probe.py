@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from mcp.shared.exceptions import MCPError
 from mcpgw_runtime.backends import BackendError, Connection, open_backend
-from mcpgw_runtime.envsubst import UnsetVariableError
+from mcpgw_runtime.envsubst import UnsetVariableError, redact, secret_values
 
 from mcpgw import __version__
 from mcpgw.config import Config
@@ -94,6 +94,7 @@ async def probe_one(config: Config, base_dir: Path, name: str, listener: Listene
                 leaf = _leaf(exc)
                 message = str(leaf) if isinstance(leaf, BackendError | MCPError) else f"{type(leaf).__name__}: {leaf}"
         listener(name, "failed")
+        message = redact(message, secret_values(spec.texts()))  # build logs end up in CI output
         if not message.startswith("backend "):
             message = f"backend {name!r}: {message}"
         return ProbeFailure(name, message, _tail(errpath))

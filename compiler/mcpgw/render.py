@@ -23,8 +23,19 @@ from mcpgw.resources import template_dir
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import backend_spec
 
-RUNTIME_REQUIREMENTS = ("mcp==2.3.0", "rich==15.0.0", "starlette==1.10.0", "uvicorn==0.54.0")
-"""Exact pins the runtime is tested with; the gateway needs nothing else (rich only draws the panel on a terminal)."""
+RUNTIME_REQUIREMENTS = (
+    "httptools==0.9.0",
+    "mcp==2.3.0",
+    "rich==15.0.0",
+    "starlette==1.10.0",
+    "uvicorn==0.54.0",
+    "uvloop==0.23.0; sys_platform != 'win32'",
+)
+"""Exact pins the runtime is tested with; the gateway needs nothing else.
+
+rich only draws the panel on a terminal; httptools and uvloop are what uvicorn picks
+when present, and halve the HTTP hop's CPU (bench/README.md); without them it runs on h11
+and asyncio's own loop."""
 
 
 @dataclass(frozen=True)

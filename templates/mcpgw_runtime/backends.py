@@ -8,6 +8,7 @@ backend answers, it only routes it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +31,9 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import httpx2
 import mcp_types as types
-from anyio.streams.text import TextReceiveStream
+import pydantic_core
 from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
@@ -41,7 +44,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
 
-from mcpgw_runtime.envsubst import expand
+from mcpgw_runtime.envsubst import expand, redact, secret_values
 from mcpgw_runtime.limits import Limiter
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
@@ -145,6 +148,11 @@ class _WatchedDispatcher(JSONRPCDispatcher[Any]):
             self.closed.set()
 
 
+def _wants_progress(params: Mapping[str, Any] | None) -> bool:
+    meta = params.get("_meta") if params else None
+    return isinstance(meta, Mapping) and "progressToken" in meta
+
+
 @dataclass(slots=True)
 class Connection:
     """One live, initialized session with a backend."""
@@ -153,10 +161,21 @@ class Connection:
     dispatcher: _WatchedDispatcher
     init: types.InitializeResult
     headers: dict[str, str]
+    lane: StdioLane | None = None
+
+    def __post_init__(self) -> None:
+        if self.lane is not None:
+            self.lane.dispatcher = self.dispatcher
 
     async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
-        opts: CallOptions = {"timeout": timeout, "headers": self.headers}
         relay = self.dispatcher.relay
+        lane = self.lane
+        if lane is not None and not _wants_progress(params):
+            if relay is None:
+                return await lane.request(method, params, timeout)
+            with relay.forwarding(params, {}):  # the origin is still known to the backend's own requests
+                return await lane.request(method, params, timeout)
+        opts: CallOptions = {"timeout": timeout, "headers": self.headers}
         if relay is None:
             return await self.dispatcher.send_raw_request(method, params, opts)
         with relay.forwarding(params, opts):
@@ -198,7 +217,7 @@ async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO)
 STOP_GRACE = 1.5
 """Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
 
-MAX_LINE_CHARS = 64 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024 * 1024
 """A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
 
 STDIN_GRACE = 0.5
@@ -247,16 +266,190 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.killpg(pid, sig)
 
 
-def _parse_line(line: str) -> SessionMessage | Exception:
+LANE_FIRST_ID = 1 << 40
+"""Request ids at or above this belong to the `StdioLane`; the dispatcher counts up from 0."""
+
+
+class Wire(dict[str, Any]):
+    """A backend's result as a dict that remembers its own JSON encoding.
+
+    The HTTP fast path answers with `wire` as is (only the id around it is new), so
+    a large result crosses the gateway without being encoded a second time.
+    """
+
+    __slots__ = ("wire",)
+
+    def __init__(self, value: dict[str, Any], wire: bytes) -> None:
+        super().__init__(value)
+        self.wire = wire
+
+
+def _result_bytes(line: bytes, rid: int) -> bytes | None:
+    """The `result` member of a backend's answer as it came, when the line has the usual layout."""
+    head = b'{"jsonrpc":"2.0","id":%d,"result":' % rid
+    if line.startswith(head) and line.endswith(b"}"):
+        return line[len(head) : -1]
+    return None
+
+
+class StdioLane:
+    """Requests written straight to a stdio backend's pipe and matched by id, beside the dispatcher.
+
+    Why: the dispatcher costs a model build and dump, two memory-stream hops and a
+    pydantic validation per message (bench/README.md). The lane writes one encoded
+    line and resolves a future when the reader sees the answer's id; everything
+    else on the pipe (notifications, the backend's own requests, the dispatcher's
+    answers) still goes to the dispatcher. Requests that carry a progress token
+    stay on the dispatcher, which maps progress to the caller.
+    """
+
+    def __init__(self) -> None:
+        self.stdin: anyio.abc.ByteSendStream | None = None
+        self.dispatcher: _WatchedDispatcher | None = None
+        """Its relay gets the backend's log entries straight from the reader, in order with the answers."""
+        self._ids = itertools.count(LANE_FIRST_ID).__next__
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._closed = False
+
+    async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
+        if self._closed or self.stdin is None:
+            raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
+        rid = self._ids()
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            message["params"] = params
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
+        self._pending[rid] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            try:
+                await self.stdin.send(pydantic_core.to_json(message) + b"\n")
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from exc
+            try:
+                reply, line = await future
+            except TimeoutError:
+                await self._cancel(rid, "timed out")
+                raise MCPError(types.REQUEST_TIMEOUT, f"Timed out after {timeout:g}s") from None
+            except asyncio.CancelledError:
+                with anyio.CancelScope(shield=True):
+                    await self._cancel(rid, "cancelled by the client")
+                raise
+        finally:
+            timer.cancel()
+            self._pending.pop(rid, None)
+        error = reply.get("error")
+        if error is not None:
+            raise MCPError.from_error_data(types.ErrorData.model_validate(error))
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
+        wire = _result_bytes(line, rid)
+        return Wire(result, wire) if wire is not None else result
+
+    async def _cancel(self, rid: int, reason: str) -> None:
+        if self._closed or self.stdin is None:
+            return
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
+        with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self.stdin.send(pydantic_core.to_json(note) + b"\n")
+
+    def relay(self) -> BackendRelay | None:
+        return self.dispatcher.relay if self.dispatcher is not None else None
+
+    def resolve(self, rid: int, reply: dict[str, Any], line: bytes) -> None:
+        future = self._pending.get(rid)
+        if future is not None and not future.done():
+            future.set_result((reply, line))
+
+    def close(self) -> None:
+        """The pipe ended: every pending request fails at once, new ones too."""
+        self._closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(MCPError(types.CONNECTION_CLOSED, "Connection closed"))
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _parse_line(line: bytes, lane: StdioLane | None = None) -> SessionMessage | Exception | JSON | None:
+    """One line of a stdio backend: an answer for the lane (None), a log entry (dict), a message, or what was wrong.
+
+    Log entries go to the relay from the reader itself, not through the dispatcher,
+    which hands notifications to tasks of their own: the entries a backend logs
+    just before its answer must reach the client before that answer.
+    """
     try:
-        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+        try:
+            value = pydantic_core.from_json(line)
+        except ValueError:
+            value = pydantic_core.from_json(line.decode(errors="replace"))  # as the SDK reads a bad byte
+        if lane is not None and type(value) is dict:
+            rid = value.get("id")
+            if type(rid) is int and rid >= LANE_FIRST_ID and "method" not in value:
+                lane.resolve(rid, value, line)
+                return None
+            if rid is None and value.get("method") == "notifications/message" and lane.relay() is not None:
+                return value
+        return SessionMessage(types.jsonrpc_message_adapter.validate_python(value, by_name=False))
     except ValueError as exc:
         return exc
 
 
+async def _read_messages(
+    stdout: anyio.abc.ByteReceiveStream,
+    read_writer: anyio.abc.ObjectSendStream[SessionMessage | Exception],
+    lane: StdioLane | None,
+) -> None:
+    """Split a stdio backend's output into lines; the lane's answers go to it, the rest to the dispatcher."""
+    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+        async with read_writer:
+            parts: list[bytes] = []  # the line so far, joined once its newline arrives
+            size, skipping = 0, False
+            try:
+                async for received in stdout:
+                    chunk = received
+                    while (newline := chunk.find(b"\n")) >= 0:
+                        parts.append(chunk[:newline])
+                        line, chunk = b"".join(parts), chunk[newline + 1 :]
+                        parts, size, was_skipping, skipping = [], 0, skipping, False
+                        if line and not line.isspace() and not was_skipping:
+                            parsed = _parse_line(line.rstrip(b"\r"), lane)
+                            if isinstance(parsed, dict):
+                                await _deliver_log(lane, parsed)
+                            elif parsed is not None:
+                                await read_writer.send(parsed)
+                    if chunk and not skipping:
+                        parts.append(chunk)
+                        size += len(chunk)
+                        if size > MAX_LINE_BYTES:  # never buffer an endless line: drop it up to its newline
+                            parts, size, skipping = [], 0, True
+                            await read_writer.send(ValueError(f"stdout line over {MAX_LINE_BYTES} bytes dropped"))
+            finally:
+                if lane is not None:
+                    lane.close()
+
+
+async def _deliver_log(lane: StdioLane | None, message: JSON) -> None:
+    relay = lane.relay() if lane is not None else None
+    if relay is not None:
+        try:
+            await relay.on_notify("notifications/message", message.get("params"))
+        except Exception:  # a client that went away must not stop the backend's reader
+            log.debug("backend log entry not delivered", exc_info=True)
+
+
 @contextlib.asynccontextmanager
 async def posix_stdio(
-    command: list[str], resolved: Resolved, errlog: TextIO, pids: list[int] | None = None
+    command: list[str],
+    resolved: Resolved,
+    errlog: TextIO,
+    pids: list[int] | None = None,
+    lane: StdioLane | None = None,
 ) -> AsyncIterator[tuple[Any, Any]]:
     """A stdio backend in its own process group, as the SDK's `stdio_client` does, with a tighter stop.
 
@@ -278,27 +471,13 @@ async def posix_stdio(
         pids.append(process.pid)
     assert process.stdin is not None and process.stdout is not None
     stdin, stdout = process.stdin, process.stdout
+    if lane is not None:
+        lane.stdin = stdin
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def reader() -> None:
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            async with read_writer:
-                parts: list[str] = []  # the line so far, joined once its newline arrives
-                size, skipping = 0, False
-                async for received in TextReceiveStream(stdout, errors="replace"):
-                    chunk = received
-                    while (newline := chunk.find("\n")) >= 0:
-                        line, chunk = "".join(parts) + chunk[:newline], chunk[newline + 1 :]
-                        parts, size, was_skipping, skipping = [], 0, skipping, False
-                        if line.strip() and not was_skipping:
-                            await read_writer.send(_parse_line(line))
-                    if chunk and not skipping:
-                        parts.append(chunk)
-                        size += len(chunk)
-                        if size > MAX_LINE_CHARS:  # never buffer an endless line: drop it up to its newline
-                            parts, size, skipping = [], 0, True
-                            await read_writer.send(ValueError(f"stdout line over {MAX_LINE_CHARS} characters dropped"))
+        await _read_messages(stdout, read_writer, lane)
 
     async def writer() -> None:
         try:
@@ -307,6 +486,8 @@ async def posix_stdio(
                     data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
                     await stdin.send(data.encode())
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            if lane is not None:
+                lane.close()
             await read_writer.aclose()  # the child stopped reading: end the session rather than hang
 
     async with anyio.create_task_group() as tg:
@@ -349,6 +530,22 @@ async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Pro
             return
 
 
+def _forgotten_session_hook(dispatcher: _WatchedDispatcher, name: str) -> Callable[[httpx2.Response], Awaitable[None]]:
+    """An httpx response hook: HTTP 404 to a request carrying our session id means the server forgot it.
+
+    The server restarted (or expired the session); the spec's remedy is a new session. So the
+    connection counts as closed: its calls fail naming the backend and `Backend.run` reconnects.
+    """
+
+    async def hook(response: httpx2.Response) -> None:
+        known = "mcp-session-id" in response.request.headers
+        if response.status_code == 404 and known and not dispatcher.closed.is_set():
+            log.warning("backend %s: the server no longer knows this session (HTTP 404); reconnecting", name)
+            dispatcher.closed.set()
+
+    return hook
+
+
 @contextlib.asynccontextmanager
 async def open_backend(
     spec: BackendSpec,
@@ -366,6 +563,7 @@ async def open_backend(
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
     deadline = anyio.current_time() + spec.startup_timeout
+    lane: StdioLane | None = None
     async with contextlib.AsyncExitStack() as stack:
         if spec.type == "stdio":
             assert resolved.command is not None
@@ -378,9 +576,10 @@ async def open_backend(
                     )
                     streams = await stack.enter_async_context(stdio_client(params, errlog=err))
                 else:
-                    streams = await stack.enter_async_context(posix_stdio(command, resolved, err, pids))
+                    lane = StdioLane()
+                    streams = await stack.enter_async_context(posix_stdio(command, resolved, err, pids, lane))
             except OSError as exc:
-                raise BackendError(f"backend {spec.name!r}: cannot start {resolved.command[0]!r}: {exc}") from exc
+                raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
         else:
             assert resolved.url is not None
             process = None
@@ -397,6 +596,8 @@ async def open_backend(
                 http = await stack.enter_async_context(create_mcp_http_client(headers=resolved.headers))
                 streams = await stack.enter_async_context(streamable_http_client(resolved.url, http_client=http))
         dispatcher = _WatchedDispatcher(*streams)
+        if spec.type == "http":  # a session the server has forgotten (it restarted) ends this connection
+            http.event_hooks["response"].append(_forgotten_session_hook(dispatcher, spec.name))
         session = await stack.enter_async_context(
             ClientSession(
                 dispatcher=dispatcher,
@@ -416,7 +617,7 @@ async def open_backend(
                 raise BackendError(f"backend {spec.name!r}: initialize failed: {exc}") from exc
         if scope.cancelled_caught:
             raise BackendError(f"backend {spec.name!r}: no answer to initialize within {spec.startup_timeout:g}s")
-        yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version})
+        yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
 
 
 class Backend:
@@ -462,9 +663,13 @@ class Backend:
         self.stats = CallStats()
         self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
         self.pids: list[int] = []
+        self.secrets = secret_values(spec.texts())
+        """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
         self.stopping = False
         """Set at gateway shutdown: no new calls; in-flight ones fail with a shutdown error."""
         """Processes this backend started (stdio child or local server), newest last."""
+        self.per_client: Callable[[str, Mapping[str, Any] | None], Awaitable[Connection | None]] | None = None
+        """`session: per-client`: the calling client's own connection (sessions.py); None = this shared one."""
 
     @property
     def in_flight(self) -> int:
@@ -506,14 +711,16 @@ class Backend:
                         await conn.dispatcher.closed.wait()
                         tg.cancel_scope.cancel()
                     log.warning("backend %s: connection closed", self.name)
-            except Exception as raised:
+            except Exception as raised:  # noqa: BLE001 -- logged below, redacted; the supervisor must go on
                 exc = _leaf(raised)  # task groups in the transport wrap what went wrong
                 if isinstance(exc, (BackendError, MCPError, OSError)):
-                    self.error = str(exc)
-                    log.error("%s", exc)
+                    self.error = redact(str(exc), self.secrets)
+                    log.error("%s", self.error)
                 else:  # a transport bug must not take the gateway down
-                    self.error = f"backend {self.name!r}: {type(exc).__name__}: {exc}"
-                    log.error("backend %s crashed", self.name, exc_info=raised)
+                    self.error = redact(f"backend {self.name!r}: {type(exc).__name__}: {exc}", self.secrets)
+                    log.error("%s", self.error)
+                    trace = "".join(traceback.format_exception(raised))
+                    log.debug("backend %s: %s", self.name, redact(trace, self.secrets))
             self.connection = None
             self._ready = anyio.Event()
             del self.pids[:-1]
@@ -569,7 +776,12 @@ class Backend:
             )  # fmt: skip
         try:
             result = await self._forward(method, params, tool)
-        except MCPError as exc:
+        except MCPError as raised:
+            exc = raised
+            if self.secrets:
+                message = redact(raised.error.message, self.secrets)
+                if message != raised.error.message:
+                    exc = MCPError(raised.error.code, message, raised.error.data)
             elapsed = time.perf_counter() - started
             series.observe(elapsed)
             series.errors += 1
@@ -582,6 +794,8 @@ class Backend:
                     level, "rid=%s backend=%s method=%s tool=%s error=%d ms=%.1f msg=%s",
                     rid, self.name, method, tool or "-", code, elapsed * 1000, exc.error.message,
                 )  # fmt: skip
+            if exc is not raised:
+                raise exc from None
             raise
         elapsed = time.perf_counter() - started
         series.observe(elapsed)
@@ -592,7 +806,9 @@ class Backend:
         return result
 
     async def _forward(self, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
-        conn = await self.connected()
+        conn = await self.per_client(method, params) if self.per_client is not None else None
+        if conn is None:
+            conn = await self.connected()
         timeout = self.spec.tool_timeouts.get(tool, self.spec.timeout) if tool else self.spec.timeout
         limiter = self.limiter
         try:
@@ -605,7 +821,7 @@ class Backend:
         try:
             return await conn.request(method, params, timeout)
         except MCPError as exc:
-            if exc.error.code == types.CONNECTION_CLOSED:
+            if exc.error.code == types.CONNECTION_CLOSED or conn.dispatcher.closed.is_set():
                 if self.stopping:
                     why = f"gateway is shutting down: call to backend {self.name!r} abandoned"
                     raise MCPError(BACKEND_UNAVAILABLE, why) from exc

@@ -79,6 +79,8 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     stdio = args.transports == ["stdio"]
     console = OperatorConsole(sys.stderr if stdio else sys.stdout)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+    for chatty in ("httpx2", "httpx", "httpcore"):  # their INFO lines quote backend URLs, keys included
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
         for handler in logging.getLogger().handlers:
             handler.setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -124,25 +126,45 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     return 0
 
 
+SIGNAL_STOP_DEADLINE = 5.0
+"""Seconds a signalled stdio gateway waits for its backends to stop (each takes at most about 3.5 s)."""
+
+
 async def serve_stdio(gateway: Gateway) -> None:
     """Serve one client over stdin/stdout; logs go to stderr only."""
     from mcp.server.stdio import stdio_server
 
     server = gateway.build_server()
+    backends_stopped = anyio.Event()
+
+    async def run_backends() -> None:
+        try:
+            await gateway.run_backends()
+        finally:
+            backends_stopped.set()
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(gateway.run_backends)
-        tg.start_soon(_stop_on_signal, tg.cancel_scope)
+        tg.start_soon(run_backends)
+        tg.start_soon(_stop_on_signal, tg.cancel_scope, backends_stopped)
         async with stdio_server() as (read, write):
             await server.run(read, write, gateway.initialization_options(server))
         tg.cancel_scope.cancel()
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
-    """SIGINT/SIGTERM end the stdio gateway the same way stdin's EOF does: backends stopped, no orphans."""
+async def _stop_on_signal(scope: anyio.CancelScope, backends_stopped: anyio.Event) -> None:
+    """SIGINT/SIGTERM end the stdio gateway as stdin's EOF does (backends stopped, no orphans), then exit.
+
+    The exit is `os._exit`: the SDK reads stdin in a worker thread that nothing can
+    interrupt, so a client that keeps the pipe open would otherwise hold the process
+    forever. In-flight calls are cancelled; the client sees the pipe close.
+    """
     if sys.platform == "win32":
         return
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("signal %d: shutting down", signum)
+            log.info("signal %d: shutting down; stopping backends", signum)
             scope.cancel()
-            return
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SIGNAL_STOP_DEADLINE):
+                await backends_stopped.wait()
+            logging.shutdown()
+            os._exit(0)

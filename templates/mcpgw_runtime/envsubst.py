@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 """A reference; anything else containing `${` is malformed and rejected by the compiler."""
@@ -44,3 +44,31 @@ def references(text: str) -> list[str]:
 def malformed(text: str) -> bool:
     """True when `text` holds a `${` that is not a well-formed reference."""
     return "${" in ENV_REF.sub("", text)
+
+
+MIN_SECRET_CHARS = 4
+"""Shorter values are not redacted: replacing every "1" or "on" in a message would garble it."""
+
+
+def secret_values(texts: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Value → `${NAME}` for every variable these texts reference that is set: what `redact` hides."""
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for text in texts:
+        for name in references(text):
+            value = env.get(name)
+            if value is not None and len(value) >= MIN_SECRET_CHARS:
+                found[value] = f"${{{name}}}"
+    return found
+
+
+def redact(text: str, secrets: Mapping[str, str]) -> str:
+    """`text` with every expanded secret put back as its `${NAME}`, longest first.
+
+    Errors quote what failed (a URL with a key in its query, an argv), so every
+    message that leaves a backend's supervisor passes through here.
+    """
+    for value in sorted(secrets, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, secrets[value])
+    return text

@@ -98,13 +98,21 @@ class _MetricsWriter:
         self.lines.append(f"{name}{_metric_labels(labels)} {_metric_number(value)}")
 
 
-def render_metrics(backends: Iterable[Scraped], held: Mapping[str, Mapping[str, tuple[str, str]]]) -> str:
-    """The whole `/metrics` page. `held` is the gateway's kind → name → (backend, reason) map of pin holds."""
+def render_metrics(
+    backends: Iterable[Scraped],
+    held: Mapping[str, Mapping[str, tuple[str, str]]],
+    refused: Mapping[tuple[str, str, str], int] | None = None,
+) -> str:
+    """The whole `/metrics` page.
+
+    `held` is the gateway's kind → name → (backend, reason) map of pin holds; `refused`
+    counts the calls those holds refused, by (backend, kind, exposed name).
+    """
     ordered = sorted(backends, key=lambda b: b.name)
     out = _MetricsWriter()
     _calls(out, ordered)
     _backends(out, ordered)
-    _pin_holds(out, ordered, held)
+    _pin_holds(out, ordered, held, refused or {})
     return "\n".join(out.lines) + "\n"
 
 
@@ -153,7 +161,12 @@ def _backends(out: _MetricsWriter, backends: list[Scraped]) -> None:
             out.sample(name, {"backend": b.name}, getattr(b, attr))
 
 
-def _pin_holds(out: _MetricsWriter, backends: list[Scraped], held: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
+def _pin_holds(
+    out: _MetricsWriter,
+    backends: list[Scraped],
+    held: Mapping[str, Mapping[str, tuple[str, str]]],
+    refused: Mapping[tuple[str, str, str], int],
+) -> None:
     out.family("mcpgw_pin_held", "gauge", "Tools and prompts held back by pin 'strict' (a call gets an error).")
     counts: dict[tuple[str, str], int] = {(b.name, kind): 0 for b in backends for kind in held}
     for kind, names in held.items():
@@ -165,3 +178,6 @@ def _pin_holds(out: _MetricsWriter, backends: list[Scraped], held: Mapping[str, 
     for kind, names in sorted(held.items()):
         for name, (owner, _) in sorted(names.items()):
             out.sample("mcpgw_pin_held_item", {"backend": owner, "kind": kind, "name": name}, 1)
+    out.family("mcpgw_pin_refusals_total", "counter", "Calls refused because their tool or prompt is held back.")
+    for (backend, kind, name), n in sorted(refused.items()):
+        out.sample("mcpgw_pin_refusals_total", {"backend": backend, "kind": kind, "name": name}, n)

@@ -7,6 +7,9 @@ the backend's raw result goes back unchanged (content, structuredContent,
 isError, _meta), with no model validation either way. 2026-07-28 results carry
 era envelope fields (resultType, cache hints) that the SDK's serializer owns, so
 those requests and every other method run through the lowlevel `Server` handlers.
+There a 2026-07-28 `tools/call`, `prompts/get` or `resources/read` whose backend asks
+the client something answers with input-required rounds (rounds.py), their
+`requestState` sealed by the SDK's `RequestStateBoundary` (innermost middleware).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import base64
 import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -32,6 +36,8 @@ from mcpgw_runtime.backends import Backend, BackendError, Connection
 from mcpgw_runtime.metrics import render_metrics
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
+from mcpgw_runtime.rounds import Rounds
+from mcpgw_runtime.sessions import ClientSessions, Held
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 
 log = logging.getLogger("mcpgw")
@@ -81,6 +87,8 @@ class Gateway:
         self._routes: dict[str, dict[str, Target]] = {k: dict(t[1]) for k, t in tables.items()}
         self._held: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
         """Kind → held-back name → (backend, the error a call to it gets)."""
+        self._refused: dict[tuple[str, str, str], int] = {}
+        """(backend, kind, held-back name) → calls refused because of the hold, for `/metrics`."""
         self._verdicts: dict[str, dict[str, Verdict]] = {b: {} for b in self.backends}
         self._pinned = {b: {k: pinned_items(b, *t) for k, t in tables.items()} for b in self.backends}
         for backend in self.backends.values():
@@ -96,13 +104,32 @@ class Gateway:
             "prompts/list": self._fast_list_prompts,
             "tools/call": self._fast_call_tool,
         }
+        self.rounds = Rounds()
+        """2026-07-28 calls waiting for the client's input (rounds.py)."""
+        self.sessions = {
+            b.name: ClientSessions(b, self.hub, self._check_client)
+            for b in self.backends.values()
+            if b.spec.session == "per-client"
+        }
+        """`session: per-client` backends: one connection per upstream session (sessions.py)."""
 
     async def run_backends(self) -> None:
-        """Start every backend concurrently; each reconnects on its own."""
+        """Start every backend concurrently; each reconnects on its own. Cancelled at shutdown."""
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.rounds.run)
             for backend in self.backends.values():
                 backend.relay.hub = self.hub
                 tg.start_soon(backend.run)
+            for sessions in self.sessions.values():
+                tg.start_soon(sessions.run)
+
+    def per_client(self, tool: str) -> bool:
+        """Whether a call of this exposed tool must know its upstream session (`session: per-client`).
+
+        A path that calls `call_tool` without setting `ORIGIN` (the HTTP fast path) must not take it.
+        """
+        route = self._routes["tool"].get(tool)
+        return route is not None and route.backend in self.sessions
 
     @functools.cached_property
     def hub(self) -> UpstreamHub:
@@ -136,6 +163,38 @@ class Gateway:
         backend.pin = status(backend.spec.pin, self._verdicts[backend.name])
         for verdict in verdicts.values():
             await self._publish(backend.name, verdict)
+
+    async def _check_client(self, backend: Backend, conn: Connection, kinds: frozenset[str]) -> Held:
+        """The pins of one client's own connection (sessions.py): what calls through it must refuse.
+
+        The same check as `_verify`, but nothing is published: what clients list stays the
+        embedded tables (and the shared connection's verdict); only this client's calls of an
+        item that drifted *on its connection* get the pin error.
+        """
+        held: Held = {}
+        caps, spec, separator = conn.init.capabilities, backend.spec, self.spec.separator
+        for kind in sorted(kinds):
+            pinned = self._pinned[backend.name][kind]
+            offered = caps.tools if kind == "tool" else caps.prompts
+            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+            try:
+                live = await conn.pages(method, key, spec.timeout) if offered is not None else []
+            except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {exc}"
+                log.error("%s", message)
+                if spec.pin == "strict":
+                    held.update({(kind, original): f"{message}; held back under pin 'strict'" for original in pinned})
+                continue
+            verdict = verify(spec, kind, live, pinned, separator)
+            originals = {p.exposed: original for original, p in pinned.items()}
+            for item in live:
+                name = spec.exposed_name(kind, str(item.get("name")), separator)
+                if name is not None:
+                    originals[name] = str(item.get("name"))
+            for exposed, why in verdict.held.items():
+                if exposed in originals:
+                    held[(kind, originals[exposed])] = why
+        return held
 
     async def _publish(self, backend: str, verdict: Verdict) -> None:
         """Replace one backend's entries of one kind; tell clients if their list changed."""
@@ -180,6 +239,8 @@ class Gateway:
         if route is None:
             held = self._held[kind].get(name)
             if held is not None:
+                key = (held[0], kind, name)
+                self._refused[key] = self._refused.get(key, 0) + 1
                 raise MCPError(types.INVALID_PARAMS, held[1])
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
         return self.backends[route.backend], route.name
@@ -261,7 +322,44 @@ class Gateway:
             raise MCPError(types.INVALID_PARAMS, "completion/complete needs a ref/prompt or ref/resource")
         return await backend.request("completion/complete", forwarded)
 
+    # -- 2026-07-28: input-required rounds --------------------------------------
+
+    async def _interactive(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: types.InputResponseRequestParams,
+        forward: Callable[[Mapping[str, Any]], Awaitable[JSON]],
+    ) -> JSON | types.InputRequiredResult:
+        """`tools/call`, `prompts/get` or `resources/read` on the SDK path.
+
+        Handshake-era clients are asked over the request's back-channel (relay.py); for a
+        2026-07-28 client the call runs as an exchange whose backend requests become
+        input-required rounds (rounds.py), and a retry carrying requestState resumes it.
+        """
+        forwarded = params.model_dump(by_alias=True, exclude_none=True, exclude={"input_responses", "request_state"})
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return await forward(forwarded)
+        if params.request_state is not None:
+            responses = (ctx.params or {}).get("inputResponses")  # raw: relayed as the client sent them
+            return await self.rounds.resume(
+                ctx, params.request_state, responses if isinstance(responses, Mapping) else None
+            )
+        ttl = self._call_timeout(ctx.method, forwarded)  # also fails an unknown name before anything starts
+        return await self.rounds.start(ctx, functools.partial(forward, forwarded), ttl)
+
+    def _call_timeout(self, method: str, params: Mapping[str, Any]) -> float:
+        if method == "resources/read":
+            return self._resource_backend(str(params.get("uri"))).spec.timeout
+        if method == "prompts/get":
+            return self._route("prompt", str(params.get("name")))[0].spec.timeout
+        backend, original = self._route("tool", str(params.get("name")))
+        return backend.spec.tool_timeouts.get(original, backend.spec.timeout)
+
     # -- fast path -----------------------------------------------------------
+
+    def list_result(self, method: str) -> JSON:
+        """The current answer to `tools/list` or `prompts/list` (a new object whenever it changes)."""
+        return self._tools_result if method == "tools/list" else self._prompts_result
 
     async def _fast_list_tools(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
         return self._tools_result
@@ -302,20 +400,30 @@ class Gateway:
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> JSON:
         """The backend is unsubscribed when the last client subscribed to the URI is."""
         uri = str(params.uri)
-        if self.hub.unsubscribe(Origin(ctx).connection, uri):
-            await self._resource_backend(uri).request("resources/unsubscribe", {"uri": uri})
+        origin = Origin(ctx)
+        backend = self._resource_backend(uri)
+        last = self.hub.unsubscribe(origin.connection, uri)
+        if last or (backend.name in self.sessions and origin.has_session):  # per-client: its own connection
+            await backend.request("resources/unsubscribe", {"uri": uri})
         return {}
 
     async def set_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> JSON:
         """Each client hears its own level; backends are set to the most verbose level any client wants."""
-        level = self.hub.set_level(Origin(ctx).connection, params.level)
-        for backend in self.backends.values():
-            conn = backend.connection
-            if conn is not None and conn.init.capabilities.logging is not None:
-                try:
-                    await backend.request("logging/setLevel", {"level": level})
-                except MCPError as exc:
-                    log.warning("backend %s: logging/setLevel failed: %s", backend.name, exc.error.message)
+        client = Origin(ctx).connection
+        level = self.hub.set_level(client, params.level)
+        token = ORIGIN.set(None)  # the shared connections; per-client ones are not opened just for this
+        try:
+            for backend in self.backends.values():
+                conn = backend.connection
+                if conn is not None and conn.init.capabilities.logging is not None:
+                    try:
+                        await backend.request("logging/setLevel", {"level": level})
+                    except MCPError as exc:
+                        log.warning("backend %s: logging/setLevel failed: %s", backend.name, exc.error.message)
+        finally:
+            ORIGIN.reset(token)
+        for sessions in self.sessions.values():
+            await sessions.set_level(client, params.level)  # the client's own connection, if open
         return {}
 
     # -- SDK server ----------------------------------------------------------
@@ -326,16 +434,20 @@ class Gateway:
         async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
             return types.ListToolsResult.model_validate(self._tools_result)
 
-        async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-            raw = await self.call_tool(params.model_dump(by_alias=True, exclude_none=True))
-            return types.CallToolResult.model_validate(raw)
+        async def call_tool(
+            ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+        ) -> types.CallToolResult | types.InputRequiredResult:
+            raw = await self._interactive(ctx, params, self.call_tool)
+            return raw if isinstance(raw, types.InputRequiredResult) else types.CallToolResult.model_validate(raw)
 
         async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
             return types.ListPromptsResult.model_validate(self._prompts_result)
 
-        async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
-            raw = await self.get_prompt(params.model_dump(by_alias=True, exclude_none=True))
-            return types.GetPromptResult.model_validate(raw)
+        async def get_prompt(
+            ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+        ) -> types.GetPromptResult | types.InputRequiredResult:
+            raw = await self._interactive(ctx, params, self.get_prompt)
+            return raw if isinstance(raw, types.InputRequiredResult) else types.GetPromptResult.model_validate(raw)
 
         async def list_resources(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
             page = await self.list_resources(params.cursor if params else None)
@@ -346,9 +458,11 @@ class Gateway:
         ) -> types.ListResourceTemplatesResult:
             return types.ListResourceTemplatesResult.model_validate(self._templates_result)
 
-        async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-            raw = await self.read_resource(params.model_dump(by_alias=True, exclude_none=True))
-            return types.ReadResourceResult.model_validate(raw)
+        async def read_resource(
+            ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+        ) -> types.ReadResourceResult | types.InputRequiredResult:
+            raw = await self._interactive(ctx, params, self.read_resource)
+            return raw if isinstance(raw, types.InputRequiredResult) else types.ReadResourceResult.model_validate(raw)
 
         async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
             raw = await self.complete(params.model_dump(by_alias=True, exclude_none=True))
@@ -372,7 +486,15 @@ class Gateway:
         # Registered directly: the constructor keyword warns that logging is deprecated in 2026-07-28.
         server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
         server.middleware.insert(0, self.middleware)
+        # Innermost: seals the requestState of input-required rounds (rounds.py) and checks it on retries.
+        security = RequestStateSecurity.ephemeral(ttl=self._state_ttl())
+        server.middleware.append(RequestStateBoundary(security, default_audience=self.spec.name))
         return server
+
+    def _state_ttl(self) -> float:
+        """How long a sealed requestState is accepted: past the longest wait for a client's retry."""
+        timeouts = [t for b in self.spec.backends for t in (b.timeout, *b.tool_timeouts.values())]
+        return max([600.0, *(t + 60.0 for t in timeouts)])
 
     def initialization_options(self, server: Server[Any]) -> InitializationOptions:
         # Pins can change the tool and prompt lists at run time, backends their resources; clients are told.
@@ -382,9 +504,11 @@ class Gateway:
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
+        for name, sessions in self.sessions.items():
+            backends[name]["client_sessions"] = {"open": len(sessions), "pids": sessions.pids()}
         ready = all(b["state"] == "ready" for b in backends.values())
         return {"status": "ok" if ready else "degraded", "backends": backends}
 
     def metrics(self) -> str:
         """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
-        return render_metrics(self.backends.values(), self._held)
+        return render_metrics(self.backends.values(), self._held, self._refused)

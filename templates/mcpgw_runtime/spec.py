@@ -50,6 +50,11 @@ class BackendSpec:
         """The config's `resources` globs, applied to live listings as the build applied them."""
         return selected(uri, self.resource_include, self.resource_exclude)
 
+    def texts(self) -> list[str]:
+        """Every field that may hold a `${VAR}` reference (what error messages must not quote expanded)."""
+        texts = [self.command or "", *self.args, *self.env.values(), self.cwd or "", self.url or ""]
+        return [*texts, *self.headers.values()]
+
     def exposed_name(self, kind: str, original: str, separator: str) -> str | None:
         """The name clients see for a backend's tool or prompt, or None if the config filters it out.
 

@@ -8,12 +8,14 @@
   `FAULT_PIDFILE` + ".child"): only SIGKILL of the whole group stops them.
 
 Tools: `echo(text)`, `sleep(seconds)`, `hang()` (never answers), `flood(lines)`
-(writes that many non-JSON lines to stdout, then answers), `pid()`.
+(writes that many non-JSON lines to stdout, then answers), `pid()`, `env()`
+(the environment the process was started with, as JSON).
 The server's pid is written to `FAULT_PIDFILE` when set.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -33,7 +35,22 @@ TOOLS = [
     types.Tool(name="hang", description="Never answer.", input_schema={"type": "object"}),
     types.Tool(name="flood", description="Garbage on stdout.", input_schema={"type": "object"}),
     types.Tool(name="pid", description="The server's pid.", input_schema={"type": "object"}),
+    types.Tool(name="env", description="The environment at start.", input_schema={"type": "object"}),
 ]
+
+
+def start_environment() -> str:
+    """The environment as the process was started with it (JSON), before Python adds to it.
+
+    `/proc/self/environ` where there is one: Python itself may set variables
+    (`LC_CTYPE` when it coerces a C locale), which the parent never passed.
+    """
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return json.dumps(dict(os.environ), sort_keys=True)
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return json.dumps({name: value for name, _, value in pairs}, sort_keys=True)
 
 
 def _text(value: object) -> types.CallToolResult:
@@ -54,6 +71,8 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         for _ in range(int(args.get("lines", 1000)) // 100):
             os.write(1, junk)
         return _text("flooded")
+    if params.name == "env":
+        return _text(start_environment())
     return _text(os.getpid())
 
 

@@ -1,0 +1,415 @@
+"""The hot path of `POST /mcp`: handshake-era tool calls and list requests answered in one JSON response.
+
+Why: the SDK's Streamable HTTP server answers each POST with a one-event SSE
+stream built from memory streams, task groups and its request pipeline, which
+costs more CPU than the backend's own work (bench/README.md). A compiled
+gateway knows its routes, so for the requests that dominate traffic it does
+less: parse the body once, route by the embedded table, and answer with the
+backend's result bytes around the client's id.
+
+A request takes this path only when nothing could be lost by answering with
+plain JSON (the Streamable HTTP spec lets the server choose):
+
+- a single JSON-RPC request for `tools/call`, `tools/list` or `prompts/list`;
+- on a session this gateway opened (or `--stateless`) in a handshake-era
+  protocol version (2026-07-28 results carry envelope fields the SDK owns);
+- no progress token (progress needs a stream);
+- not a tool of a `session: per-client` backend (its connection belongs to the SDK's session);
+- a client that declared none of the capabilities a backend could ask for in
+  the middle of a call (sampling, elicitation, roots): there is nobody to ask.
+
+Everything else goes to the SDK with its body replayed, byte for byte.
+Nothing meant for the client is lost here either: a log entry the backend
+sends during the call turns the answer into an SSE stream (`Reply`), as the
+SDK would have answered, and a client's `notifications/cancelled` for a
+request in flight here, or its disconnect, cancels the backend call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import mcp_types as types
+import pydantic_core
+from mcp.server.connection import Connection as UpstreamConnection
+from mcp.server.connection import allowed_log_levels
+from mcp.shared.exceptions import MCPError
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcpgw_runtime.backends import Wire
+from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
+from mcpgw_runtime.server import Gateway
+from mcpgw_runtime.spec import JSON
+
+log = logging.getLogger("mcpgw")
+
+FAST_METHODS = frozenset({"tools/call", "tools/list", "prompts/list"})
+CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
+"""What a backend may ask the client for during a call; a client that declares any of them takes the SDK path."""
+
+MAX_SESSIONS = 10_000
+"""Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
+
+_SESSION_HEADER = b"mcp-session-id"
+_VERSION_HEADER = b"mcp-protocol-version"
+_HANDSHAKE = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
+
+
+class FastPath:
+    """ASGI app in front of the whole HTTP app; only `POST`/`DELETE /mcp` are looked at.
+
+    `guard_ok` is the same Host/Origin/token check the guard middleware applies:
+    a request that fails it goes on to the guard, which refuses it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        gateway: Gateway,
+        guard_ok: Callable[[dict[bytes, bytes]], bool],
+        *,
+        stateless: bool,
+        max_body: int,
+    ) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.guard_ok = guard_ok
+        self.stateless = stateless
+        self.max_body = max_body
+        self.sessions: collections.OrderedDict[bytes, bool] = collections.OrderedDict()
+        """Session id → whether its client may take the fast path."""
+        self.inflight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        self._lists: dict[str, tuple[object, bytes]] = {}
+        self.served = 0
+        """Requests answered here (the tests read it to prove which path a request took)."""
+
+    @property
+    def state(self) -> Any:
+        return getattr(self.app, "state", None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] not in ("POST", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not self.guard_ok(headers):
+            await self.app(scope, receive, send)
+            return
+        sid = headers.get(_SESSION_HEADER)
+        if scope["method"] == "DELETE":
+            if sid is not None:
+                self.sessions.pop(sid, None)
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read_body(receive, self.max_body)
+        if not complete:  # too large: the SDK answers 413
+            await self.app(scope, _replay(body, receive), send)
+            return
+        message = _parse(body)
+        if isinstance(message, dict) and self._eligible(message, headers, sid):
+            self.served += 1
+            await self._answer(message, sid or b"", receive, send)
+            return
+        await self._pass(scope, receive, send, body, message, sid)
+
+    def _eligible(self, message: dict[str, Any], headers: dict[bytes, bytes], sid: bytes | None) -> bool:
+        if message.get("method") not in FAST_METHODS or not _is_id(message.get("id")):
+            return False
+        version = headers.get(_VERSION_HEADER)
+        plain = (
+            (version is None or version in _HANDSHAKE)
+            and b"application/json" in headers.get(b"accept", b"")
+            and headers.get(b"content-type", b"").startswith(b"application/json")
+            and _without_progress(message.get("params"))
+        )
+        if not plain:
+            return False
+        if message["method"] == "tools/call":  # `session: per-client` backends need the SDK's session
+            name = (message.get("params") or {}).get("name")
+            if not isinstance(name, str) or self.gateway.per_client(name):
+                return False
+        if self.stateless:
+            return sid is None
+        return sid is not None and self.sessions.get(sid, False)
+
+    async def _pass(
+        self, scope: Scope, receive: Receive, send: Send, body: bytes, message: Any, sid: bytes | None
+    ) -> None:
+        """Hand the request to the SDK; learn new sessions from initialize and forget the ones it forgot."""
+        if sid is None and isinstance(message, dict) and message.get("method") == "initialize":
+            params = message.get("params")
+            capabilities = params.get("capabilities") if isinstance(params, dict) else None
+            declared = capabilities if isinstance(capabilities, dict) else {}
+            fast = not any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
+            await self.app(scope, _replay(body, receive), self._learn(send, fast))
+            return
+        if sid is not None and isinstance(message, dict) and message.get("method") == "notifications/cancelled":
+            self._cancel(sid, message.get("params"))
+        await self.app(scope, _replay(body, receive), self._forget_on_404(send, sid) if sid else send)
+
+    def _learn(self, send: Send, fast: bool) -> Send:
+        async def learning(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                for key, value in message.get("headers", ()):
+                    if key.lower() == _SESSION_HEADER:
+                        self.sessions[bytes(value)] = fast
+                        while len(self.sessions) > MAX_SESSIONS:
+                            self.sessions.popitem(last=False)
+            await send(message)
+
+        return learning
+
+    def _forget_on_404(self, send: Send, sid: bytes) -> Send:
+        async def forgetting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 404:
+                self.sessions.pop(sid, None)
+            await send(message)
+
+        return forgetting
+
+    def _cancel(self, sid: bytes, params: Any) -> None:
+        if isinstance(params, dict):
+            call = self.inflight.get((sid, _id_key(params.get("requestId"))))
+            if call is not None:
+                call.cancel()
+
+    async def _answer(self, message: dict[str, Any], sid: bytes, receive: Receive, send: Send) -> None:
+        rid = message["id"]
+        method = message["method"]
+        reply = Reply(send, sid)
+        try:
+            if method == "tools/call":
+                result = await self._call(message.get("params") or {}, sid, rid, receive, reply)
+            else:
+                result = self._listing(method)
+            body = b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
+        except MCPError as exc:
+            body = _error(rid, exc.error)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the server is stopping this request, not the client
+            # The client cancelled (or left); it ignores any answer, but the HTTP exchange needs one.
+            body = _error(rid, types.ErrorData(code=types.INVALID_REQUEST, message="Request cancelled"))
+        except Exception:
+            log.exception("fast path: %s failed", method)
+            body = _error(rid, types.ErrorData(code=types.INTERNAL_ERROR, message="Internal error"))
+        await reply.finish(body)
+
+    def _connection(self, sid: bytes) -> Any:
+        connection = self.gateway.hub.by_session(sid.decode("latin-1")) if sid else None
+        return connection if connection is not None else _Sessionless(DEFAULT_NEGOTIATED_VERSION)
+
+    async def _call_as(self, origin: FastOrigin, params: dict[str, Any]) -> JSON:
+        """The call, in its own task's context: what the backend sends back during it comes here."""
+        ORIGIN.set(cast(Origin, origin))
+        return await self.gateway.call_tool(params)
+
+    def _listing(self, method: str) -> bytes:
+        """The list answer, encoded once per change of the table."""
+        result = self.gateway.list_result(method)
+        cached = self._lists.get(method)
+        if cached is None or cached[0] is not result:
+            cached = (result, pydantic_core.to_json(result))
+            self._lists[method] = cached
+        return cached[1]
+
+    async def _call(self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply) -> bytes:
+        """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
+        meta = params.get("_meta")
+        origin = FastOrigin(self._connection(sid), reply, meta, rid)
+        call = asyncio.ensure_future(self._call_as(origin, params))
+        key = (sid, _id_key(rid))
+        self.inflight[key] = call
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
+        try:
+            result = await call
+        finally:
+            watcher.cancel()
+            if self.inflight.get(key) is call:
+                del self.inflight[key]
+        wire = result.wire if isinstance(result, Wire) else None
+        return wire if wire is not None else pydantic_core.to_json(result)
+
+
+class FastOrigin:
+    """What the relay needs to know of a fast-path request (the members of relay.Origin it reads).
+
+    The SDK builds no request context here, so this stands in for one: the session's
+    upstream connection (from the hub, for log levels and identity), the request's
+    `_meta`, and `Reply` as the back-channel. It can carry notifications (a backend's
+    log entries for this call) but not requests: a client on the fast path declared
+    none of the capabilities a backend could ask for.
+    """
+
+    __slots__ = ("channel", "connection", "meta", "request_id")
+
+    ask = None
+    live = True
+
+    def __init__(self, connection: Any, channel: Reply, meta: Any, request_id: object) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.meta = meta if isinstance(meta, dict) else None
+        self.request_id = request_id
+
+    @property
+    def ctx(self) -> FastOrigin:
+        return self  # debug logging reads `origin.ctx.request_id`
+
+    @property
+    def has_session(self) -> bool:
+        return getattr(self.connection, "session_id", None) is not None
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        return  # never asked: a request with a progress token does not take the fast path
+
+    def attach(self, ctx: Any) -> None:
+        raise RuntimeError("a fast-path request has no input-required rounds (2026-07-28 takes the SDK path)")
+
+    def allows_log(self, level: str, hub: UpstreamHub | None) -> bool:
+        version = getattr(self.connection, "protocol_version", None) or DEFAULT_NEGOTIATED_VERSION
+        if level not in allowed_log_levels(version, self.meta):
+            return False
+        return (
+            hub is None or not isinstance(self.connection, UpstreamConnection) or hub.wants_log(self.connection, level)
+        )
+
+
+class _Sessionless:
+    """The connection of a `--stateless` request: nothing outlives it."""
+
+    __slots__ = ("protocol_version",)
+    session_id = None
+
+    def __init__(self, protocol_version: str) -> None:
+        self.protocol_version = protocol_version
+
+
+class Reply:
+    """One fast-path answer: a plain JSON response, unless something for the request must go first.
+
+    A backend may log (or otherwise notify) during a call; the relay hands such a
+    message to `notify`, which turns the response into an SSE stream (the headers
+    are not sent before the answer is known, so the choice is still open), exactly
+    as the SDK's transport would have answered. The answer then ends the stream.
+    """
+
+    can_send_request = False
+
+    def __init__(self, send: Send, sid: bytes) -> None:
+        self._send = send
+        self._sid = sid
+        self._streaming = False
+        self._done = False
+        self._lock = asyncio.Lock()
+
+    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
+        headers = [(b"content-type", kind)]
+        if self._sid:
+            headers.append((_SESSION_HEADER, self._sid))
+        return headers
+
+    async def notify(self, method: str, params: Any) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        async with self._lock:
+            if self._done:
+                return  # the answer is out: too late for this request, as on the SDK's stream
+            if not self._streaming:
+                self._streaming = True
+                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
+                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self._send(
+                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
+            )
+
+    async def send_raw_request(self, method: str, params: Any, opts: Any = None) -> dict[str, Any]:
+        raise MCPError(types.INVALID_REQUEST, f"mcpgw cannot relay {method}: the client declared no such capability")
+
+    async def finish(self, body: bytes) -> None:
+        async with self._lock:
+            self._done = True
+            if self._streaming:
+                await self._send({"type": "http.response.body", "body": _event(body)})
+                return
+            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % len(body))]
+            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self._send({"type": "http.response.body", "body": body})
+
+
+def _event(data: bytes) -> bytes:
+    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
+
+
+async def _disconnected(receive: Receive) -> bool:
+    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
+    message = await receive()
+    return bool(message["type"] == "http.disconnect")
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, or what was read of it when it grew past `limit` (then False)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that first gives back the body already read, then the client's own."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError:
+        return None  # the SDK answers with a parse error
+
+
+def _without_progress(params: object) -> bool:
+    if params is None:
+        return True
+    if not isinstance(params, dict):
+        return False
+    meta = params.get("_meta")
+    return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is str or type(value) is int
+
+
+def _id_key(value: object) -> object:
+    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
+    return (type(value).__name__, value)
+
+
+def _error(rid: object, error: types.ErrorData) -> bytes:
+    payload = {"jsonrpc": "2.0", "id": rid, "error": error.model_dump(mode="json", exclude_none=True)}
+    return pydantic_core.to_json(payload)

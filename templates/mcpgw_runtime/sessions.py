@@ -1,0 +1,223 @@
+"""`session: per-client`: every upstream client session gets its own connection to the backend.
+
+    client A (session) ──▶ Backend.request ─ per_client hook ─▶ A's own connection ──▶ backend process #A
+    client B (session) ──▶ Backend.request ─ per_client hook ─▶ B's own connection ──▶ backend process #B
+    2026-07-28 / stateless ──▶ Backend.request ─────────────────▶ the backend's shared connection
+
+A client's connection (its own stdio child; for an SSE/HTTP backend its own session with the
+server, whose local process, if any, stays the one the shared connection started) is opened on
+its first request to the backend (that request waits up to `startup_timeout`) and closed when
+the client's session ends: the SDK unwinds the upstream connection's `exit_stack` when a
+Streamable HTTP session is deleted or reaped as idle (the SDK's default: 30 minutes without a
+request), when an SSE stream closes, when a stdio client leaves. Gateway shutdown cancels them
+all; a stdio backend's process group is stopped (stdin closed, SIGTERM, SIGKILL), as for the
+shared connection. If a client's connection dies, its next request opens a new one (the
+backend's per-session state is gone, as it would be with the backend itself restarted). They
+share the backend's `max_concurrency` and timeouts; `/healthz` lists them per backend under
+`client_sessions` (how many are open, their pids).
+
+Each of these connections has its own relay with the client as `owner`: a backend's request
+to the client (sampling, elicitation, roots) goes to exactly that client, even between calls
+(on its standalone channel), and so do its log entries and resource notifications.
+
+Requests without a session of their own keep using the backend's shared connection (the one
+`/healthz` shows and the pins are first verified on): 2026-07-28 clients (the protocol has
+no session; their backend requests are routed exactly by input-required rounds, rounds.py)
+and stateless Streamable HTTP (`--stateless`).
+
+Pins: every per-client connection is verified when it opens, and again when it announces
+that its tools or prompts changed, against the same snapshot pins as the shared one. A call
+to a tool or prompt whose live definition on *this* connection breaks its pin under
+`strict` (or that this connection no longer offers) gets the pin error; `tools/list` still
+answers from the embedded tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.client.session import IncomingMessage
+from mcp.server.connection import Connection as UpstreamConnection
+from mcp.shared.exceptions import MCPError
+
+from mcpgw_runtime.backends import (
+    BACKEND_UNAVAILABLE,
+    LIST_CHANGED,
+    Backend,
+    BackendError,
+    Connection,
+    _leaf,
+    open_backend,
+)
+from mcpgw_runtime.relay import ORIGIN, BackendRelay, UpstreamHub
+
+log = logging.getLogger("mcpgw")
+
+Held = dict[tuple[str, str], str]
+"""(kind, the backend's own name) → the error a call to it gets on one connection."""
+
+ClientCheck = Callable[[Backend, Connection, frozenset[str]], Awaitable[Held]]
+"""The gateway's pin check of one per-client connection, for the kinds that changed."""
+
+HELD_METHODS = {"tools/call": "tool", "prompts/get": "prompt"}
+
+
+@dataclass(eq=False)
+class ClientConnection:
+    """One upstream session's own connection to one backend, and its state."""
+
+    client: UpstreamConnection
+    relay: BackendRelay
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    conn: Connection | None = None
+    error: str | None = None
+    held: Held = field(default_factory=dict)
+    pids: list[int] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    dirty: anyio.Event = field(default_factory=anyio.Event)
+
+    async def on_message(self, message: IncomingMessage) -> None:
+        """Runs in the connection's read loop: only note a list change (re-verified by `_reverify`)."""
+        kind = LIST_CHANGED.get(type(message))
+        if kind is not None:
+            self.changed.add(kind)
+            self.dirty.set()
+
+
+class ClientSessions:
+    """The per-client connections of one `session: per-client` backend."""
+
+    def __init__(self, backend: Backend, hub: UpstreamHub, check: ClientCheck) -> None:
+        self.backend = backend
+        self.hub = hub
+        self.check = check
+        self._by_client: dict[UpstreamConnection, ClientConnection] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        # SSE/HTTP: a new session with the same server; the local process it runs on (`command`) is
+        # the one the shared connection started, never a second one on the same port.
+        self._spec = backend.spec if backend.spec.type == "stdio" else dataclasses.replace(backend.spec, command=None)
+        backend.per_client = self.connection
+
+    def __len__(self) -> int:
+        return len(self._by_client)
+
+    def pids(self) -> list[int]:
+        """The processes of the open per-client connections (stdio child or local server)."""
+        return [pid for entry in self._by_client.values() if entry.conn is not None for pid in entry.pids[-1:]]
+
+    async def run(self) -> None:
+        """Host the per-client connections until cancelled (gateway shutdown closes them all)."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._tg = None
+
+    async def connection(self, method: str, params: Mapping[str, Any] | None) -> Connection | None:
+        """The calling client's own connection, opened on first use; None when it has no session."""
+        origin = ORIGIN.get()
+        if origin is None or not origin.has_session or self.backend.stopping or self._tg is None:
+            return None
+        entry = self._by_client.get(origin.connection)
+        if entry is None:
+            entry = self._open(origin.connection, self._tg)
+        if not entry.ready.is_set():
+            with anyio.move_on_after(self.backend.spec.startup_timeout):
+                await entry.ready.wait()
+        conn = entry.conn
+        if conn is None:
+            why = entry.error or f"not connected within {self.backend.spec.startup_timeout:g}s"
+            raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.backend.name!r} (this client's own session): {why}")
+        kind = HELD_METHODS.get(method)
+        if kind is not None:
+            held = entry.held.get((kind, str((params or {}).get("name"))))
+            if held is not None:
+                raise MCPError(types.INVALID_PARAMS, held)
+        return conn
+
+    async def set_level(self, client: UpstreamConnection, level: str) -> None:
+        """A client's `logging/setLevel`, for its own connection if it has one open."""
+        entry = self._by_client.get(client)
+        if entry is not None and entry.conn is not None:
+            await self._set_level(entry.conn, level)
+
+    async def _set_level(self, conn: Connection, level: str) -> None:
+        if conn.init.capabilities.logging is None:
+            return
+        try:
+            await conn.request("logging/setLevel", {"level": level}, self.backend.spec.timeout)
+        except MCPError as exc:
+            log.warning("backend %s: logging/setLevel failed: %s", self.backend.name, exc.error.message)
+
+    def _open(self, client: UpstreamConnection, tg: anyio.abc.TaskGroup) -> ClientConnection:
+        relay = BackendRelay(self.backend.name, owner=client)
+        relay.hub = self.hub
+        relay.timeout = self.backend.spec.timeout
+        entry = ClientConnection(client, relay)
+        self._by_client[client] = entry
+        client.exit_stack.callback(entry.stop.set)  # the upstream session ended: close this one too
+        tg.start_soon(self._hold, entry)
+        return entry
+
+    async def _hold(self, entry: ClientConnection) -> None:
+        """Open, verify and keep one client's connection until its session ends or it dies."""
+        backend = self.backend
+        ORIGIN.set(None)  # this task outlives the request that opened it: its own requests are the gateway's
+        try:
+            async with open_backend(
+                self._spec,
+                backend.base_dir,
+                client_version=backend.client_version,
+                message_handler=entry.on_message,
+                pids=entry.pids,
+            ) as conn:
+                conn.dispatcher.relay = entry.relay
+                entry.held = await self.check(backend, conn, frozenset(LIST_CHANGED.values()))
+                level = self.hub.level_of(entry.client)
+                if level is not None:
+                    await self._set_level(conn, level)
+                entry.conn = conn
+                entry.ready.set()
+                log.info("backend %s: opened a session for a client (%d open)", backend.name, len(self._by_client))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._reverify, entry, conn)
+                    tg.start_soon(_cancel_when, conn.dispatcher.closed, tg.cancel_scope)
+                    await entry.stop.wait()
+                    tg.cancel_scope.cancel()
+        except Exception as raised:
+            exc = _leaf(raised)  # task groups in the transport wrap what went wrong
+            if isinstance(exc, BackendError | MCPError | OSError):
+                entry.error = str(exc)
+                log.error("backend %s: a client's own session failed: %s", backend.name, entry.error)
+            else:  # a transport bug must not take the gateway down
+                entry.error = f"{type(exc).__name__}: {exc}"
+                log.error("backend %s: a client's own session crashed", backend.name, exc_info=raised)
+        finally:
+            entry.conn = None
+            entry.ready.set()
+            if self._by_client.get(entry.client) is entry:
+                del self._by_client[entry.client]
+            log.info("backend %s: closed a client's session (%d open)", backend.name, len(self._by_client))
+
+    async def _reverify(self, entry: ClientConnection, conn: Connection) -> None:
+        while True:
+            await entry.dirty.wait()
+            entry.dirty = anyio.Event()
+            kinds, entry.changed = frozenset(entry.changed), set()
+            if kinds:
+                kept = {key: why for key, why in entry.held.items() if key[0] not in kinds}
+                entry.held = kept | await self.check(self.backend, conn, kinds)
+
+
+async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

@@ -1,0 +1,75 @@
+"""The one place the runtime reads private SDK attributes (`relay.sdk_channels`) still works.
+
+`ServerSession` has no public accessor for its upstream `Connection` or its request-scoped raw
+back-channel; `relay.sdk_channels` reads `_connection` and `_request_outbound`. These tests run it
+inside the SDK's own server runner (an in-process `Server`, handshake and 2026-07-28 modes) and
+fail loudly, naming the adapter, when the SDK renames those attributes or changes what they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcpgw_runtime.relay import Origin, sdk_channels
+
+CHANGED = "the mcp SDK changed ServerSession's internals: update relay.sdk_channels (and its docstring)"
+
+
+def _server(seen: dict[str, Any]) -> Server[Any]:
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="probe", input_schema={"type": "object"})])
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+        try:
+            connection, channel = sdk_channels(ctx)
+        except AttributeError as exc:
+            seen["error"] = repr(exc)
+            raise
+        seen["connection"], seen["channel"] = connection, channel
+        seen["request_id"], seen["ctx_request_id"] = channel.request_id, ctx.request_id
+        seen["origin"] = Origin(ctx)
+        seen["has_session"] = seen["origin"].has_session  # while the request is open
+        if channel.can_send_request:  # the raw back-channel of this request reaches the client
+            seen["roots"] = await channel.send_raw_request("roots/list", None)
+        return types.CallToolResult(content=[types.TextContent(text="ok")])
+
+    return Server("adapter-probe", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def _roots(context: Any) -> types.ListRootsResult:
+    return types.ListRootsResult(roots=[types.Root(uri="file:///r")])
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_sdk_channels_reads_the_connection_and_the_request_channel(mode: str) -> None:
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with Client(_server(seen), mode=mode, list_roots_callback=_roots) as client:
+            await client.call_tool("probe", {})
+
+    anyio.run(main)
+    assert "error" not in seen, f"{CHANGED}: {seen['error']}"
+    connection, channel = seen["connection"], seen["channel"]
+    assert isinstance(connection, Connection), CHANGED
+    assert connection.protocol_version == ("2026-07-28" if mode != "legacy" else "2025-11-25"), CHANGED
+    for name in ("exit_stack", "outbound", "session_id"):
+        assert hasattr(connection, name), f"{CHANGED}: Connection.{name} is gone"
+    for name in ("send_raw_request", "notify", "progress", "can_send_request", "transport"):
+        assert hasattr(channel, name), f"{CHANGED}: the request channel has no {name}"
+    assert seen["request_id"] == seen["ctx_request_id"], f"{CHANGED}: _request_outbound is not this request's"
+    origin: Origin = seen["origin"]
+    assert origin.connection is connection and origin.channel is channel
+    if mode == "legacy":
+        assert seen["roots"] == {"roots": [{"uri": "file:///r"}]}, CHANGED
+        assert seen["has_session"]
+    else:
+        assert not channel.can_send_request and not seen["has_session"]
