@@ -3,7 +3,7 @@
 Modules, one job each:
 
 * `stats`    percentiles, medians and ratios (pure)
-* `procfs`   CPU time and RSS of one process from /proc
+* `procfs`   CPU time and RSS of one process (CPU of a process tree, of the machine) from /proc
 * `wire`     JSON-RPC message building and SSE parsing (pure)
 * `http11`   a minimal HTTP/1.1 client connection over anyio
 * `clients`  raw MCP sessions: stdio pipes, Streamable HTTP, legacy SSE
@@ -11,6 +11,8 @@ Modules, one job each:
 * `peers`    the peers' own venvs, created with pinned versions
 * `targets`  what each target is and how it is launched
 * `measure`  the figures: latency, throughput, big result, listing, cold start, RSS, CPU
+* `nginx`    nginx without installing it (the distro's package, extracted under .cache/) and its config
+* `scaleout` `--stateless` replicas behind nginx: calls, failures, throughput, round robin, CPU
 * `goals`    the issue's targets and their pass/fail checks (pure)
 * `report`   markdown table and JSON (pure)
 * `cli`      flags and the order of a run

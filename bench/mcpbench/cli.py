@@ -1,4 +1,4 @@
-"""`python bench/run.py [--quick] [--runs N] [--targets a,b] [--out PATH] [--strict]`."""
+"""`python bench/run.py [--quick] [--runs N] [--targets a,b] [--out PATH] [--strict] [--scale-out] [--ensure-nginx]`."""
 
 from __future__ import annotations
 
@@ -22,13 +22,17 @@ from mcpbench import peers
 from mcpbench.figures import FIGURES
 from mcpbench.goals import Table, judge_all
 from mcpbench.measure import Figures, Plan, cold_start, five_backends, one_backend
+from mcpbench.nginx import NginxUnavailableError, ensure_nginx
 from mcpbench.profile import profile_calls, profile_imports
-from mcpbench.report import as_json, markdown
+from mcpbench.report import as_json, markdown, scale_out_section
+from mcpbench.scaleout import ScalePlan, run_scale_out
 from mcpbench.stats import median_or_none
 from mcpbench.targets import BY_KEY, TARGETS, Target, build_gateways, launch
 
 PHASE_TIMEOUT = 300.0
 DEFAULT_OUT = peers.BENCH_DIR / "results" / "latest.json"
+SCALE_OUT_OUT = peers.BENCH_DIR / "results" / "scaleout.json"
+SCALE_OUT_TITLE = "### Scale-out: `--stateless` replicas behind nginx"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,14 +44,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default=",".join(t.key for t in TARGETS), help="comma-separated target keys (default: all)"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output; the markdown goes beside it (.md)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"JSON output; the markdown goes beside it (.md) (default: {DEFAULT_OUT.relative_to(peers.REPO_ROOT)}, "
+        f"with --scale-out {SCALE_OUT_OUT.relative_to(peers.REPO_ROOT)})",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed")
     parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of the benchmark: py-spy the gateway under echo load and -X importtime its start",
     )
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="only the scale-out phase: 1 and 2 --stateless gateway replicas behind nginx (also part of a full run)",
+    )
+    parser.add_argument(
+        "--ensure-nginx",
+        action="store_true",
+        help="fetch and extract the distro's nginx into .cache/bench/nginx unless present; print its path",
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = SCALE_OUT_OUT if args.scale_out else DEFAULT_OUT
     unknown = [k for k in args.targets.split(",") if k not in BY_KEY]
     if unknown:
         parser.error(f"unknown targets {unknown}; choose from {', '.join(BY_KEY)}")
@@ -74,7 +96,7 @@ def _venv_version(venv: str, package: str) -> str | None:
     return done.stdout.strip() or None
 
 
-def machine_facts(runs: int, quick: bool, plan: Plan) -> dict[str, Any]:
+def machine_facts(runs: int, quick: bool, plan: Plan | ScalePlan) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
@@ -155,10 +177,60 @@ def run_profiles(gateways: dict[int, Path], seconds: float) -> int:
     return 0
 
 
+def scale_out(gateway: Path, runs: int, quick: bool, errors: list[str]) -> dict[str, Any] | None:
+    """The scale-out phase, or None (with the reason in `errors`) when it could not run."""
+    _log("- scale-out: --stateless replicas behind nginx")
+    t0 = time.perf_counter()
+    try:
+        data = run_scale_out(gateway, runs, ScalePlan.quick() if quick else ScalePlan(), _log)
+    except Exception as exc:
+        errors.append(f"scale-out: {type(exc).__name__}: {exc}")
+        _log(f"  scale-out: FAILED {type(exc).__name__}: {exc}")
+        if os.environ.get("MCPBENCH_DEBUG"):
+            traceback.print_exc()
+        return None
+    _log(f"  scale-out: {time.perf_counter() - t0:.1f}s")
+    return data
+
+
+def _write(out: Path, report: str, data: dict[str, Any]) -> None:
+    print(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    out.with_suffix(".md").write_text(report + "\n")
+    _log(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+def _scale_out_failed(data: dict[str, Any] | None) -> bool:
+    return data is None or not all(check["passed"] for check in data["checks"])
+
+
+def main_scale_out(args: argparse.Namespace, runs: int) -> int:
+    """`--scale-out`: build the 1-backend gateway, run only the scale-out phase, write its report."""
+    _log("building the 1-backend gateway with mcpgw build ...")
+    gateway = build_gateways(counts=(1,))[1]
+    meta = machine_facts(runs, args.quick, ScalePlan.quick() if args.quick else ScalePlan())
+    errors: list[str] = []
+    data = scale_out(gateway, runs, args.quick, errors)
+    head = f"Run {meta['date']} on {meta['machine']}{' (--quick)' if args.quick else ''}."
+    section = scale_out_section(data) if data is not None else "Scale-out did not run: " + "; ".join(errors)
+    _write(args.out, f"{head}\n\n{SCALE_OUT_TITLE}\n\n{section}", {"meta": meta, "scale_out": data, "errors": errors})
+    return 1 if args.strict and _scale_out_failed(data) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
     runs = args.runs or (1 if args.quick else 3)
+    if args.ensure_nginx:
+        try:
+            print(ensure_nginx())
+        except (NginxUnavailableError, OSError, subprocess.CalledProcessError) as exc:
+            print(f"error: no nginx: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.scale_out:
+        return main_scale_out(args, runs)
     targets = [BY_KEY[k] for k in args.targets.split(",")]
     for venv in ["profilers"] if args.profile else [t.venv for t in targets if t.venv]:
         peers.ensure_venv(venv)
@@ -172,17 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index in range(runs):
         _log(f"run {index + 1}/{runs}")
         tables.append(anyio.run(run_once, targets, gateways, plan, errors))
+    with_scale_out = "mcpgw-mcp" in args.targets.split(",")
+    scaled = scale_out(gateways[1], runs, args.quick, errors) if with_scale_out else None
     table = median_table(tables, targets)
     labels = {t.key: t.label for t in targets}
     verdicts = judge_all(table)
     report = markdown(table, labels, verdicts, meta)
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(as_json(table, tables, labels, verdicts, meta, errors), indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(report + "\n")
-    _log(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    if scaled is not None:
+        report += f"\n\n{SCALE_OUT_TITLE}\n\n{scale_out_section(scaled)}"
+    data = as_json(table, tables, labels, verdicts, meta, errors)
+    if with_scale_out:
+        data["scale_out"] = scaled
+    _write(args.out, report, data)
     if errors:
         _log(f"{len(errors)} phase(s) failed: see 'errors' in the JSON")
-    if args.strict and (errors or any(v.passed is not True for v in verdicts)):
-        return 1
-    return 0
+    failed = errors or any(v.passed is not True for v in verdicts) or (with_scale_out and _scale_out_failed(scaled))
+    return 1 if args.strict and failed else 0

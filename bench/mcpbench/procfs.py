@@ -1,7 +1,8 @@
 """CPU time and resident memory of one process, read from /proc (Linux only).
 
 Only the named process is counted, never its children: a gateway's or proxy's
-backends are separate processes and are not part of its cost.
+backends are separate processes and are not part of its cost. The scale-out phase
+also reads whole process trees (a replica and its backends) and the machine's total.
 """
 
 from __future__ import annotations
@@ -27,3 +28,41 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"no VmRSS for pid {pid}")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children, grandchildren, ...), from the parent pids in /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited while we looked
+        ppid = int(text[text.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and all its live descendants (processes that exit in between are not counted)."""
+    total = 0.0
+    for member in [pid, *descendants(pid)]:
+        try:
+            total += cpu_seconds(member)
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores have spent not idle since boot, every process included (the first line of /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4] if len(fields) > 4 else 0
+    guest = sum(fields[8:10])  # guest time is already counted in user and nice
+    return (sum(fields) - idle - iowait - guest) / _CLOCK_TICKS

@@ -109,3 +109,58 @@ def as_json(
         "runs": list(runs),
         "errors": list(errors),
     }
+
+
+_OURS = ("gateways", "backends", "nginx", "load generator")
+
+
+def scale_out_section(data: Mapping[str, Any]) -> str:
+    """The scale-out phase: one row per setup, then the checks of issue 6's scale-out part."""
+    setups: Mapping[str, Mapping[str, Any]] = data["setups"]
+    reference = setups.get("nginx-1", {}).get("throughput_rps")
+    lines = [
+        _row(
+            [
+                "setup",
+                "calls",
+                "failed",
+                "calls/s",
+                "x 1 replica behind nginx",
+                "p50 (ms)",
+                "calls per replica",
+                "cores busy: gateways / backends / nginx / load gen.",
+                "machine (all processes)",
+                "CPU/call, ours (µs)",
+            ]
+        ),
+        _row(["---", *("---:" for _ in range(9))]),
+    ]
+    for row in setups.values():
+        cores = row["cpu_cores"]
+        ours = sum(cores.get(k) or 0.0 for k in _OURS)
+        rps = row["throughput_rps"]
+        lines.append(
+            _row(
+                [
+                    row["label"],
+                    f"{row['calls']:,}",
+                    str(row["failures"]),
+                    fmt(rps, 0),
+                    fmt_ratio(ratio(rps, reference)),
+                    fmt(row["p50_ms"]),
+                    " / ".join(f"{c:,}" for c in row["replica_calls"]),
+                    " / ".join(fmt(cores.get(k)) for k in _OURS) + f" = {ours:.2f}",
+                    fmt(cores.get("machine")),
+                    fmt(ours / rps * 1e6, 0) if rps else "—",
+                ]
+            )
+        )
+    plan = data["plan"]
+    head = (
+        f"{plan['sessions']} sessions calling echo for {plan['seconds']} s per setup, {plan['runs']} run(s): "
+        f"calls and failures summed over the runs, rates medians; {data.get('cores')} cores; {data.get('nginx')}."
+    )
+    checks = [_row(["check (issue 6, scale-out)", "measured", "result"]), _row(["---", "---", "---"])]
+    for check in data["checks"]:
+        checks.append(_row([check["check"], check["measured"], "**pass**" if check["passed"] else "**FAIL**"]))
+    return "\n\n".join([head, "\n".join(lines), "\n".join(checks)])
