@@ -180,3 +180,18 @@ def test_loopback_is_the_default_bind(gateway: Path) -> None:
         assert _listen_addresses(port) == {"0100007F"}, "must listen on 127.0.0.1 only"
     finally:
         peers.kill_process_group(proc)
+
+
+def test_allow_host_and_allow_origin_flags_extend_the_config_lists(gateway: Path) -> None:
+    """One built image behind several names: the names are given at run time, nothing else is let in."""
+    proc, port = _serve(
+        gateway, "--allow-host", "mcpgw.internal", "--allow-origin", "https://app.example", env={"MCPGW_TOKEN": TOKEN}
+    )
+    try:
+        assert _get(port, "/healthz", {**AUTH, "Host": "mcpgw.internal"})[0] == 200
+        assert _get(port, "/healthz", {**AUTH, "Host": "mcpgw.internal:9000"})[0] == 200
+        assert _get(port, "/healthz", {**AUTH, "Host": "other.internal"})[0] == 421
+        assert _get(port, "/healthz", {**AUTH, "Origin": "https://app.example"})[0] == 200
+        assert _get(port, "/healthz", {**AUTH, "Origin": "https://evil.example"})[0] == 403
+    finally:
+        peers.kill_process_group(proc)

@@ -10,7 +10,7 @@ from mcpgw.embed import EmbedError, embed_runtime
 from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime import EMBED_ORDER
 from mcpgw_runtime.backends import resolve
-from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed
+from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
 from mcpgw_runtime.http import Guard
 from mcpgw_runtime.server import _decode_cursor, _encode_cursor, _strip_meta
 from mcpgw_runtime.spec import BackendSpec
@@ -91,3 +91,11 @@ def test_embed_refuses_a_name_bound_twice(tmp_path: Path) -> None:
 
 def test_pyliteral_is_sorted_and_typed() -> None:
     assert pyliteral({"b": [1, None, True], "a": ("x",)}) == "{'a': ('x',), 'b': [1, None, True]}"
+
+
+def test_redact_puts_every_expanded_secret_back_as_its_reference() -> None:
+    environ = {"KEY": "sk-live-0123456789", "PORT": "8080", "ON": "on", "LONGER": "sk-live-0123456789-extra"}
+    found = secret_values(["https://api.example/${PORT}?k=${KEY}", "${ON}", "${LONGER}", "${UNSET:-x}"], environ)
+    assert found == {"sk-live-0123456789": "${KEY}", "sk-live-0123456789-extra": "${LONGER}"}
+    text = "GET https://api.example:8080/?k=sk-live-0123456789 failed; also sk-live-0123456789-extra, on"
+    assert redact(text, found) == "GET https://api.example:8080/?k=${KEY} failed; also ${LONGER}, on"

@@ -49,6 +49,9 @@ def malformed(text: str) -> bool:
 MIN_SECRET_CHARS = 4
 """Shorter values are not redacted: replacing every "1" or "on" in a message would garble it."""
 
+PORT_LIKE = re.compile(r"\d{1,5}")
+"""Nor are port-like numbers: `127.0.0.1:${PORT}` in an error says where nothing listened."""
+
 
 def secret_values(texts: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Value → `${NAME}` for every variable these texts reference that is set: what `redact` hides."""
@@ -57,7 +60,7 @@ def secret_values(texts: Iterable[str], environ: Mapping[str, str] | None = None
     for text in texts:
         for name in references(text):
             value = env.get(name)
-            if value is not None and len(value) >= MIN_SECRET_CHARS:
+            if value is not None and len(value) >= MIN_SECRET_CHARS and not PORT_LIKE.fullmatch(value):
                 found[value] = f"${{{name}}}"
     return found
 

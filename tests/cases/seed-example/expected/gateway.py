@@ -124,6 +124,9 @@ def malformed(text: str) -> bool:
 MIN_SECRET_CHARS = 4
 """Shorter values are not redacted: replacing every "1" or "on" in a message would garble it."""
 
+PORT_LIKE = re.compile(r"\d{1,5}")
+"""Nor are port-like numbers: `127.0.0.1:${PORT}` in an error says where nothing listened."""
+
 
 def secret_values(texts: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Value → `${NAME}` for every variable these texts reference that is set: what `redact` hides."""
@@ -132,7 +135,7 @@ def secret_values(texts: Iterable[str], environ: Mapping[str, str] | None = None
     for text in texts:
         for name in references(text):
             value = env.get(name)
-            if value is not None and len(value) >= MIN_SECRET_CHARS:
+            if value is not None and len(value) >= MIN_SECRET_CHARS and not PORT_LIKE.fullmatch(value):
                 found[value] = f"${{{name}}}"
     return found
 
@@ -3814,6 +3817,21 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also accept this Host header, besides the config's allowed_hosts (repeatable; a proxy's or "
+        "a Service's name)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept this Origin header, besides the config's allowed_origins (repeatable)",
+    )
     parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
     parser.add_argument(
         "--base-dir",
@@ -3872,7 +3890,8 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         log.warning(
             "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
         )
-    guard = Guard.for_bind(args.host, args.port, spec.allowed_hosts, spec.allowed_origins, token)
+    hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
+    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
     app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
     origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []
