@@ -23,6 +23,7 @@ EMBED_ORDER: tuple[str, ...] = (
     "sessions",
     "server",
     "fastpath",
+    "fastproto",
     "http",
     "logfiles",
     "console",
