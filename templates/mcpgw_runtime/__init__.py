@@ -23,7 +23,6 @@ EMBED_ORDER: tuple[str, ...] = (
     "sessions",
     "server",
     "fastpath",
-    "fastproto",
     "http",
     "logfiles",
     "console",

@@ -114,19 +114,9 @@ class FastPath:
         message = _parse(body)
         if isinstance(message, dict) and self._eligible(message, headers, sid):
             self.served += 1
-            await self.answer(message, sid or b"", send, receive)
+            await self._answer(message, sid or b"", receive, send)
             return
         await self._pass(scope, receive, send, body, message, sid)
-
-    def take(self, headers: dict[bytes, bytes], body: bytes) -> dict[str, Any] | None:
-        """The request, when a complete `POST /mcp` (headers and body) can be answered here (fastproto.py asks)."""
-        if len(body) > self.max_body or not self.guard_ok(headers):
-            return None
-        message = _parse(body)
-        if isinstance(message, dict) and self._eligible(message, headers, headers.get(_SESSION_HEADER)):
-            self.served += 1
-            return message
-        return None
 
     def _eligible(self, message: dict[str, Any], headers: dict[bytes, bytes], sid: bytes | None) -> bool:
         if message.get("method") not in FAST_METHODS or not _is_id(message.get("id")):
@@ -189,11 +179,7 @@ class FastPath:
             if call is not None:
                 call.cancel()
 
-    async def answer(self, message: dict[str, Any], sid: bytes, send: Send, receive: Receive | None = None) -> None:
-        """Answer a request `take` (or `__call__`) accepted; a disconnect seen on `receive` cancels the call.
-
-        Without `receive`, the caller watches the connection itself and cancels this task when it drops.
-        """
+    async def _answer(self, message: dict[str, Any], sid: bytes, receive: Receive, send: Send) -> None:
         rid = message["id"]
         method = message["method"]
         reply = Reply(send, sid)
@@ -234,23 +220,19 @@ class FastPath:
             self._lists[method] = cached
         return cached[1]
 
-    async def _call(
-        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive | None, reply: Reply
-    ) -> bytes:
+    async def _call(self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply) -> bytes:
         """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
         meta = params.get("_meta")
         origin = FastOrigin(self._connection(sid), reply, meta, rid)
         call = asyncio.ensure_future(self._call_as(origin, params))
         key = (sid, _id_key(rid))
         self.inflight[key] = call
-        watcher = asyncio.ensure_future(_disconnected(receive)) if receive is not None else None
-        if watcher is not None:
-            watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
         try:
             result = await call
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
             if self.inflight.get(key) is call:
                 del self.inflight[key]
         wire = result.wire if isinstance(result, Wire) else None

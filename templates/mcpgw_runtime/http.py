@@ -26,7 +26,6 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpgw_runtime.fastpath import FastPath
-from mcpgw_runtime.fastproto import fast_protocol
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE
 from mcpgw_runtime.server import Gateway
 
@@ -219,6 +218,5 @@ def serve_http(app: HttpApp, *, host: str, port: int, log_level: str) -> None:
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-        http=(fast_protocol(app) if isinstance(app, FastPath) else None) or "auto",
     )
     _Server(config).run()

@@ -3104,19 +3104,9 @@ class FastPath:
         message = _parse(body)
         if isinstance(message, dict) and self._eligible(message, headers, sid):
             self.served += 1
-            await self.answer(message, sid or b"", send, receive)
+            await self._answer(message, sid or b"", receive, send)
             return
         await self._pass(scope, receive, send, body, message, sid)
-
-    def take(self, headers: dict[bytes, bytes], body: bytes) -> dict[str, Any] | None:
-        """The request, when a complete `POST /mcp` (headers and body) can be answered here (fastproto.py asks)."""
-        if len(body) > self.max_body or not self.guard_ok(headers):
-            return None
-        message = _parse(body)
-        if isinstance(message, dict) and self._eligible(message, headers, headers.get(_SESSION_HEADER)):
-            self.served += 1
-            return message
-        return None
 
     def _eligible(self, message: dict[str, Any], headers: dict[bytes, bytes], sid: bytes | None) -> bool:
         if message.get("method") not in FAST_METHODS or not _is_id(message.get("id")):
@@ -3179,11 +3169,7 @@ class FastPath:
             if call is not None:
                 call.cancel()
 
-    async def answer(self, message: dict[str, Any], sid: bytes, send: Send, receive: Receive | None = None) -> None:
-        """Answer a request `take` (or `__call__`) accepted; a disconnect seen on `receive` cancels the call.
-
-        Without `receive`, the caller watches the connection itself and cancels this task when it drops.
-        """
+    async def _answer(self, message: dict[str, Any], sid: bytes, receive: Receive, send: Send) -> None:
         rid = message["id"]
         method = message["method"]
         reply = Reply(send, sid)
@@ -3224,23 +3210,19 @@ class FastPath:
             self._lists[method] = cached
         return cached[1]
 
-    async def _call(
-        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive | None, reply: Reply
-    ) -> bytes:
+    async def _call(self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply) -> bytes:
         """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
         meta = params.get("_meta")
         origin = FastOrigin(self._connection(sid), reply, meta, rid)
         call = asyncio.ensure_future(self._call_as(origin, params))
         key = (sid, _id_key(rid))
         self.inflight[key] = call
-        watcher = asyncio.ensure_future(_disconnected(receive)) if receive is not None else None
-        if watcher is not None:
-            watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
         try:
             result = await call
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            watcher.cancel()
             if self.inflight.get(key) is call:
                 del self.inflight[key]
         wire = result.wire if isinstance(result, Wire) else None
@@ -3421,148 +3403,6 @@ def _id_key(value: object) -> object:
 def _error(rid: object, error: types.ErrorData) -> bytes:
     payload = {"jsonrpc": "2.0", "id": rid, "error": error.model_dump(mode="json", exclude_none=True)}
     return pydantic_core.to_json(payload)
-
-
-# ---- runtime: fastproto.py ----
-
-
-def fast_protocol(fast: FastPath) -> type[asyncio.Protocol] | None:
-    """uvicorn's httptools protocol with `fast` in front of its ASGI tasks, or None where that cannot be had."""
-    try:
-        from uvicorn.protocols.http import httptools_impl as impl
-    except ImportError:
-        return None
-    base = getattr(impl, "HttpToolsProtocol", None)
-    status_line = getattr(impl, "STATUS_LINE", None)
-    high_water = getattr(impl, "HIGH_WATER_LIMIT", None)
-    cycle_type = getattr(impl, "RequestResponseCycle", None)
-    expected = ("_start_asgi_task", "on_body", "on_message_complete", "connection_lost")
-    if (
-        base is None
-        or cycle_type is None
-        or not isinstance(status_line, dict)
-        or not isinstance(high_water, int)
-        or not all(hasattr(base, name) for name in expected)
-    ):
-        log.debug("uvicorn's httptools protocol is not the one fastproto.py knows; ASGI fast path only")
-        return None
-    ok_line: bytes = status_line[200]
-    body_limit: int = high_water
-
-    class FastHttpToolsProtocol(base):  # type: ignore[misc,valid-type]
-        """One per connection; at most one request of it is answered at a time (HTTP/1.1 has no multiplexing)."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._deferred: tuple[Any, Any] | None = None
-            self._answering: asyncio.Task[None] | None = None
-
-        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-            scope = cycle.scope
-            if scope["method"] != "POST" or scope["path"] != "/mcp" or cycle.waiting_for_100_continue:
-                super()._start_asgi_task(cycle, app)
-            elif cycle.more_body:
-                self._deferred = (cycle, app)  # until the body is complete (or too big to wait for)
-            else:
-                self._dispatch(cycle, app)  # a pipelined request whose body came in while it queued
-
-        def on_body(self, body: bytes) -> None:
-            super().on_body(body)
-            deferred = self._deferred
-            if deferred is not None and deferred[0] is self.cycle and len(self.cycle.body) > body_limit:
-                self._deferred = None  # uvicorn stopped reading; only the app's `receive` resumes it
-                super()._start_asgi_task(*deferred)
-
-        def on_message_complete(self) -> None:
-            super().on_message_complete()
-            deferred = self._deferred
-            if deferred is not None and deferred[0] is self.cycle:
-                self._deferred = None
-                self._dispatch(*deferred)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            super().connection_lost(exc)
-            self._deferred = None
-            if self._answering is not None:
-                self._answering.cancel()  # the client left: stop the backend call too
-
-        def _dispatch(self, cycle: Any, app: Any) -> None:
-            headers = dict(cycle.scope["headers"])
-            message = fast.take(headers, bytes(cycle.body))
-            if message is None:
-                super()._start_asgi_task(cycle, app)
-                return
-            cycle.body = bytearray()
-            cycle.more_body = False
-            task = self.loop.create_task(self._answer(cycle, message, headers.get(_SESSION_HEADER) or b""))
-            self._answering = task
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)
-
-        async def _answer(self, cycle: Any, message: dict[str, Any], sid: bytes) -> None:
-            try:
-                await fast.answer(message, sid, _OneWrite(cycle, ok_line).send)
-            except asyncio.CancelledError:
-                if not cycle.disconnected:
-                    raise  # the server is stopping, not the client
-            except Exception:
-                log.exception("fast path: answering %s failed", message.get("method"))
-                cycle.transport.close()
-            finally:
-                self._answering = None
-
-    return FastHttpToolsProtocol
-
-
-class _OneWrite:
-    """The ASGI `send` of one fast-path answer: a plain JSON answer leaves in a single socket write.
-
-    A streamed answer (no content-length: an SSE stream opened by a backend's log
-    entry) goes through uvicorn's own `send` for its chunked framing.
-    """
-
-    __slots__ = ("_cycle", "_head", "_ok_line")
-
-    def __init__(self, cycle: Any, ok_line: bytes) -> None:
-        self._cycle = cycle
-        self._ok_line = ok_line
-        self._head: bytes | None = None
-
-    async def send(self, message: Message) -> None:
-        cycle = self._cycle
-        if cycle.disconnected:
-            return
-        if message["type"] == "http.response.start":
-            headers = message.get("headers", [])
-            if message["status"] == 200 and any(name == b"content-length" for name, _ in headers):
-                lines = [self._ok_line]
-                for name, value in (*cycle.default_headers, *headers):
-                    lines += (name, b": ", value, b"\r\n")
-                if not cycle.keep_alive:
-                    lines.append(b"connection: close\r\n")
-                lines.append(b"\r\n")
-                self._head = b"".join(lines)
-                return
-        elif self._head is not None and not message.get("more_body", False):
-            body: bytes = message.get("body", b"")
-            if cycle.flow.write_paused:
-                await cycle.flow.drain()
-            cycle.transport.write(self._head + body)
-            self._head = None
-            cycle.response_started = cycle.response_complete = True
-            cycle.message_event.set()
-            if cycle.access_log:
-                cycle.access_logger.info('%s - "POST /mcp HTTP/%s" 200', _client(cycle), cycle.scope["http_version"])
-            if not cycle.keep_alive:
-                cycle.transport.close()
-            cycle.on_response()
-            return
-        await cycle.send(message)
-
-
-def _client(cycle: Any) -> str:
-    client = cycle.scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "-"
 
 
 # ---- runtime: http.py ----
@@ -3754,7 +3594,6 @@ def serve_http(app: HttpApp, *, host: str, port: int, log_level: str) -> None:
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-        http=(fast_protocol(app) if isinstance(app, FastPath) else None) or "auto",
     )
     _Server(config).run()
 
