@@ -89,6 +89,17 @@ class Client:
         return kind, [json.loads(m) for m in re.findall(r"^data: (.+)$", response.text, re.MULTILINE)]
 
 
+def raw_request(gateway: str, body: dict[str, Any], session: str, *, extra: str = "", version: str = "1.1") -> bytes:
+    """A `POST /mcp` as bytes on the wire, for tests that talk to the socket themselves."""
+    host = gateway.removeprefix("http://")
+    raw = json.dumps(body).encode()
+    return (
+        f"POST /mcp HTTP/{version}\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"accept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\n"
+        f"mcp-protocol-version: {HANDSHAKE}\r\ncontent-length: {len(raw)}\r\n{extra}\r\n"
+    ).encode() + raw
+
+
 def fast_count(base: str) -> int:
     text = httpx2.get(f"{base}/metrics", timeout=10).text
     found = re.search(r"^mcpgw_fast_path_requests_total (\d+)$", text, re.MULTILINE)
@@ -231,12 +242,7 @@ def test_client_disconnect_cancels_the_backend_call(gateway: str) -> None:
         "params": {"name": "slow_echo", "arguments": {"tag": "fast-gone", "steps": 200, "delay": 0.05}},
     }
     host, port = gateway.removeprefix("http://").split(":")
-    raw = json.dumps(body).encode()
-    request = (
-        f"POST /mcp HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"accept: application/json, text/event-stream\r\nmcp-session-id: {client.session}\r\n"
-        f"mcp-protocol-version: {HANDSHAKE}\r\ncontent-length: {len(raw)}\r\n\r\n"
-    ).encode() + raw
+    request = raw_request(gateway, body, client.session)
     code = (
         "import socket, sys, time\n"
         f"s = socket.create_connection(({host!r}, {port}))\n"

@@ -16,7 +16,8 @@ from typing import Any
 import httptools  # type: ignore[import-untyped]
 import pytest
 
-from tests.test_fastpath import HANDSHAKE, Client, fast_count, gateway
+from tests.test_fastpath import Client, fast_count, gateway
+from tests.test_fastpath import raw_request as request
 
 __all__ = ["gateway"]  # the module-scoped gateway fixture, shared with test_fastpath.py
 
@@ -43,16 +44,6 @@ class Responses:
 
     def on_message_complete(self) -> None:
         self.done.append(self._current)
-
-
-def request(gateway: str, body: dict[str, Any], session: str, *, extra: str = "", version: str = "1.1") -> bytes:
-    host = gateway.removeprefix("http://")
-    raw = json.dumps(body).encode()
-    return (
-        f"POST /mcp HTTP/{version}\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-        f"accept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\n"
-        f"mcp-protocol-version: {HANDSHAKE}\r\ncontent-length: {len(raw)}\r\n{extra}\r\n"
-    ).encode() + raw
 
 
 def exchange(
