@@ -232,3 +232,48 @@ def test_a_per_client_connection_is_pin_checked_on_its_own(tmp_path_factory: pyt
         assert "TOOL_DESCRIPTION_CHANGED" in message and "pin 'strict'" in message, message
         assert shared == "1"
         assert health(url)["backends"]["pd"]["pin"]["status"] == "verified"
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        refusals = [line for line in metrics.splitlines() if line.startswith("mcpgw_pin_refusals_total{")]
+        assert refusals == ['mcpgw_pin_refusals_total{backend="pd",kind="tool",name="pd__count"} 1'], refusals
+
+
+def test_a_client_connection_that_fails_to_open_backs_off(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A per-client backend that cannot start is not respawned on every request of that client."""
+    work = tmp_path_factory.mktemp("sessions-backoff")
+    flag, spawns = work / "fail-now", work / "spawns.log"
+    env = {"ASKING_FAIL_FLAG": str(flag), "ASKING_SPAWN_LOG": str(spawns)}
+    config = {"pf": {"type": "stdio", "command": "python", "args": [str(ASKING)], "env": env, "session": "per-client"}}
+    gateway_py = peers.build_gateway(work, config)
+    port = peers.free_port()
+    with peers.run_process([sys.executable, str(gateway_py), "--port", str(port)], port):
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url)  # the shared connection's process started before the flag
+        before = len(spawns.read_text().split())  # the build's probe and the shared connection
+        flag.write_text("now")
+
+        async def main() -> tuple[list[str], int, str]:
+            async with Client(f"{url}/mcp", mode="legacy") as client:
+                failures = []
+                for _ in range(3):
+                    with pytest.raises(MCPError) as failed:
+                        await client.call_tool("pf__count", {})
+                    failures.append(failed.value.error.message)
+                started_while_failing = len(spawns.read_text().split())
+                flag.unlink()
+                deadline = time.monotonic() + 15
+                while True:  # once the backoff has passed, the next request opens the connection
+                    try:
+                        result = await client.call_tool("pf__count", {})
+                        break
+                    except MCPError as exc:
+                        assert "next attempt in" in exc.error.message, exc.error.message
+                        assert time.monotonic() < deadline, "the connection was never tried again"
+                        await anyio.sleep(0.1)
+                return failures, started_while_failing, text(result)
+
+        failures, started, counted = anyio.run(main)
+        assert all("backend 'pf' (this client's own session)" in f for f in failures), failures
+        assert "next attempt in" not in failures[0] and all("next attempt in" in f for f in failures[1:]), failures
+        assert started - before == 1, "one attempt for the client's three requests, not one per request"
+        assert counted == "1"

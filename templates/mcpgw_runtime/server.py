@@ -33,6 +33,7 @@ from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpgw_runtime.backends import Backend, BackendError, Connection
+from mcpgw_runtime.envsubst import redact
 from mcpgw_runtime.metrics import render_metrics
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
@@ -107,7 +108,7 @@ class Gateway:
         self.rounds = Rounds()
         """2026-07-28 calls waiting for the client's input (rounds.py)."""
         self.sessions = {
-            b.name: ClientSessions(b, self.hub, self._check_client)
+            b.name: ClientSessions(b, self.hub, self._check_client, self._refused_on_client_session)
             for b in self.backends.values()
             if b.spec.session == "per-client"
         }
@@ -150,7 +151,7 @@ class Gateway:
                 verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
         except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             # a backend that cannot list cannot be verified
-            message = f"backend {backend.name!r}: cannot verify pins: {exc}"
+            message = f"backend {backend.name!r}: cannot verify pins: {redact(str(exc), backend.secrets)}"
             log.error("%s", message)
             backend.pin = status(backend.spec.pin, None, message)
             if backend.spec.pin == "strict":
@@ -180,7 +181,8 @@ class Gateway:
             try:
                 live = await conn.pages(method, key, spec.timeout) if offered is not None else []
             except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {exc}"
+                why = redact(str(exc), backend.secrets)
+                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {why}"
                 log.error("%s", message)
                 if spec.pin == "strict":
                     held.update({(kind, original): f"{message}; held back under pin 'strict'" for original in pinned})
@@ -239,11 +241,19 @@ class Gateway:
         if route is None:
             held = self._held[kind].get(name)
             if held is not None:
-                key = (held[0], kind, name)
-                self._refused[key] = self._refused.get(key, 0) + 1
+                self._count_refusal(held[0], kind, name)
                 raise MCPError(types.INVALID_PARAMS, held[1])
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
         return self.backends[route.backend], route.name
+
+    def _count_refusal(self, backend: str, kind: str, exposed: str) -> None:
+        key = (backend, kind, exposed)
+        self._refused[key] = self._refused.get(key, 0) + 1
+
+    def _refused_on_client_session(self, backend: Backend, kind: str, original: str) -> None:
+        """A pin hold on one client's own connection (sessions.py) refused a call: counted like the others."""
+        exposed = backend.spec.exposed_name(kind, original, self.spec.separator)
+        self._count_refusal(backend.name, kind, exposed or original)
 
     def _resource_backend(self, uri: str) -> Backend:
         name = self.spec.resources.get(uri) or self._live_resources.get(uri)

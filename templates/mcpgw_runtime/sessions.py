@@ -12,7 +12,10 @@ Streamable HTTP session is deleted or reaped as idle (the SDK's default: 30 minu
 request), when an SSE stream closes, when a stdio client leaves. Gateway shutdown cancels them
 all; a stdio backend's process group is stopped (stdin closed, SIGTERM, SIGKILL), as for the
 shared connection. If a client's connection dies, its next request opens a new one (the
-backend's per-session state is gone, as it would be with the backend itself restarted). They
+backend's per-session state is gone, as it would be with the backend itself restarted). If it
+fails to open, the client's requests fail at once with that error until a backoff delay has
+passed (0.5 s doubling to the backend's `max_backoff`, with jitter, as for the shared
+connection), so a backend that cannot start is not respawned on every request. They
 share the backend's `max_concurrency` and timeouts; `/healthz` lists them per backend under
 `client_sessions` (how many are open, their pids).
 
@@ -36,6 +39,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
+import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +62,7 @@ from mcpgw_runtime.backends import (
     _leaf,
     open_backend,
 )
+from mcpgw_runtime.envsubst import redact
 from mcpgw_runtime.relay import ORIGIN, BackendRelay, UpstreamHub
 
 log = logging.getLogger("mcpgw")
@@ -66,7 +73,22 @@ Held = dict[tuple[str, str], str]
 ClientCheck = Callable[[Backend, Connection, frozenset[str]], Awaitable[Held]]
 """The gateway's pin check of one per-client connection, for the kinds that changed."""
 
+Refused = Callable[[Backend, str, str], None]
+"""Counts a call refused by a pin hold: (backend, kind, the backend's own name)."""
+
 HELD_METHODS = {"tools/call": "tool", "prompts/get": "prompt"}
+
+FIRST_RETRY = 0.5
+"""Seconds before a client's connection that failed to open is tried again; doubles per failure."""
+
+
+@dataclass
+class Retry:
+    """Why a client's own connection failed to open, and when the next request may try again."""
+
+    error: str
+    delay: float
+    not_before: float
 
 
 @dataclass(eq=False)
@@ -95,11 +117,13 @@ class ClientConnection:
 class ClientSessions:
     """The per-client connections of one `session: per-client` backend."""
 
-    def __init__(self, backend: Backend, hub: UpstreamHub, check: ClientCheck) -> None:
+    def __init__(self, backend: Backend, hub: UpstreamHub, check: ClientCheck, refused: Refused) -> None:
         self.backend = backend
         self.hub = hub
         self.check = check
+        self.refused = refused
         self._by_client: dict[UpstreamConnection, ClientConnection] = {}
+        self._retry: dict[UpstreamConnection, Retry] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         # SSE/HTTP: a new session with the same server; the local process it runs on (`command`) is
         # the one the shared connection started, never a second one on the same port.
@@ -129,6 +153,14 @@ class ClientSessions:
             return None
         entry = self._by_client.get(origin.connection)
         if entry is None:
+            retry = self._retry.get(origin.connection)
+            wait = retry.not_before - time.monotonic() if retry is not None else 0.0
+            if retry is not None and wait > 0:
+                raise MCPError(
+                    BACKEND_UNAVAILABLE,
+                    f"backend {self.backend.name!r} (this client's own session): {retry.error}; "
+                    f"next attempt in {wait:.1f}s",
+                )
             entry = self._open(origin.connection, self._tg)
         if not entry.ready.is_set():
             with anyio.move_on_after(self.backend.spec.startup_timeout):
@@ -139,8 +171,10 @@ class ClientSessions:
             raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.backend.name!r} (this client's own session): {why}")
         kind = HELD_METHODS.get(method)
         if kind is not None:
-            held = entry.held.get((kind, str((params or {}).get("name"))))
+            name = str((params or {}).get("name"))
+            held = entry.held.get((kind, name))
             if held is not None:
+                self.refused(self.backend, kind, name)
                 raise MCPError(types.INVALID_PARAMS, held)
         return conn
 
@@ -165,6 +199,7 @@ class ClientSessions:
         entry = ClientConnection(client, relay)
         self._by_client[client] = entry
         client.exit_stack.callback(entry.stop.set)  # the upstream session ended: close this one too
+        client.exit_stack.callback(self._retry.pop, client, None)
         tg.start_soon(self._hold, entry)
         return entry
 
@@ -187,26 +222,37 @@ class ClientSessions:
                     await self._set_level(conn, level)
                 entry.conn = conn
                 entry.ready.set()
+                self._retry.pop(entry.client, None)
                 log.info("backend %s: opened a session for a client (%d open)", backend.name, len(self._by_client))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._reverify, entry, conn)
                     tg.start_soon(_cancel_when, conn.dispatcher.closed, tg.cancel_scope)
                     await entry.stop.wait()
                     tg.cancel_scope.cancel()
-        except Exception as raised:
+        except Exception as raised:  # noqa: BLE001 -- logged below, redacted; one client's failure is not the gateway's
             exc = _leaf(raised)  # task groups in the transport wrap what went wrong
             if isinstance(exc, BackendError | MCPError | OSError):
-                entry.error = str(exc)
+                entry.error = redact(str(exc), backend.secrets)
                 log.error("backend %s: a client's own session failed: %s", backend.name, entry.error)
             else:  # a transport bug must not take the gateway down
-                entry.error = f"{type(exc).__name__}: {exc}"
-                log.error("backend %s: a client's own session crashed", backend.name, exc_info=raised)
+                entry.error = redact(f"{type(exc).__name__}: {exc}", backend.secrets)
+                log.error("backend %s: a client's own session crashed: %s", backend.name, entry.error)
+                trace = "".join(traceback.format_exception(raised))
+                log.debug("backend %s: %s", backend.name, redact(trace, backend.secrets))
+            if not entry.ready.is_set():  # it never opened: the client's next requests wait for a backoff
+                self._back_off(entry.client, entry.error)
         finally:
             entry.conn = None
             entry.ready.set()
             if self._by_client.get(entry.client) is entry:
                 del self._by_client[entry.client]
             log.info("backend %s: closed a client's session (%d open)", backend.name, len(self._by_client))
+
+    def _back_off(self, client: UpstreamConnection, error: str) -> None:
+        previous = self._retry.get(client)
+        delay = FIRST_RETRY if previous is None else min(previous.delay * 2, self.backend.max_backoff)
+        not_before = time.monotonic() + delay * (0.5 + random.random())
+        self._retry[client] = Retry(error, delay, not_before)
 
     async def _reverify(self, entry: ClientConnection, conn: Connection) -> None:
         while True:

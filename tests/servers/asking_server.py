@@ -193,6 +193,11 @@ async def serve_stdio() -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("ASKING_SPAWN_LOG"):  # one line per process started, for tests that count restarts
+        with open(os.environ["ASKING_SPAWN_LOG"], "a") as spawns:
+            spawns.write(f"{os.getpid()}\n")
+    if Path(os.environ.get("ASKING_FAIL_FLAG") or "/nonexistent").exists():
+        sys.exit("asking_server: failing at start (ASKING_FAIL_FLAG exists)")
     if sys.argv[1:2] == ["http"]:  # asking_server.py http PORT: Streamable HTTP at /mcp
         uvicorn.run(build_server().streamable_http_app(), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
     else:

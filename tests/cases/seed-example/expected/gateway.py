@@ -2406,7 +2406,22 @@ Held = dict[tuple[str, str], str]
 ClientCheck = Callable[[Backend, Connection, frozenset[str]], Awaitable[Held]]
 """The gateway's pin check of one per-client connection, for the kinds that changed."""
 
+Refused = Callable[[Backend, str, str], None]
+"""Counts a call refused by a pin hold: (backend, kind, the backend's own name)."""
+
 HELD_METHODS = {"tools/call": "tool", "prompts/get": "prompt"}
+
+FIRST_RETRY = 0.5
+"""Seconds before a client's connection that failed to open is tried again; doubles per failure."""
+
+
+@dataclass
+class Retry:
+    """Why a client's own connection failed to open, and when the next request may try again."""
+
+    error: str
+    delay: float
+    not_before: float
 
 
 @dataclass(eq=False)
@@ -2435,11 +2450,13 @@ class ClientConnection:
 class ClientSessions:
     """The per-client connections of one `session: per-client` backend."""
 
-    def __init__(self, backend: Backend, hub: UpstreamHub, check: ClientCheck) -> None:
+    def __init__(self, backend: Backend, hub: UpstreamHub, check: ClientCheck, refused: Refused) -> None:
         self.backend = backend
         self.hub = hub
         self.check = check
+        self.refused = refused
         self._by_client: dict[UpstreamConnection, ClientConnection] = {}
+        self._retry: dict[UpstreamConnection, Retry] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         # SSE/HTTP: a new session with the same server; the local process it runs on (`command`) is
         # the one the shared connection started, never a second one on the same port.
@@ -2469,6 +2486,14 @@ class ClientSessions:
             return None
         entry = self._by_client.get(origin.connection)
         if entry is None:
+            retry = self._retry.get(origin.connection)
+            wait = retry.not_before - time.monotonic() if retry is not None else 0.0
+            if retry is not None and wait > 0:
+                raise MCPError(
+                    BACKEND_UNAVAILABLE,
+                    f"backend {self.backend.name!r} (this client's own session): {retry.error}; "
+                    f"next attempt in {wait:.1f}s",
+                )
             entry = self._open(origin.connection, self._tg)
         if not entry.ready.is_set():
             with anyio.move_on_after(self.backend.spec.startup_timeout):
@@ -2479,8 +2504,10 @@ class ClientSessions:
             raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.backend.name!r} (this client's own session): {why}")
         kind = HELD_METHODS.get(method)
         if kind is not None:
-            held = entry.held.get((kind, str((params or {}).get("name"))))
+            name = str((params or {}).get("name"))
+            held = entry.held.get((kind, name))
             if held is not None:
+                self.refused(self.backend, kind, name)
                 raise MCPError(types.INVALID_PARAMS, held)
         return conn
 
@@ -2505,6 +2532,7 @@ class ClientSessions:
         entry = ClientConnection(client, relay)
         self._by_client[client] = entry
         client.exit_stack.callback(entry.stop.set)  # the upstream session ended: close this one too
+        client.exit_stack.callback(self._retry.pop, client, None)
         tg.start_soon(self._hold, entry)
         return entry
 
@@ -2527,26 +2555,37 @@ class ClientSessions:
                     await self._set_level(conn, level)
                 entry.conn = conn
                 entry.ready.set()
+                self._retry.pop(entry.client, None)
                 log.info("backend %s: opened a session for a client (%d open)", backend.name, len(self._by_client))
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._reverify, entry, conn)
                     tg.start_soon(_cancel_when, conn.dispatcher.closed, tg.cancel_scope)
                     await entry.stop.wait()
                     tg.cancel_scope.cancel()
-        except Exception as raised:
+        except Exception as raised:  # noqa: BLE001 -- logged below, redacted; one client's failure is not the gateway's
             exc = _leaf(raised)  # task groups in the transport wrap what went wrong
             if isinstance(exc, BackendError | MCPError | OSError):
-                entry.error = str(exc)
+                entry.error = redact(str(exc), backend.secrets)
                 log.error("backend %s: a client's own session failed: %s", backend.name, entry.error)
             else:  # a transport bug must not take the gateway down
-                entry.error = f"{type(exc).__name__}: {exc}"
-                log.error("backend %s: a client's own session crashed", backend.name, exc_info=raised)
+                entry.error = redact(f"{type(exc).__name__}: {exc}", backend.secrets)
+                log.error("backend %s: a client's own session crashed: %s", backend.name, entry.error)
+                trace = "".join(traceback.format_exception(raised))
+                log.debug("backend %s: %s", backend.name, redact(trace, backend.secrets))
+            if not entry.ready.is_set():  # it never opened: the client's next requests wait for a backoff
+                self._back_off(entry.client, entry.error)
         finally:
             entry.conn = None
             entry.ready.set()
             if self._by_client.get(entry.client) is entry:
                 del self._by_client[entry.client]
             log.info("backend %s: closed a client's session (%d open)", backend.name, len(self._by_client))
+
+    def _back_off(self, client: UpstreamConnection, error: str) -> None:
+        previous = self._retry.get(client)
+        delay = FIRST_RETRY if previous is None else min(previous.delay * 2, self.backend.max_backoff)
+        not_before = time.monotonic() + delay * (0.5 + random.random())
+        self._retry[client] = Retry(error, delay, not_before)
 
     async def _reverify(self, entry: ClientConnection, conn: Connection) -> None:
         while True:
@@ -2630,7 +2669,7 @@ class Gateway:
         self.rounds = Rounds()
         """2026-07-28 calls waiting for the client's input (rounds.py)."""
         self.sessions = {
-            b.name: ClientSessions(b, self.hub, self._check_client)
+            b.name: ClientSessions(b, self.hub, self._check_client, self._refused_on_client_session)
             for b in self.backends.values()
             if b.spec.session == "per-client"
         }
@@ -2673,7 +2712,7 @@ class Gateway:
                 verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
         except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             # a backend that cannot list cannot be verified
-            message = f"backend {backend.name!r}: cannot verify pins: {exc}"
+            message = f"backend {backend.name!r}: cannot verify pins: {redact(str(exc), backend.secrets)}"
             log.error("%s", message)
             backend.pin = status(backend.spec.pin, None, message)
             if backend.spec.pin == "strict":
@@ -2703,7 +2742,8 @@ class Gateway:
             try:
                 live = await conn.pages(method, key, spec.timeout) if offered is not None else []
             except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {exc}"
+                why = redact(str(exc), backend.secrets)
+                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {why}"
                 log.error("%s", message)
                 if spec.pin == "strict":
                     held.update({(kind, original): f"{message}; held back under pin 'strict'" for original in pinned})
@@ -2762,11 +2802,19 @@ class Gateway:
         if route is None:
             held = self._held[kind].get(name)
             if held is not None:
-                key = (held[0], kind, name)
-                self._refused[key] = self._refused.get(key, 0) + 1
+                self._count_refusal(held[0], kind, name)
                 raise MCPError(types.INVALID_PARAMS, held[1])
             raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
         return self.backends[route.backend], route.name
+
+    def _count_refusal(self, backend: str, kind: str, exposed: str) -> None:
+        key = (backend, kind, exposed)
+        self._refused[key] = self._refused.get(key, 0) + 1
+
+    def _refused_on_client_session(self, backend: Backend, kind: str, original: str) -> None:
+        """A pin hold on one client's own connection (sessions.py) refused a call: counted like the others."""
+        exposed = backend.spec.exposed_name(kind, original, self.spec.separator)
+        self._count_refusal(backend.name, kind, exposed or original)
 
     def _resource_backend(self, uri: str) -> Backend:
         name = self.spec.resources.get(uri) or self._live_resources.get(uri)
