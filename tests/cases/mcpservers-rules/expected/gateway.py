@@ -64,7 +64,6 @@ from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
@@ -2079,6 +2078,18 @@ def _forgotten_session_hook(dispatcher: _WatchedDispatcher, name: str) -> Callab
     return hook
 
 
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+"""The SDK transports' own defaults: a response stream may stay open for minutes between events.
+
+Calls are bounded by the backend's `timeout` in the dispatcher, not here.
+"""
+
+
+def backend_http_client(headers: Mapping[str, str]) -> httpx2.AsyncClient:
+    """The HTTP client of a Streamable HTTP backend; the gateway adds a hook to it (`_forgotten_session_hook`)."""
+    return httpx2.AsyncClient(headers=dict(headers), timeout=HTTP_TIMEOUT)
+
+
 @contextlib.asynccontextmanager
 async def open_backend(
     spec: BackendSpec,
@@ -2126,7 +2137,7 @@ async def open_backend(
                     sse_client(resolved.url, headers=resolved.headers, sse_read_timeout=math.inf)
                 )
             else:
-                http = await stack.enter_async_context(create_mcp_http_client(headers=resolved.headers))
+                http = await stack.enter_async_context(backend_http_client(resolved.headers))
                 streams = await stack.enter_async_context(streamable_http_client(resolved.url, http_client=http))
         dispatcher = _WatchedDispatcher(*streams)
         if spec.type == "http":  # a session the server has forgotten (it restarted) ends this connection
