@@ -100,7 +100,7 @@ def test_pipelined_requests_are_answered_in_order(gateway: str) -> None:
 
 def test_a_request_with_a_body_past_the_read_buffer_is_answered(gateway: str) -> None:
     client = Client(gateway)
-    big = "b" * 200_000  # past uvicorn's 64 KiB read buffer: the protocol must not wait for it
+    big = "b" * 200_000  # past uvicorn's 64 KiB read buffer: the body arrives in several chunks
     responses, _ = exchange(gateway, request(gateway, echo(big, 7), client.session), 1)
     assert tag_of(responses[0]) == (7, big)
 
