@@ -42,7 +42,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, TextIO, cast, overload
+from typing import Any, Protocol, Self, TextIO, cast, overload
 from urllib.parse import urlsplit
 
 import anyio
@@ -2006,25 +2006,13 @@ async def posix_stdio(
     if lane is not None:
         lane.stdin = stdin
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    write_stream = _PipeWriteStream(stdin, read_writer, lane)
 
     async def reader() -> None:
         await _read_messages(stdout, read_writer, lane)
 
-    async def writer() -> None:
-        try:
-            async with write_reader:
-                async for message in write_reader:
-                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
-                    await stdin.send(data.encode())
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            if lane is not None:
-                lane.close()
-            await read_writer.aclose()  # the child stopped reading: end the session rather than hang
-
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader)
-        tg.start_soon(writer)
         try:
             yield read_stream, write_stream
         finally:
@@ -2035,10 +2023,55 @@ async def posix_stdio(
                     while process.returncode is None:
                         await anyio.sleep(0.01)
                 await stop_process_group(process)
-                for stream in (stdout, read_stream, write_stream, read_writer, write_reader):
+                for stream in (stdout, read_stream, read_writer):
                     with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await stream.aclose()
             tg.cancel_scope.cancel()
+
+
+class _PipeWriteStream:
+    """The dispatcher's write stream: each message written to the pipe within its own `send`.
+
+    Why not a writer task behind a memory stream (as the SDK's `stdio_client` has): the
+    lane writes to the same pipe directly, so a message handed to a writer task could
+    reach the wire after a lane request sent later. That put `tools/list` ahead of
+    `notifications/initialized`, and a server that registers tools when it is
+    initialized (server-everything) then listed fewer of them. One writer, in call order.
+    """
+
+    def __init__(
+        self,
+        stdin: anyio.abc.ByteSendStream,
+        read_writer: anyio.abc.ObjectSendStream[SessionMessage | Exception],
+        lane: StdioLane | None,
+    ) -> None:
+        self._stdin = stdin
+        self._read_writer = read_writer
+        self._lane = lane
+        self._closed = False
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        data = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+        try:
+            await self._stdin.send(data)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            # The child stopped reading: end the session rather than hang; the dispatcher
+            # turns this into CONNECTION_CLOSED for the caller.
+            if self._lane is not None:
+                self._lane.close()
+            await self._read_writer.aclose()
+            raise anyio.BrokenResourceError from exc
+
+    async def aclose(self) -> None:
+        self._closed = True  # the pipe itself is closed by `posix_stdio`, after the dispatcher is done
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Process | None, name: str) -> None:
