@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,12 +55,11 @@ from mcpgw_runtime.backends import (
     BACKEND_UNAVAILABLE,
     LIST_CHANGED,
     Backend,
-    BackendError,
+    Backoff,
     Connection,
-    _leaf,
+    describe_failure,
     open_backend,
 )
-from mcpgw_runtime.envsubst import redact
 from mcpgw_runtime.relay import ORIGIN, BackendRelay, UpstreamHub
 
 log = logging.getLogger("mcpgw")
@@ -78,16 +75,13 @@ Refused = Callable[[Backend, str, str], None]
 
 HELD_METHODS = {"tools/call": "tool", "prompts/get": "prompt"}
 
-FIRST_RETRY = 0.5
-"""Seconds before a client's connection that failed to open is tried again; doubles per failure."""
-
 
 @dataclass
 class Retry:
     """Why a client's own connection failed to open, and when the next request may try again."""
 
     error: str
-    delay: float
+    backoff: Backoff
     not_before: float
 
 
@@ -230,15 +224,8 @@ class ClientSessions:
                     await entry.stop.wait()
                     tg.cancel_scope.cancel()
         except Exception as raised:  # noqa: BLE001 -- logged below, redacted; one client's failure is not the gateway's
-            exc = _leaf(raised)  # task groups in the transport wrap what went wrong
-            if isinstance(exc, BackendError | MCPError | OSError):
-                entry.error = redact(str(exc), backend.secrets)
-                log.error("backend %s: a client's own session failed: %s", backend.name, entry.error)
-            else:  # a transport bug must not take the gateway down
-                entry.error = redact(f"{type(exc).__name__}: {exc}", backend.secrets)
-                log.error("backend %s: a client's own session crashed: %s", backend.name, entry.error)
-                trace = "".join(traceback.format_exception(raised))
-                log.debug("backend %s: %s", backend.name, redact(trace, backend.secrets))
+            entry.error = describe_failure(raised, backend.name, backend.secrets)
+            log.error("a client's own session failed: %s", entry.error)
             if not entry.ready.is_set():  # it never opened: the client's next requests wait for a backoff
                 self._back_off(entry.client, entry.error)
         finally:
@@ -250,9 +237,8 @@ class ClientSessions:
 
     def _back_off(self, client: UpstreamConnection, error: str) -> None:
         previous = self._retry.get(client)
-        delay = FIRST_RETRY if previous is None else min(previous.delay * 2, self.backend.max_backoff)
-        not_before = time.monotonic() + delay * (0.5 + random.random())
-        self._retry[client] = Retry(error, delay, not_before)
+        backoff = previous.backoff if previous is not None else Backoff(self.backend.max_backoff)
+        self._retry[client] = Retry(error, backoff, time.monotonic() + backoff.next_wait())
 
     async def _reverify(self, entry: ClientConnection, conn: Connection) -> None:
         while True:

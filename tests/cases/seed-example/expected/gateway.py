@@ -2197,6 +2197,37 @@ async def open_backend(
         yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
 
 
+FIRST_BACKOFF = 0.5
+"""Seconds before the first retry of a connection that failed; doubles per failure up to a limit."""
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter, shared by the backend's connection and its per-client ones."""
+
+    limit: float
+    delay: float = FIRST_BACKOFF
+
+    def next_wait(self) -> float:
+        """Seconds to wait now (0.5 to 1.5 times the delay, so restarts do not line up); then double."""
+        wait = self.delay * (0.5 + random.random())
+        self.delay = min(self.delay * 2, self.limit)
+        return wait
+
+
+def describe_failure(raised: BaseException, name: str, secrets: Mapping[str, str]) -> str:
+    """Why a connection to backend `name` failed, redacted and naming it; a bug's traceback goes to debug."""
+    exc = _leaf(raised)  # task groups in the transport wrap what went wrong
+    if isinstance(exc, BackendError | MCPError | OSError):
+        message = str(exc)
+    else:  # a transport bug must not take the gateway down
+        message = f"{type(exc).__name__}: {exc}"
+        log.debug("backend %s: %s", name, redact("".join(traceback.format_exception(raised)), secrets))
+    if not message.startswith("backend "):
+        message = f"backend {name!r}: {message}"
+    return redact(message, secrets)
+
+
 class Backend:
     """A supervised backend: connects in the background, reconnects with backoff.
 
@@ -2266,7 +2297,7 @@ class Backend:
 
     async def run(self) -> None:
         """Keep the backend connected until the task is cancelled."""
-        backoff = 0.5
+        backoff = Backoff(self.max_backoff)
         while True:
             try:
                 async with open_backend(
@@ -2281,7 +2312,7 @@ class Backend:
                     self.connection, self.error = conn, None
                     self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
                     self._ready.set()
-                    backoff = 0.5
+                    backoff = Backoff(self.max_backoff)
                     log.info("backend %s ready (%s)", self.name, conn.init.server_info.name)
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._reverify, conn)
@@ -2289,22 +2320,14 @@ class Backend:
                         tg.cancel_scope.cancel()
                     log.warning("backend %s: connection closed", self.name)
             except Exception as raised:  # noqa: BLE001 -- logged below, redacted; the supervisor must go on
-                exc = _leaf(raised)  # task groups in the transport wrap what went wrong
-                if isinstance(exc, (BackendError, MCPError, OSError)):
-                    self.error = redact(str(exc), self.secrets)
-                    log.error("%s", self.error)
-                else:  # a transport bug must not take the gateway down
-                    self.error = redact(f"backend {self.name!r}: {type(exc).__name__}: {exc}", self.secrets)
-                    log.error("%s", self.error)
-                    trace = "".join(traceback.format_exception(raised))
-                    log.debug("backend %s: %s", self.name, redact(trace, self.secrets))
+                self.error = describe_failure(raised, self.name, self.secrets)
+                log.error("%s", self.error)
             self.connection = None
             self._ready = anyio.Event()
             del self.pids[:-1]
             self.state = "failed" if self.state in ("starting", "failed") else "restarting"
             self.restarts += 1
-            await anyio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, self.max_backoff)
+            await anyio.sleep(backoff.next_wait())
 
     async def _on_message(self, message: IncomingMessage) -> None:
         """Runs inside the connection's read loop: only note the change, never await the backend here."""
@@ -2455,16 +2478,13 @@ Refused = Callable[[Backend, str, str], None]
 
 HELD_METHODS = {"tools/call": "tool", "prompts/get": "prompt"}
 
-FIRST_RETRY = 0.5
-"""Seconds before a client's connection that failed to open is tried again; doubles per failure."""
-
 
 @dataclass
 class Retry:
     """Why a client's own connection failed to open, and when the next request may try again."""
 
     error: str
-    delay: float
+    backoff: Backoff
     not_before: float
 
 
@@ -2607,15 +2627,8 @@ class ClientSessions:
                     await entry.stop.wait()
                     tg.cancel_scope.cancel()
         except Exception as raised:  # noqa: BLE001 -- logged below, redacted; one client's failure is not the gateway's
-            exc = _leaf(raised)  # task groups in the transport wrap what went wrong
-            if isinstance(exc, BackendError | MCPError | OSError):
-                entry.error = redact(str(exc), backend.secrets)
-                log.error("backend %s: a client's own session failed: %s", backend.name, entry.error)
-            else:  # a transport bug must not take the gateway down
-                entry.error = redact(f"{type(exc).__name__}: {exc}", backend.secrets)
-                log.error("backend %s: a client's own session crashed: %s", backend.name, entry.error)
-                trace = "".join(traceback.format_exception(raised))
-                log.debug("backend %s: %s", backend.name, redact(trace, backend.secrets))
+            entry.error = describe_failure(raised, backend.name, backend.secrets)
+            log.error("a client's own session failed: %s", entry.error)
             if not entry.ready.is_set():  # it never opened: the client's next requests wait for a backoff
                 self._back_off(entry.client, entry.error)
         finally:
@@ -2627,9 +2640,8 @@ class ClientSessions:
 
     def _back_off(self, client: UpstreamConnection, error: str) -> None:
         previous = self._retry.get(client)
-        delay = FIRST_RETRY if previous is None else min(previous.delay * 2, self.backend.max_backoff)
-        not_before = time.monotonic() + delay * (0.5 + random.random())
-        self._retry[client] = Retry(error, delay, not_before)
+        backoff = previous.backoff if previous is not None else Backoff(self.backend.max_backoff)
+        self._retry[client] = Retry(error, backoff, time.monotonic() + backoff.next_wait())
 
     async def _reverify(self, entry: ClientConnection, conn: Connection) -> None:
         while True:
