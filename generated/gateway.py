@@ -2,81 +2,38 @@
 """MCP gateway 'mcpgw': 2 backends, 3 tools, 0 prompts.
 
 Run: python gateway.py [--host 127.0.0.1] [--port 9000] [--transport http,sse|stdio]
-Rebuild with `mcpgw build`; review changes to the tables at the end of this file.
+Rebuild with `mcpgw build`; review changes to the tables, which follow the front.
+
+Layout: the front (serves at once, imports no SDK), the tables, the `__main__`
+guard, then the core, which the front loads in the background by running this
+file again as a module (so its imports come after the guard).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import collections
-import contextlib
-import dataclasses
-import functools
-import hashlib
 import hmac
 import ipaddress
-import itertools
-import json
 import logging
 import logging.handlers
-import math
 import os
-import random
 import re
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
-import traceback
-import weakref
-from bisect import bisect_left
-from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol, Self, TextIO, cast, overload
-from urllib.parse import urlsplit
+from types import FrameType, ModuleType
+from typing import Any, Protocol, TextIO, overload
 
-import anyio
-import anyio.abc
-import anyio.lowlevel
-import httpx2
-import mcp_types as types
 import pydantic_core
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
-from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.connection import Connection as UpstreamConnection
-from mcp.server.connection import allowed_log_levels
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.models import InitializationOptions
-from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
-from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
-from mcp.shared.exceptions import MCPError
-from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from mcp.shared.message import SessionMessage
-from mcp.shared.uri_template import UriTemplate
-from mcp_types import DEFAULT_NEGOTIATED_VERSION
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from pydantic import TypeAdapter, ValidationError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # ---- runtime: envsubst.py ----
 
@@ -263,6 +220,1171 @@ class GatewaySpec:
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 4 * 1024 * 1024
 
+
+# ---- runtime: observe.py ----
+
+log = logging.getLogger("mcpgw")
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One transition of one backend; `old` is None for the initial state."""
+
+    backend: str
+    old: str | None
+    new: str
+    error: str | None = None
+    server: str | None = None
+    """The backend's `serverInfo.name` once connected."""
+    pin: Any = None
+    """The backend's pin status (the `pin` entry of `/healthz`), when it has one."""
+
+
+StateListener = Callable[[StateChange], None]
+
+STATE_LISTENERS: list[StateListener] = []
+"""Called synchronously on every change; a listener that raises is logged and skipped."""
+
+
+def _server_name(owner: Any) -> str | None:
+    init = getattr(getattr(owner, "connection", None), "init", None)
+    name = getattr(getattr(init, "server_info", None), "name", None)
+    return name if isinstance(name, str) else None
+
+
+class ObservedState:
+    """A data descriptor for a string attribute whose changes are announced."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_observed_{name}"
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> ObservedState: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> str: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> ObservedState | str:
+        if instance is None:
+            return self
+        value: str = instance.__dict__[self.slot]
+        return value
+
+    def __set__(self, instance: object, value: str) -> None:
+        old: str | None = instance.__dict__.get(self.slot)
+        instance.__dict__[self.slot] = value
+        if old == value or not STATE_LISTENERS:
+            return
+        change = StateChange(
+            backend=str(getattr(instance, "name", "?")),
+            old=old,
+            new=value,
+            error=None if value == "ready" else getattr(instance, "error", None),
+            server=_server_name(instance) if value == "ready" else None,
+            pin=getattr(instance, "pin", None),
+        )
+        for listener in STATE_LISTENERS.copy():  # a listener may remove itself
+            try:
+                listener(change)
+            except Exception:
+                log.exception("state listener failed on %s", change)
+
+
+# ---- runtime: logfiles.py ----
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+"""Each file rotates at 10 MB into `.1` ... `.5`; the oldest is dropped."""
+
+
+def log_file_name(level: str, started: datetime) -> str:
+    """`mcpgw_20250131_142501_INFO.log`."""
+    return f"mcpgw_{started:%Y%m%d_%H%M%S}_{level.upper()}.log"
+
+
+def open_log_file(folder: Path, level: str, started: datetime | None = None) -> Path | None:
+    """Attach a rotating file handler at `level` to the root logger; the file's path, or None if it cannot be made."""
+    path = folder / log_file_name(level, started or datetime.now())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+    except OSError as exc:
+        print(f"warning: no log file: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    handler.setLevel(level.upper())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return path
+
+
+# ---- runtime: console.py ----
+
+STATE_STYLES = {"ready": "green", "starting": "cyan", "restarting": "yellow", "failed": "red"}
+
+
+@dataclass(frozen=True, slots=True)
+class Startup:
+    """What the gateway serves and how, as the panel shows it."""
+
+    endpoints: tuple[str, ...]
+    auth: str
+    logs: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackendRow:
+    name: str
+    transport: str
+    state: str
+    tools: int
+    pin: str
+
+
+def pin_text(policy: str, pin: object) -> str:
+    """`strict`, `strict, verified`, `warn, drift, 2 held back`: from the `pin` entry of `/healthz`."""
+    if not isinstance(pin, Mapping):
+        return policy
+    parts = [str(pin.get("policy") or policy)]
+    status = pin.get("status")
+    if isinstance(status, str) and status and status != "pending":
+        parts.append(status)
+    held = pin.get("held")
+    if isinstance(held, Mapping | list | tuple) and held:
+        parts.append(f"{len(held)} held back")
+    return ", ".join(parts)
+
+
+def backend_rows(spec: GatewaySpec, health: Mapping[str, Any]) -> list[BackendRow]:
+    """One row per backend, in the spec's (sorted) order."""
+    tools = Counter(target.backend for target in spec.tool_routes.values())
+    states = health.get("backends")
+    states = states if isinstance(states, Mapping) else {}
+    rows = []
+    for backend in spec.backends:
+        entry = states.get(backend.name)
+        entry = entry if isinstance(entry, Mapping) else {}
+        rows.append(
+            BackendRow(
+                name=backend.name,
+                transport=str(entry.get("transport") or backend.type),
+                state=str(entry.get("state") or "-"),
+                tools=tools[backend.name],
+                pin=pin_text(backend.pin, entry.get("pin")),
+            )
+        )
+    return rows
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def panel_lines(spec: GatewaySpec, startup: Startup, health: Mapping[str, Any]) -> list[str]:
+    """The panel as plain text, for logs and pipes."""
+    rows = backend_rows(spec, health)
+    counts = f"{_plural(len(rows), 'backend')}, {_plural(len(spec.tools), 'tool')}"
+    lines = [f"mcpgw gateway {spec.name!r} (generated by mcpgw {spec.generator}): {counts}"]
+    table = [(r.name, r.transport, r.state, _plural(r.tools, "tool"), f"pin {r.pin}") for r in rows]
+    widths = [max((len(cells[i]) for cells in table), default=0) for i in range(5)]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in table]
+    lines.append(f"endpoints: {', '.join(startup.endpoints)}")
+    lines.append(f"auth: {startup.auth}")
+    lines.append(f"logs: {startup.logs}")
+    return lines
+
+
+def change_text(change: StateChange) -> str:
+    """`backend time: starting -> ready (mcp-time); pin strict, verified`."""
+    text = f"backend {change.backend}: {change.old or '-'} -> {change.new}"
+    if change.server:
+        text += f" ({change.server})"
+    if change.error:
+        text += f": {change.error}"
+    if change.new == "ready" and isinstance(change.pin, Mapping):
+        text += f"; pin {pin_text('-', change.pin)}"
+    return text
+
+
+class OperatorConsole:
+    """Writes the panel and the state-change lines to one stream (stdout, or stderr under stdio)."""
+
+    def __init__(self, stream: TextIO, fancy: bool | None = None) -> None:
+        self.stream = stream
+        self.fancy = _isatty(stream) if fancy is None else fancy
+        self._rich: Any = None
+        if self.fancy:
+            try:
+                from rich.console import Console
+            except ImportError:  # requirements.txt lists rich; a bare environment still gets plain lines
+                self.fancy = False
+            else:
+                self._rich = Console(file=stream, highlight=False, soft_wrap=True)
+
+    def show(self, spec: GatewaySpec, startup: Startup, health: JSON) -> None:
+        if self._rich is None:
+            self._write(panel_lines(spec, startup, health))
+            return
+        from rich import box
+        from rich.panel import Panel
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+        for column in ("backend", "transport", "state", "tools", "pin"):
+            table.add_column(column, justify="right" if column == "tools" else "left")
+        for row in backend_rows(spec, health):
+            style = STATE_STYLES.get(row.state, "")
+            table.add_row(
+                row.name, row.transport, f"[{style}]{row.state}[/]" if style else row.state, str(row.tools), row.pin
+            )
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="bold")
+        facts.add_column()
+        facts.add_row("endpoints", "\n".join(startup.endpoints))
+        facts.add_row("auth", startup.auth)
+        facts.add_row("logs", startup.logs)
+        outer = Table.grid()
+        outer.add_row(table)
+        outer.add_row(facts)
+        title = f"[bold]mcpgw gateway {spec.name!r}[/]: {_plural(len(spec.backends), 'backend')}, "
+        title += _plural(len(spec.tools), "tool")
+        self._rich.print(Panel(outer, title=title, subtitle=f"generated by mcpgw {spec.generator}", expand=False))
+
+    def changed(self, change: StateChange) -> None:
+        """A `STATE_LISTENERS` entry; the initial state is already in the panel."""
+        if change.old is None:
+            return
+        stamp = time.strftime("%H:%M:%S")
+        if self._rich is None:
+            self._write([f"{stamp} {change_text(change)}"])
+            return
+        from rich.text import Text
+
+        line = Text()
+        line.append(f"{stamp} ", style="dim")
+        line.append(change_text(change), style=STATE_STYLES.get(change.new, ""))
+        self._rich.print(line)
+
+    def _write(self, lines: list[str]) -> None:
+        self.stream.write("".join(f"{line}\n" for line in lines))
+        self.stream.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# ---- runtime: guard.py ----
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An HTTP answer to a request the guard turns away."""
+
+    status: int
+    text: str
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """Allowed Host and Origin patterns and an optional token."""
+
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    token: str | None
+
+    @classmethod
+    def for_bind(cls, host: str, port: int, hosts: Sequence[str], origins: Sequence[str], token: str | None) -> Guard:
+        """Loopback names are always allowed; the bind address too when it is not a wildcard."""
+        names = list(LOOPBACK_HOSTS)
+        if host not in ("0.0.0.0", "::", "") and host not in names:
+            names.append(f"[{host}]" if ":" in host else host)
+        allowed_hosts = tuple(dict.fromkeys([*names, *hosts]))
+        allowed_origins = tuple(
+            dict.fromkeys([*(f"http://{n}" for n in names), *(f"https://{n}" for n in names), *origins])
+        )
+        return cls(allowed_hosts, allowed_origins, token)
+
+    def host_ok(self, host: str | None) -> bool:
+        if not host:
+            return False
+        if host in self.allowed_hosts or "*" in self.allowed_hosts:
+            return True
+        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return bare in self.allowed_hosts
+
+    def origin_ok(self, origin: str | None) -> bool:
+        if origin is None:
+            return True  # non-browser clients send none; browsers always do
+        if origin in self.allowed_origins or "*" in self.allowed_origins:
+            return True
+        scheme, _, rest = origin.partition("://")
+        bare = rest.rsplit(":", 1)[0] if not rest.endswith("]") else rest
+        return f"{scheme}://{bare}" in self.allowed_origins
+
+    def token_ok(self, authorization: str | None) -> bool:
+        if self.token is None:
+            return True
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return False
+        return hmac.compare_digest(authorization[7:].strip().encode(), self.token.encode())
+
+    def refusal(self, headers: Mapping[bytes, bytes]) -> Refusal | None:
+        """Why a request with these raw ASGI headers is turned away, or None when it may pass."""
+
+        def header(name: bytes) -> str | None:
+            value = headers.get(name)
+            return value.decode("latin-1") if value is not None else None
+
+        if not self.host_ok(header(b"host")):
+            return Refusal(421, "Invalid Host header")
+        if not self.origin_ok(header(b"origin")):
+            return Refusal(403, "Invalid Origin header")
+        if not self.token_ok(header(b"authorization")):
+            return Refusal(401, "Missing or invalid bearer token", ((b"www-authenticate", b"Bearer"),))
+        return None
+
+    def allows(self, headers: Mapping[bytes, bytes]) -> bool:
+        return self.refusal(headers) is None
+
+
+async def refuse(scope: Mapping[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], refusal: Refusal) -> None:
+    """Answer a refused request (plain text) and log it."""
+    log.warning("refused %s %s: HTTP %d", scope.get("method"), scope.get("path"), refusal.status)
+    body = refusal.text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# ---- runtime: front.py ----
+
+AsgiScope = MutableMapping[str, Any]
+AsgiMessage = MutableMapping[str, Any]
+AsgiReceive = Callable[[], Awaitable[AsgiMessage]]
+AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
+AsgiApp = Callable[[AsgiScope, AsgiReceive, AsgiSend], Awaitable[None]]
+"""ASGI's shapes, spelled out: starlette is not imported before the core."""
+
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
+
+CAPABILITIES: JSON = {
+    "completions": {},
+    "logging": {},
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
+    "tools": {"listChanged": True},
+}
+"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
+
+EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
+SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
+HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+
+
+def initialize_result(spec: GatewaySpec, version: str) -> JSON:
+    """The gateway's answer to `initialize` at a handshake-era version."""
+    result: JSON = {
+        "capabilities": CAPABILITIES,
+        "protocolVersion": version,
+        "serverInfo": {"name": spec.name, "version": spec.version},
+    }
+    if spec.instructions is not None:
+        result["instructions"] = spec.instructions
+    return result
+
+
+@dataclass(slots=True)
+class EarlySession:
+    """A session the front opened before the core was up: what the core needs to take it over."""
+
+    initialize: bytes
+    """The client's initialize request, byte for byte."""
+    headers: list[tuple[bytes, bytes]]
+    """That request's headers (they passed the guard)."""
+    version: str
+    initialized: bool = False
+    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
+
+
+class Core(Protocol):
+    """What the front needs of the loaded core (http.py builds it)."""
+
+    app: AsgiApp
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        """Backends and session manager running for as long as the context is open."""
+        ...
+
+    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
+
+    def stop_backends(self) -> None: ...
+
+    def initialize_result(self, version: str) -> JSON: ...
+
+
+class Front:
+    """The ASGI app uvicorn runs: the early answers until the core is ready, the core's app after."""
+
+    def __init__(
+        self,
+        spec: GatewaySpec,
+        guard: Guard,
+        load: Callable[[], Core],
+        *,
+        http: bool,
+        stateless: bool,
+        load_in_thread: Callable[[], object] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.guard = guard
+        self.http = http
+        self.stateless = stateless
+        self.core: Core | None = None
+        self.early: dict[bytes, EarlySession] = {}
+        """Sessions the front opened that the core has not adopted yet."""
+        self.answered = 0
+        """Requests the front answered itself (the tests read it to prove which path a request took)."""
+        self._load = load
+        self._import = load_in_thread
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._boot: asyncio.Task[None] | None = None
+        self._lists = {
+            "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
+            "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
+            "ping": b"{}",
+        }
+
+    async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        core = self.core
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif core is not None and not self.early:
+            await core.app(scope, receive, send)
+        else:
+            await self._early_request(scope, receive, send)
+
+    def stop_backends(self) -> None:
+        """From the signal handler: the core fails in-flight calls and stops its backends.
+
+        A core still loading stops them as soon as it is built.
+        """
+        self._stopping = True
+        if self.core is not None:
+            self.core.stop_backends()
+
+    # -- lifespan ---------------------------------------------------------------
+
+    async def _lifespan(self, receive: AsgiReceive, send: AsgiSend) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._boot = asyncio.ensure_future(self._run_core())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._stop.set()
+                if self._boot is not None:
+                    await self._boot
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _run_core(self) -> None:
+        """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
+        try:
+            if self._import is not None:
+                await asyncio.to_thread(self._import)
+            core = self._load()
+            for version in HANDSHAKE_VERSIONS:  # what the front answered must be what the SDK answers
+                if core.initialize_result(version) != initialize_result(self.spec, version):
+                    log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
+        except Exception:
+            log.critical("mcpgw cannot load the gateway core; stopping", exc_info=True)
+            self._ready.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if self._stopping:
+            core.stop_backends()
+        async with core.run():
+            self.core = core
+            self._ready.set()
+            adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
+            await self._stop.wait()
+            for adoption in adoptions:
+                adoption.cancel()
+
+    # -- requests before the core ---------------------------------------------------
+
+    async def _early_request(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        if scope["type"] != "http":  # websocket: nothing here serves one; the core refuses it
+            await self._ready.wait()
+            if self.core is not None:
+                await self.core.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        refusal = self.guard.refusal(headers)
+        if refusal is not None:
+            await refuse(scope, send, refusal)
+            return
+        if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
+            body, complete = await read_body(receive, self.spec.max_body_bytes)
+            if complete and await self._answer(headers, list(scope["headers"]), body, send):
+                self.answered += 1
+                return
+            receive = replay_body(body, receive)
+        await self._ready.wait()
+        core = self.core
+        if core is None:  # the core failed to load; the process is stopping
+            await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
+            return
+        sid = headers.get(SESSION_HEADER)
+        if sid is not None and sid in self.early:
+            await self._adopt(core, sid)
+        await core.app(scope, receive, send)
+
+    async def _answer(
+        self, headers: Mapping[bytes, bytes], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+    ) -> bool:
+        """Answer a request the tables can answer; False to leave it for the core."""
+        message = parse_json(body)
+        accept = headers.get(b"accept", b"")
+        plain = (
+            isinstance(message, dict)
+            and message.get("jsonrpc") == "2.0"
+            and b"application/json" in accept
+            and b"text/event-stream" in accept
+            and headers.get(b"content-type", b"").startswith(b"application/json")
+        )
+        if not plain:
+            return False
+        sid = headers.get(SESSION_HEADER)
+        if message.get("method") == "initialize":
+            return sid is None and await self._initialize(message, raw, body, send)
+        session = self.early.get(sid) if sid is not None else None
+        known = session is not None or (self.stateless and sid is None)
+        if known and headers.get(VERSION_HEADER, b"2025-11-25") in HANDSHAKE_BYTES:
+            return await self._in_session(message, session, sid, send)
+        return False
+
+    async def _initialize(
+        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+    ) -> bool:
+        rid, version = message.get("id"), _handshake_version(message.get("params"))
+        if not is_request_id(rid) or version is None:
+            return False
+        result = pydantic_core.to_json(initialize_result(self.spec, version))
+        sid = None if self.stateless else uuid.uuid4().hex.encode()
+        if sid is not None:
+            self.early[sid] = EarlySession(body, raw, version)
+        await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
+        return True
+
+    async def _in_session(
+        self, message: dict[str, Any], session: EarlySession | None, sid: bytes | None, send: AsgiSend
+    ) -> bool:
+        method, rid = message.get("method"), message.get("id")
+        if method == "notifications/initialized" and "id" not in message:
+            if session is not None:
+                session.initialized = True
+            await _respond(send, 202, b"", None, session=sid)
+            return True
+        if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
+            await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
+            return True
+        return False
+
+    async def _adopt(self, core: Core, sid: bytes) -> None:
+        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
+        session = self.early.get(sid)
+        if session is None:
+            return
+        if session.adoption is None:
+            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
+        try:
+            await asyncio.shield(session.adoption)
+        except Exception:  # the core then answers 404 for the session, and the client starts a new one
+            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
+        finally:
+            self.early.pop(sid, None)
+
+
+def _handshake_version(params: object) -> str | None:
+    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
+    if not isinstance(params, dict):
+        return None
+    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
+    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
+        return None
+    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
+        return None
+    if not all(isinstance(value, dict) for value in capabilities.values()):
+        return None
+    return str(version)
+
+
+def without_progress(params: object) -> bool:
+    if params is None:
+        return True
+    if not isinstance(params, dict):
+        return False
+    meta = params.get("_meta")
+    return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
+def is_request_id(value: object) -> bool:
+    return type(value) is str or type(value) is int
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError:
+        return None
+
+
+def _result(rid: object, result: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
+
+
+async def _respond(
+    send: AsgiSend,
+    status: int,
+    body: bytes,
+    content_type: bytes | None,
+    *,
+    session: bytes | None = None,
+) -> None:
+    headers = [(b"content-length", b"%d" % len(body))]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    if session is not None:
+        headers.append((SESSION_HEADER, session))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
+    """The request body, or what was read of it when it grew past `limit` (then False)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
+
+
+def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
+    """A `receive` that first gives back the body already read, then the client's own."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> AsgiMessage:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+SHUTDOWN_GRACE = 1
+"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
+
+
+def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
+    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
+
+    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
+    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
+    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
+            front.stop_backends()
+
+    config = uvicorn.Config(
+        front,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
+    )
+    _Server(config).run()
+
+
+# ---- runtime: cli.py ----
+
+EXIT_USAGE = 2
+
+
+def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=f"MCP gateway {spec.name!r}, generated by mcpgw {spec.generator}.",
+        epilog="Set MCPGW_TOKEN to require 'Authorization: Bearer <token>' on every HTTP route.",
+    )
+    parser.add_argument("--host", default=spec.host, help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=spec.port, help="port to bind (default: %(default)s)")
+    parser.add_argument(
+        "--transport",
+        default="http,sse",
+        help="'http,sse' (Streamable HTTP at /mcp and legacy SSE at /sse), 'http', 'sse', or 'stdio'",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="level of the console and the log file; tool arguments are logged only at debug (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help=f"folder for log files mcpgw_YYYYmmdd_HHMMSS_LEVEL.log, rotated at 10 MB "
+        f"(default: {spec.log_dir!r} in the config's folder)",
+    )
+    parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also accept this Host header, besides the config's allowed_hosts (repeatable; a proxy's or "
+        "a Service's name)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept this Origin header, besides the config's allowed_origins (repeatable)",
+    )
+    parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
+    parser.add_argument(
+        "--base-dir",
+        default=None,
+        help="folder that relative backend paths resolve against (default: the config's folder)",
+    )
+    args = parser.parse_args(argv)
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    valid = {"http", "sse"} if transports != ["stdio"] else {"stdio"}
+    if not transports or not set(transports) <= valid:
+        parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
+    args.transports = transports
+    return args
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+CORE_MODULE = "mcpgw_gateway_core"
+
+
+def load_core(gateway_file: str) -> ModuleType:
+    """Run `gateway.py` again as a module: past its `__main__` guard comes the core (the SDK and the rest).
+
+    The file is compiled here rather than imported, so no bytecode is written next to it.
+    The core gets its own copy of the tables (`SPEC`) and of every module-level object.
+    """
+    module = ModuleType(CORE_MODULE)
+    module.__file__ = gateway_file
+    sys.modules[CORE_MODULE] = module  # dataclasses look their module up while the file runs
+    exec(compile(Path(gateway_file).read_bytes(), gateway_file, "exec"), module.__dict__)  # noqa: S102 -- our own file
+    return module
+
+
+def starting_health(spec: GatewaySpec) -> JSON:
+    """What `/healthz` would say before the core is up: every backend starting."""
+    backends = {b.name: {"state": "starting", "transport": b.type} for b in spec.backends}
+    return {"status": "degraded", "backends": backends}
+
+
+def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
+    """Entry point of every generated gateway."""
+    args = parse_args(spec, argv)
+    stdio = args.transports == ["stdio"]
+    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+    for chatty in ("httpx2", "httpx", "httpcore"):  # their INFO lines quote backend URLs, keys included
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(max(logging.WARNING, logging.getLogger().level))
+    here = Path(gateway_file).resolve().parent
+    base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
+    log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
+    log_path = open_log_file(log_dir, args.log_level)
+    logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
+    if stdio:  # the client's initialize needs the SDK's stdio server: load it now
+        core = load_core(gateway_file)
+        gateway = core.Gateway(core.SPEC, base_dir)
+        core.STATE_LISTENERS.append(console.changed)
+        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
+        core.run_stdio(gateway)
+        return 0
+    token = os.environ.get("MCPGW_TOKEN") or None
+    if token is None and not is_loopback(args.host):
+        if not args.no_auth:
+            print(
+                f"error: refusing to bind {args.host} without authentication: set MCPGW_TOKEN, "
+                "or pass --no-auth to serve anyone who can reach this address",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        log.warning(
+            "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
+        )
+    hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
+    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
+    loaded: list[ModuleType] = []
+
+    def build() -> Core:
+        core = loaded[0]
+        gateway = core.Gateway(core.SPEC, base_dir)
+        core.STATE_LISTENERS.append(console.changed)
+        built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
+        return built
+
+    front = Front(
+        spec,
+        guard,
+        build,
+        http="http" in args.transports,
+        stateless=args.stateless,
+        load_in_thread=lambda: loaded.append(load_core(gateway_file)),
+    )
+    origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
+    endpoints = []
+    if "http" in args.transports:
+        endpoints.append(f"{origin}/mcp (Streamable HTTP)")
+    if "sse" in args.transports:
+        endpoints.append(f"{origin}/sse (legacy SSE)")
+    endpoints.append(f"{origin}/healthz (health)")
+    if token:
+        auth = "bearer token (MCPGW_TOKEN)"
+    else:
+        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
+    log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
+    console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
+    serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+# ---- tables: generated from config.json and snapshot.json ----
+
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec(
+        name="bash",
+        type="stdio",
+        command="python",
+        args=("servers/bash_server.py",),
+        env={},
+        cwd=None,
+        url=None,
+        headers={},
+        timeout=60.0,
+        tool_timeouts={},
+        startup_timeout=30.0,
+        max_concurrency=32,
+        max_queue=256,
+        session="shared",
+        pin="strict",
+        prefix="bash",
+        tool_include=("*",),
+        tool_exclude=(),
+        tool_rename={},
+        tool_describe={},
+        prompt_include=("*",),
+        prompt_exclude=(),
+        prompt_rename={},
+        resource_include=("*",),
+        resource_exclude=(),
+    ),
+    BackendSpec(
+        name="time",
+        type="stdio",
+        command="python",
+        args=("-m", "mcp_server_time"),
+        env={},
+        cwd=None,
+        url=None,
+        headers={},
+        timeout=60.0,
+        tool_timeouts={},
+        startup_timeout=30.0,
+        max_concurrency=32,
+        max_queue=256,
+        session="shared",
+        pin="strict",
+        prefix="time",
+        tool_include=("*",),
+        tool_exclude=(),
+        tool_rename={},
+        tool_describe={},
+        prompt_include=("*",),
+        prompt_exclude=(),
+        prompt_rename={},
+        resource_include=("*",),
+        resource_exclude=(),
+    ),
+)
+
+TOOLS: tuple[JSON, ...] = (
+    {
+        "annotations": {"destructiveHint": True, "idempotentHint": False, "openWorldHint": True, "readOnlyHint": False},
+        "description": "Run a command line with `bash -c` and return its exit code, stdout and stderr. Output over the server's cap is cut with a marker; on timeout the command's whole process tree is killed.",
+        "inputSchema": {
+            "properties": {
+                "command": {
+                    "description": "The command line, run with `bash -c`.",
+                    "title": "Command",
+                    "type": "string",
+                },
+                "cwd": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "default": None,
+                    "description": "Working directory (default: the server's).",
+                    "title": "Cwd",
+                },
+                "timeout": {
+                    "anyOf": [{"exclusiveMinimum": 0, "type": "number"}, {"type": "null"}],
+                    "default": None,
+                    "description": "Seconds before the command is killed (capped by the server).",
+                    "title": "Timeout",
+                },
+            },
+            "required": ["command"],
+            "title": "bashArguments",
+            "type": "object",
+        },
+        "name": "bash__bash",
+        "outputSchema": {
+            "description": "Structured result of one command.",
+            "properties": {
+                "exit_code": {"anyOf": [{"type": "integer"}, {"type": "null"}], "title": "Exit Code"},
+                "stderr": {"title": "Stderr", "type": "string"},
+                "stdout": {"title": "Stdout", "type": "string"},
+                "timed_out": {"title": "Timed Out", "type": "boolean"},
+                "truncated": {"title": "Truncated", "type": "boolean"},
+            },
+            "required": ["exit_code", "stdout", "stderr", "timed_out", "truncated"],
+            "title": "BashOutput",
+            "type": "object",
+        },
+        "title": "Run a bash command",
+    },
+    {
+        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
+        "description": "Convert time between timezones",
+        "inputSchema": {
+            "properties": {
+                "source_timezone": {
+                    "description": "Source IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no source timezone provided by the user.",
+                    "title": "Source Timezone",
+                    "type": "string",
+                },
+                "target_timezone": {
+                    "description": "Target IANA timezone name (e.g., 'Asia/Tokyo', 'America/San_Francisco'). Use 'Etc/UTC' as local timezone if no target timezone provided by the user.",
+                    "title": "Target Timezone",
+                    "type": "string",
+                },
+                "time": {"description": "Time to convert in 24-hour format (HH:MM)", "title": "Time", "type": "string"},
+            },
+            "required": ["source_timezone", "time", "target_timezone"],
+            "title": "convert_timeArguments",
+            "type": "object",
+        },
+        "name": "time__convert_time",
+        "outputSchema": {
+            "$defs": {
+                "TimeResult": {
+                    "properties": {
+                        "datetime": {"title": "Datetime", "type": "string"},
+                        "day_of_week": {"title": "Day Of Week", "type": "string"},
+                        "is_dst": {"title": "Is Dst", "type": "boolean"},
+                        "timezone": {"title": "Timezone", "type": "string"},
+                    },
+                    "required": ["timezone", "datetime", "day_of_week", "is_dst"],
+                    "title": "TimeResult",
+                    "type": "object",
+                }
+            },
+            "properties": {
+                "source": {"$ref": "#/$defs/TimeResult"},
+                "target": {"$ref": "#/$defs/TimeResult"},
+                "time_difference": {"title": "Time Difference", "type": "string"},
+            },
+            "required": ["source", "target", "time_difference"],
+            "title": "TimeConversionResult",
+            "type": "object",
+        },
+    },
+    {
+        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
+        "description": "Get current time in a specific timezone",
+        "inputSchema": {
+            "properties": {
+                "timezone": {
+                    "description": "IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no timezone provided by the user.",
+                    "title": "Timezone",
+                    "type": "string",
+                }
+            },
+            "required": ["timezone"],
+            "title": "get_current_timeArguments",
+            "type": "object",
+        },
+        "name": "time__get_current_time",
+        "outputSchema": {
+            "properties": {
+                "datetime": {"title": "Datetime", "type": "string"},
+                "day_of_week": {"title": "Day Of Week", "type": "string"},
+                "is_dst": {"title": "Is Dst", "type": "boolean"},
+                "timezone": {"title": "Timezone", "type": "string"},
+            },
+            "required": ["timezone", "datetime", "day_of_week", "is_dst"],
+            "title": "TimeResult",
+            "type": "object",
+        },
+    },
+)
+
+TOOL_ROUTES: dict[str, Target] = {
+    "bash__bash": Target("bash", "bash"),
+    "time__convert_time": Target("time", "convert_time"),
+    "time__get_current_time": Target("time", "get_current_time"),
+}
+
+PROMPTS: tuple[JSON, ...] = ()
+
+PROMPT_ROUTES: dict[str, Target] = {}
+
+RESOURCE_TEMPLATES: tuple[tuple[str, JSON], ...] = ()
+
+RESOURCES: dict[str, str] = {}
+
+TOOL_PINS: dict[str, str] = {
+    "bash__bash": "sha256:474253050104cdb7ea1150287daea8782a41bd347a6f8cd5047aca40195ed547",
+    "time__convert_time": "sha256:865a5ccbc302e540137a0093661be10f39679b625d6596dbeb784ae027d57707",
+    "time__get_current_time": "sha256:67c57ff62b51941330feb7483860e1b6a6614fe82d581053427e971a808342f5",
+}
+"""Digest of each exposed tool's backend definition at snapshot time (rug-pull protection)."""
+
+PROMPT_PINS: dict[str, str] = {}
+"""Digest of each exposed prompt's backend definition at snapshot time."""
+
+SPEC = GatewaySpec(
+    name="mcpgw",
+    version="0.1.0",
+    generator="0.1.0",
+    config_dir="..",
+    backends=BACKENDS,
+    tools=TOOLS,
+    tool_routes=TOOL_ROUTES,
+    prompts=PROMPTS,
+    prompt_routes=PROMPT_ROUTES,
+    resource_templates=RESOURCE_TEMPLATES,
+    resources=RESOURCES,
+    tool_pins=TOOL_PINS,
+    prompt_pins=PROMPT_PINS,
+    separator="__",
+    instructions=None,
+    host="127.0.0.1",
+    port=9000,
+    log_dir="logs",
+    allowed_hosts=(),
+    allowed_origins=(),
+    max_body_bytes=4194304,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(SPEC, __file__))
+
+
+# ---- core: loaded by the front once the port is open (cli.load_core) ----
+
+
+import base64
+import collections
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+import math
+import random
+import secrets
+import shutil
+import subprocess
+import traceback
+import weakref
+from bisect import bisect_left
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from typing import Self, cast
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import httpx2
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.connection import Connection as UpstreamConnection
+from mcp.server.connection import allowed_log_levels
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.message import SessionMessage
+from mcp.shared.uri_template import UriTemplate
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.methods import serialize_server_result
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # ---- runtime: drift.py ----
 
@@ -694,8 +1816,6 @@ def summary(changes: list[Change]) -> str:
 
 # ---- runtime: pins.py ----
 
-log = logging.getLogger("mcpgw")
-
 KINDS: tuple[str, ...] = ("tool", "prompt")
 
 
@@ -821,73 +1941,6 @@ def status(policy: str, verdicts: Mapping[str, Verdict] | None, error: str | Non
         "held": held,
         "changes": [f"{c.kind} {c.name}: {c.code}" + (f" ({c.path})" if c.path else "") for c in changes],
     }
-
-
-# ---- runtime: observe.py ----
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """One transition of one backend; `old` is None for the initial state."""
-
-    backend: str
-    old: str | None
-    new: str
-    error: str | None = None
-    server: str | None = None
-    """The backend's `serverInfo.name` once connected."""
-    pin: Any = None
-    """The backend's pin status (the `pin` entry of `/healthz`), when it has one."""
-
-
-StateListener = Callable[[StateChange], None]
-
-STATE_LISTENERS: list[StateListener] = []
-"""Called synchronously on every change; a listener that raises is logged and skipped."""
-
-
-def _server_name(owner: Any) -> str | None:
-    init = getattr(getattr(owner, "connection", None), "init", None)
-    name = getattr(getattr(init, "server_info", None), "name", None)
-    return name if isinstance(name, str) else None
-
-
-class ObservedState:
-    """A data descriptor for a string attribute whose changes are announced."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_observed_{name}"
-
-    @overload
-    def __get__(self, instance: None, owner: type | None = None) -> ObservedState: ...
-
-    @overload
-    def __get__(self, instance: object, owner: type | None = None) -> str: ...
-
-    def __get__(self, instance: object | None, owner: type | None = None) -> ObservedState | str:
-        if instance is None:
-            return self
-        value: str = instance.__dict__[self.slot]
-        return value
-
-    def __set__(self, instance: object, value: str) -> None:
-        old: str | None = instance.__dict__.get(self.slot)
-        instance.__dict__[self.slot] = value
-        if old == value or not STATE_LISTENERS:
-            return
-        change = StateChange(
-            backend=str(getattr(instance, "name", "?")),
-            old=old,
-            new=value,
-            error=None if value == "ready" else getattr(instance, "error", None),
-            server=_server_name(instance) if value == "ready" else None,
-            pin=getattr(instance, "pin", None),
-        )
-        for listener in STATE_LISTENERS.copy():  # a listener may remove itself
-            try:
-                listener(change)
-            except Exception:
-                log.exception("state listener failed on %s", change)
 
 
 # ---- runtime: limits.py ----
@@ -2692,6 +3745,29 @@ def _decode_cursor(cursor: str) -> tuple[int, str | None]:
     return index, inner
 
 
+LIST_CHANGES = NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
+"""Pins can change the tool and prompt lists at run time, backends their resources; clients are told."""
+
+
+class _AnnouncingServer(Server[Any]):
+    """A lowlevel server that advertises `listChanged` whoever asks for its options.
+
+    The SDK's Streamable HTTP session manager builds them with no arguments, so
+    `/mcp` clients were told the lists never change while the gateway sent
+    `list_changed` notifications all the same.
+    """
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or LIST_CHANGES, experimental_capabilities, extensions
+        )
+
+
 class Gateway:
     """Routing state shared by every upstream connection."""
 
@@ -3095,7 +4171,7 @@ class Gateway:
             raw = await self.complete(params.model_dump(by_alias=True, exclude_none=True))
             return types.CompleteResult.model_validate(raw)
 
-        server: Server[Any] = Server(
+        server: Server[Any] = _AnnouncingServer(
             self.spec.name,
             version=self.spec.version,
             instructions=self.spec.instructions,
@@ -3124,10 +4200,7 @@ class Gateway:
         return max([600.0, *(t + 60.0 for t in timeouts)])
 
     def initialization_options(self, server: Server[Any]) -> InitializationOptions:
-        # Pins can change the tool and prompt lists at run time, backends their resources; clients are told.
-        return server.create_initialization_options(
-            NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
-        )
+        return server.create_initialization_options()
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
@@ -3149,10 +4222,6 @@ CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
 
 MAX_SESSIONS = 10_000
 """Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
-
-_SESSION_HEADER = b"mcp-session-id"
-_VERSION_HEADER = b"mcp-protocol-version"
-_HANDSHAKE = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
 
 
 class FastPath:
@@ -3195,17 +4264,17 @@ class FastPath:
         if not self.guard_ok(headers):
             await self.app(scope, receive, send)
             return
-        sid = headers.get(_SESSION_HEADER)
+        sid = headers.get(SESSION_HEADER)
         if scope["method"] == "DELETE":
             if sid is not None:
                 self.sessions.pop(sid, None)
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive, self.max_body)
+        body, complete = await read_body(receive, self.max_body)
         if not complete:  # too large: the SDK answers 413
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
-        message = _parse(body)
+        message = parse_json(body)
         if isinstance(message, dict) and self._eligible(message, headers, sid):
             self.served += 1
             await self._answer(message, sid or b"", receive, send)
@@ -3213,14 +4282,14 @@ class FastPath:
         await self._pass(scope, receive, send, body, message, sid)
 
     def _eligible(self, message: dict[str, Any], headers: dict[bytes, bytes], sid: bytes | None) -> bool:
-        if message.get("method") not in FAST_METHODS or not _is_id(message.get("id")):
+        if message.get("method") not in FAST_METHODS or not is_request_id(message.get("id")):
             return False
-        version = headers.get(_VERSION_HEADER)
+        version = headers.get(VERSION_HEADER)
         plain = (
-            (version is None or version in _HANDSHAKE)
+            (version is None or version in HANDSHAKE_BYTES)
             and b"application/json" in headers.get(b"accept", b"")
             and headers.get(b"content-type", b"").startswith(b"application/json")
-            and _without_progress(message.get("params"))
+            and without_progress(message.get("params"))
         )
         if not plain:
             return False
@@ -3241,17 +4310,17 @@ class FastPath:
             capabilities = params.get("capabilities") if isinstance(params, dict) else None
             declared = capabilities if isinstance(capabilities, dict) else {}
             fast = not any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
-            await self.app(scope, _replay(body, receive), self._learn(send, fast))
+            await self.app(scope, replay_body(body, receive), self._learn(send, fast))
             return
         if sid is not None and isinstance(message, dict) and message.get("method") == "notifications/cancelled":
             self._cancel(sid, message.get("params"))
-        await self.app(scope, _replay(body, receive), self._forget_on_404(send, sid) if sid else send)
+        await self.app(scope, replay_body(body, receive), self._forget_on_404(send, sid) if sid else send)
 
     def _learn(self, send: Send, fast: bool) -> Send:
         async def learning(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 200:
                 for key, value in message.get("headers", ()):
-                    if key.lower() == _SESSION_HEADER:
+                    if key.lower() == SESSION_HEADER:
                         self.sessions[bytes(value)] = fast
                         while len(self.sessions) > MAX_SESSIONS:
                             self.sessions.popitem(last=False)
@@ -3408,7 +4477,7 @@ class Reply:
     def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
         headers = [(b"content-type", kind)]
         if self._sid:
-            headers.append((_SESSION_HEADER, self._sid))
+            headers.append((SESSION_HEADER, self._sid))
         return headers
 
     async def notify(self, method: str, params: Any) -> None:
@@ -3450,55 +4519,6 @@ async def _disconnected(receive: Receive) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The request body, or what was read of it when it grew past `limit` (then False)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that first gives back the body already read, then the client's own."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        return None  # the SDK answers with a parse error
-
-
-def _without_progress(params: object) -> bool:
-    if params is None:
-        return True
-    if not isinstance(params, dict):
-        return False
-    meta = params.get("_meta")
-    return not (isinstance(meta, dict) and "progressToken" in meta)
-
-
-def _is_id(value: object) -> bool:
-    return type(value) is str or type(value) is int
-
-
 def _id_key(value: object) -> object:
     """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
     return (type(value).__name__, value)
@@ -3510,66 +4530,6 @@ def _error(rid: object, error: types.ErrorData) -> bytes:
 
 
 # ---- runtime: http.py ----
-
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-
-
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """Who may talk to the gateway: allowed Host and Origin patterns and an optional token."""
-
-    allowed_hosts: tuple[str, ...]
-    allowed_origins: tuple[str, ...]
-    token: str | None
-
-    @classmethod
-    def for_bind(cls, host: str, port: int, hosts: Sequence[str], origins: Sequence[str], token: str | None) -> Guard:
-        """Loopback names are always allowed; the bind address too when it is not a wildcard."""
-        names = list(LOOPBACK_HOSTS)
-        if host not in ("0.0.0.0", "::", "") and host not in names:
-            names.append(f"[{host}]" if ":" in host else host)
-        allowed_hosts = tuple(dict.fromkeys([*names, *hosts]))
-        allowed_origins = tuple(
-            dict.fromkeys([*(f"http://{n}" for n in names), *(f"https://{n}" for n in names), *origins])
-        )
-        return cls(allowed_hosts, allowed_origins, token)
-
-    def host_ok(self, host: str | None) -> bool:
-        if not host:
-            return False
-        if host in self.allowed_hosts or "*" in self.allowed_hosts:
-            return True
-        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return bare in self.allowed_hosts
-
-    def origin_ok(self, origin: str | None) -> bool:
-        if origin is None:
-            return True  # non-browser clients send none; browsers always do
-        if origin in self.allowed_origins or "*" in self.allowed_origins:
-            return True
-        scheme, _, rest = origin.partition("://")
-        bare = rest.rsplit(":", 1)[0] if not rest.endswith("]") else rest
-        return f"{scheme}://{bare}" in self.allowed_origins
-
-    def allows(self, headers: Mapping[bytes, bytes]) -> bool:
-        """All three checks on raw ASGI headers (for the fast path, which runs before the middleware)."""
-
-        def header(name: bytes) -> str | None:
-            value = headers.get(name)
-            return value.decode("latin-1") if value is not None else None
-
-        return (
-            self.host_ok(header(b"host"))
-            and self.origin_ok(header(b"origin"))
-            and self.token_ok(header(b"authorization"))
-        )
-
-    def token_ok(self, authorization: str | None) -> bool:
-        if self.token is None:
-            return True
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return False
-        return hmac.compare_digest(authorization[7:].strip().encode(), self.token.encode())
 
 
 class GuardMiddleware:
@@ -3583,29 +4543,164 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if not self.guard.host_ok(headers.get("host")):
-            response = Response("Invalid Host header", status_code=421)
-        elif not self.guard.origin_ok(headers.get("origin")):
-            response = Response("Invalid Origin header", status_code=403)
-        elif not self.guard.token_ok(headers.get("authorization")):
-            response = Response(
-                "Missing or invalid bearer token", status_code=401, headers={"WWW-Authenticate": "Bearer"}
-            )
-        else:
+        refusal = self.guard.refusal(dict(scope["headers"]))
+        if refusal is None:
             await self.app(scope, receive, send)
-            return
-        log.warning("refused %s %s: HTTP %d", scope.get("method"), scope.get("path"), response.status_code)
-        await response(scope, receive, send)
+        else:
+            await refuse(scope, send, refusal)
 
 
-def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stateless: bool) -> HttpApp:
-    """Routes for the requested transports, a lifespan that runs the backends, the guard, the fast path."""
+ADOPTING: ContextVar[str | None] = ContextVar("mcpgw_adopting", default=None)
+"""Set while a session the front opened is replayed into the SDK: the id its new session must get."""
+
+
+class AdoptingManager(StreamableHTTPSessionManager):
+    """The SDK's session manager, except that an adopted session keeps the id the front gave it.
+
+    `_admit_session` is the SDK's one place that names a new session; the id is
+    changed there, before the session is served (tests/test_sdk_adapter.py
+    checks that the method and the fields it touches still exist).
+    """
+
+    def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
+        transport = super()._admit_session(requestor)
+        wanted = ADOPTING.get()
+        if transport is None or wanted is None:
+            return transport
+        given = transport.mcp_session_id
+        assert given is not None
+        self._server_instances[wanted] = self._server_instances.pop(given)
+        if given in self._session_owners:
+            self._session_owners[wanted] = self._session_owners.pop(given)
+        transport.mcp_session_id = wanted
+        return transport
+
+
+_INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+
+async def _replay(app: ASGIApp, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """POST `body` to `/mcp` of `app` as if a client had; the response is read to its end and dropped."""
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [*kept, (b"content-length", b"%d" % len(body))],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+        "state": {},
+    }
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    done = anyio.Event()
+    status = 0
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop()
+        await done.wait()  # a streaming response listens for the client leaving; it leaves once the answer is in
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            done.set()
+
+    await app(scope, receive, send)
+    done.set()
+    return status
+
+
+@dataclass(eq=False)
+class LoadedCore:
+    """The loaded core as the front sees it (front.Core): the app, its lifetime, session adoption."""
+
+    app: ASGIApp
+    gateway: Gateway
+    manager: StreamableHTTPSessionManager
+    init_options: Any
+    _stop: tuple[asyncio.AbstractEventLoop, anyio.CancelScope] | None = None
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """The backends (each reconnecting on its own) and the session manager, until the context ends."""
+        async with anyio.create_task_group() as tg:
+            backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
+            self._stop = (asyncio.get_running_loop(), backends_scope)
+
+            async def run_backends() -> None:
+                with backends_scope:
+                    await self.gateway.run_backends()
+
+            tg.start_soon(run_backends)
+            async with self.manager.run():
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+
+    def stop_backends(self) -> None:
+        """Called from the signal handler: mark every backend stopping, cancel them on the loop."""
+        for backend in self.gateway.backends.values():
+            backend.stopping = True
+        if self._stop is not None:
+            loop, scope = self._stop
+            loop.call_soon_threadsafe(scope.cancel)
+
+    async def adopt(self, sid: bytes, session: EarlySession) -> None:
+        """Open the SDK's session for one the front opened: same id, the client's own initialize replayed."""
+        headers = [(k, v) for k, v in session.headers if k.lower() not in (b"mcp-session-id", b"mcp-protocol-version")]
+        token = ADOPTING.set(sid.decode("latin-1"))
+        try:
+            status = await _replay(self.app, headers, session.initialize)
+        finally:
+            ADOPTING.reset(token)
+        if status != 200:
+            raise RuntimeError(f"the replayed initialize got HTTP {status}")
+        if session.initialized:
+            headers += [(b"mcp-session-id", sid), (b"mcp-protocol-version", session.version.encode())]
+            status = await _replay(self.app, headers, _INITIALIZED)
+            if status != 202:
+                raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
+        log.debug("session %s: adopted from the front", sid.decode("latin-1"))
+
+    def initialize_result(self, version: str) -> dict[str, Any]:
+        """What the SDK's server puts on the wire for `initialize` at this handshake-era version.
+
+        Built as its runner builds it (`_handle_initialize`, then the per-version sieve), so
+        the front's own answer can be checked against it at every start.
+        """
+        opts = self.init_options
+        result = types.InitializeResult(
+            protocol_version=version,
+            capabilities=opts.capabilities,
+            server_info=types.Implementation(
+                name=opts.server_name,
+                title=opts.title,
+                description=opts.description,
+                version=opts.server_version,
+                website_url=opts.website_url,
+                icons=opts.icons,
+            ),
+            instructions=opts.instructions,
+        )
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return serialize_server_result("initialize", version, dumped)
+
+
+def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stateless: bool) -> LoadedCore:
+    """Routes for the requested transports, the guard, the fast path; `Core.run` starts the backends."""
     server = gateway.build_server()
     init_options = gateway.initialization_options(server)
-    manager = StreamableHTTPSessionManager(
-        app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes
-    )
+    manager = AdoptingManager(app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes)
     sse = SseServerTransport("/messages/", max_request_body_size=gateway.spec.max_body_bytes)
 
     async def handle_sse(request: Request) -> Response:
@@ -3633,385 +4728,18 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
         routes += [Route("/sse", handle_sse, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            loop = asyncio.get_running_loop()
-            backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
-
-            async def run_backends() -> None:
-                with backends_scope:
-                    await gateway.run_backends()
-
-            def stop() -> None:
-                for backend in gateway.backends.values():
-                    backend.stopping = True
-                backends_scope.cancel()
-
-            app.state.stop_backends = lambda: loop.call_soon_threadsafe(stop)
-            tg.start_soon(run_backends)
-            await stack.enter_async_context(manager.run())
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(GuardMiddleware, guard=guard)
-    if "http" not in transports:
-        return app
-    fast.append(FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes))
-    return fast[0]
+    app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
+    if "http" in transports:
+        fast.append(FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes))
+        app = fast[0]
+    return LoadedCore(app, gateway, manager, init_options)
 
 
-HttpApp = Starlette | FastPath
+# ---- runtime: stdio.py ----
 
 
-SHUTDOWN_GRACE = 1
-"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
-
-
-def serve_http(app: HttpApp, *, host: str, port: int, log_level: str) -> None:
-    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
-
-    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
-    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
-    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
-    """
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            stop = getattr(app.state, "stop_backends", None)
-            if stop is not None:
-                log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
-                stop()
-
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-    )
-    _Server(config).run()
-
-
-# ---- runtime: logfiles.py ----
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
-LOG_FILE_BACKUPS = 5
-"""Each file rotates at 10 MB into `.1` ... `.5`; the oldest is dropped."""
-
-
-def log_file_name(level: str, started: datetime) -> str:
-    """`mcpgw_20250131_142501_INFO.log`."""
-    return f"mcpgw_{started:%Y%m%d_%H%M%S}_{level.upper()}.log"
-
-
-def open_log_file(folder: Path, level: str, started: datetime | None = None) -> Path | None:
-    """Attach a rotating file handler at `level` to the root logger; the file's path, or None if it cannot be made."""
-    path = folder / log_file_name(level, started or datetime.now())
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
-        )
-    except OSError as exc:
-        print(f"warning: no log file: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-        return None
-    handler.setLevel(level.upper())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.getLogger().addHandler(handler)
-    return path
-
-
-# ---- runtime: console.py ----
-
-STATE_STYLES = {"ready": "green", "starting": "cyan", "restarting": "yellow", "failed": "red"}
-
-
-@dataclass(frozen=True, slots=True)
-class Startup:
-    """What the gateway serves and how, as the panel shows it."""
-
-    endpoints: tuple[str, ...]
-    auth: str
-    logs: str
-
-
-@dataclass(frozen=True, slots=True)
-class BackendRow:
-    name: str
-    transport: str
-    state: str
-    tools: int
-    pin: str
-
-
-def pin_text(policy: str, pin: object) -> str:
-    """`strict`, `strict, verified`, `warn, drift, 2 held back`: from the `pin` entry of `/healthz`."""
-    if not isinstance(pin, Mapping):
-        return policy
-    parts = [str(pin.get("policy") or policy)]
-    status = pin.get("status")
-    if isinstance(status, str) and status and status != "pending":
-        parts.append(status)
-    held = pin.get("held")
-    if isinstance(held, Mapping | list | tuple) and held:
-        parts.append(f"{len(held)} held back")
-    return ", ".join(parts)
-
-
-def backend_rows(spec: GatewaySpec, health: Mapping[str, Any]) -> list[BackendRow]:
-    """One row per backend, in the spec's (sorted) order."""
-    tools = Counter(target.backend for target in spec.tool_routes.values())
-    states = health.get("backends")
-    states = states if isinstance(states, Mapping) else {}
-    rows = []
-    for backend in spec.backends:
-        entry = states.get(backend.name)
-        entry = entry if isinstance(entry, Mapping) else {}
-        rows.append(
-            BackendRow(
-                name=backend.name,
-                transport=str(entry.get("transport") or backend.type),
-                state=str(entry.get("state") or "-"),
-                tools=tools[backend.name],
-                pin=pin_text(backend.pin, entry.get("pin")),
-            )
-        )
-    return rows
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
-def panel_lines(spec: GatewaySpec, startup: Startup, health: Mapping[str, Any]) -> list[str]:
-    """The panel as plain text, for logs and pipes."""
-    rows = backend_rows(spec, health)
-    counts = f"{_plural(len(rows), 'backend')}, {_plural(len(spec.tools), 'tool')}"
-    lines = [f"mcpgw gateway {spec.name!r} (generated by mcpgw {spec.generator}): {counts}"]
-    table = [(r.name, r.transport, r.state, _plural(r.tools, "tool"), f"pin {r.pin}") for r in rows]
-    widths = [max((len(cells[i]) for cells in table), default=0) for i in range(5)]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in table]
-    lines.append(f"endpoints: {', '.join(startup.endpoints)}")
-    lines.append(f"auth: {startup.auth}")
-    lines.append(f"logs: {startup.logs}")
-    return lines
-
-
-def change_text(change: StateChange) -> str:
-    """`backend time: starting -> ready (mcp-time); pin strict, verified`."""
-    text = f"backend {change.backend}: {change.old or '-'} -> {change.new}"
-    if change.server:
-        text += f" ({change.server})"
-    if change.error:
-        text += f": {change.error}"
-    if change.new == "ready" and isinstance(change.pin, Mapping):
-        text += f"; pin {pin_text('-', change.pin)}"
-    return text
-
-
-class OperatorConsole:
-    """Writes the panel and the state-change lines to one stream (stdout, or stderr under stdio)."""
-
-    def __init__(self, stream: TextIO, fancy: bool | None = None) -> None:
-        self.stream = stream
-        self.fancy = _isatty(stream) if fancy is None else fancy
-        self._rich: Any = None
-        if self.fancy:
-            try:
-                from rich.console import Console
-            except ImportError:  # requirements.txt lists rich; a bare environment still gets plain lines
-                self.fancy = False
-            else:
-                self._rich = Console(file=stream, highlight=False, soft_wrap=True)
-
-    def show(self, spec: GatewaySpec, startup: Startup, health: JSON) -> None:
-        if self._rich is None:
-            self._write(panel_lines(spec, startup, health))
-            return
-        from rich import box
-        from rich.panel import Panel
-        from rich.table import Table
-
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
-        for column in ("backend", "transport", "state", "tools", "pin"):
-            table.add_column(column, justify="right" if column == "tools" else "left")
-        for row in backend_rows(spec, health):
-            style = STATE_STYLES.get(row.state, "")
-            table.add_row(
-                row.name, row.transport, f"[{style}]{row.state}[/]" if style else row.state, str(row.tools), row.pin
-            )
-        facts = Table.grid(padding=(0, 2))
-        facts.add_column(style="bold")
-        facts.add_column()
-        facts.add_row("endpoints", "\n".join(startup.endpoints))
-        facts.add_row("auth", startup.auth)
-        facts.add_row("logs", startup.logs)
-        outer = Table.grid()
-        outer.add_row(table)
-        outer.add_row(facts)
-        title = f"[bold]mcpgw gateway {spec.name!r}[/]: {_plural(len(spec.backends), 'backend')}, "
-        title += _plural(len(spec.tools), "tool")
-        self._rich.print(Panel(outer, title=title, subtitle=f"generated by mcpgw {spec.generator}", expand=False))
-
-    def changed(self, change: StateChange) -> None:
-        """A `STATE_LISTENERS` entry; the initial state is already in the panel."""
-        if change.old is None:
-            return
-        stamp = time.strftime("%H:%M:%S")
-        if self._rich is None:
-            self._write([f"{stamp} {change_text(change)}"])
-            return
-        from rich.text import Text
-
-        line = Text()
-        line.append(f"{stamp} ", style="dim")
-        line.append(change_text(change), style=STATE_STYLES.get(change.new, ""))
-        self._rich.print(line)
-
-    def _write(self, lines: list[str]) -> None:
-        self.stream.write("".join(f"{line}\n" for line in lines))
-        self.stream.flush()
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-# ---- runtime: cli.py ----
-
-EXIT_USAGE = 2
-
-
-def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=f"MCP gateway {spec.name!r}, generated by mcpgw {spec.generator}.",
-        epilog="Set MCPGW_TOKEN to require 'Authorization: Bearer <token>' on every HTTP route.",
-    )
-    parser.add_argument("--host", default=spec.host, help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=spec.port, help="port to bind (default: %(default)s)")
-    parser.add_argument(
-        "--transport",
-        default="http,sse",
-        help="'http,sse' (Streamable HTTP at /mcp and legacy SSE at /sse), 'http', 'sse', or 'stdio'",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="level of the console and the log file; tool arguments are logged only at debug (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-dir",
-        default=None,
-        help=f"folder for log files mcpgw_YYYYmmdd_HHMMSS_LEVEL.log, rotated at 10 MB "
-        f"(default: {spec.log_dir!r} in the config's folder)",
-    )
-    parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
-    parser.add_argument(
-        "--allow-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="also accept this Host header, besides the config's allowed_hosts (repeatable; a proxy's or "
-        "a Service's name)",
-    )
-    parser.add_argument(
-        "--allow-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="also accept this Origin header, besides the config's allowed_origins (repeatable)",
-    )
-    parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
-    parser.add_argument(
-        "--base-dir",
-        default=None,
-        help="folder that relative backend paths resolve against (default: the config's folder)",
-    )
-    args = parser.parse_args(argv)
-    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
-    valid = {"http", "sse"} if transports != ["stdio"] else {"stdio"}
-    if not transports or not set(transports) <= valid:
-        parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
-    args.transports = transports
-    return args
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
-    """Entry point of every generated gateway."""
-    args = parse_args(spec, argv)
-    stdio = args.transports == ["stdio"]
-    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
-    for chatty in ("httpx2", "httpx", "httpcore"):  # their INFO lines quote backend URLs, keys included
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
-        for handler in logging.getLogger().handlers:
-            handler.setLevel(max(logging.WARNING, logging.getLogger().level))
-    here = Path(gateway_file).resolve().parent
-    base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
-    log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
-    log_path = open_log_file(log_dir, args.log_level)
-    logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
-    gateway = Gateway(spec, base_dir)
-    STATE_LISTENERS.append(console.changed)
-    if stdio:
-        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
-        anyio.run(serve_stdio, gateway)
-        return 0
-    token = os.environ.get("MCPGW_TOKEN") or None
-    if token is None and not is_loopback(args.host):
-        if not args.no_auth:
-            print(
-                f"error: refusing to bind {args.host} without authentication: set MCPGW_TOKEN, "
-                "or pass --no-auth to serve anyone who can reach this address",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        log.warning(
-            "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
-        )
-    hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
-    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
-    app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
-    origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
-    endpoints = []
-    if "http" in args.transports:
-        endpoints.append(f"{origin}/mcp (Streamable HTTP)")
-    if "sse" in args.transports:
-        endpoints.append(f"{origin}/sse (legacy SSE)")
-    endpoints.append(f"{origin}/healthz (health)")
-    if token:
-        auth = "bearer token (MCPGW_TOKEN)"
-    else:
-        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
-    log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
-    console.show(spec, Startup(tuple(endpoints), auth, logs), gateway.health())
-    serve_http(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+def run_stdio(gateway: Gateway) -> None:
+    anyio.run(serve_stdio, gateway)
 
 
 SIGNAL_STOP_DEADLINE = 5.0
@@ -4056,234 +4784,3 @@ async def _stop_on_signal(scope: anyio.CancelScope, backends_stopped: anyio.Even
                 await backends_stopped.wait()
             logging.shutdown()
             os._exit(0)
-
-
-# ---- tables: generated from config.json and snapshot.json ----
-
-BACKENDS: tuple[BackendSpec, ...] = (
-    BackendSpec(
-        name="bash",
-        type="stdio",
-        command="python",
-        args=("servers/bash_server.py",),
-        env={},
-        cwd=None,
-        url=None,
-        headers={},
-        timeout=60.0,
-        tool_timeouts={},
-        startup_timeout=30.0,
-        max_concurrency=32,
-        max_queue=256,
-        session="shared",
-        pin="strict",
-        prefix="bash",
-        tool_include=("*",),
-        tool_exclude=(),
-        tool_rename={},
-        tool_describe={},
-        prompt_include=("*",),
-        prompt_exclude=(),
-        prompt_rename={},
-        resource_include=("*",),
-        resource_exclude=(),
-    ),
-    BackendSpec(
-        name="time",
-        type="stdio",
-        command="python",
-        args=("-m", "mcp_server_time"),
-        env={},
-        cwd=None,
-        url=None,
-        headers={},
-        timeout=60.0,
-        tool_timeouts={},
-        startup_timeout=30.0,
-        max_concurrency=32,
-        max_queue=256,
-        session="shared",
-        pin="strict",
-        prefix="time",
-        tool_include=("*",),
-        tool_exclude=(),
-        tool_rename={},
-        tool_describe={},
-        prompt_include=("*",),
-        prompt_exclude=(),
-        prompt_rename={},
-        resource_include=("*",),
-        resource_exclude=(),
-    ),
-)
-
-TOOLS: tuple[JSON, ...] = (
-    {
-        "annotations": {"destructiveHint": True, "idempotentHint": False, "openWorldHint": True, "readOnlyHint": False},
-        "description": "Run a command line with `bash -c` and return its exit code, stdout and stderr. Output over the server's cap is cut with a marker; on timeout the command's whole process tree is killed.",
-        "inputSchema": {
-            "properties": {
-                "command": {
-                    "description": "The command line, run with `bash -c`.",
-                    "title": "Command",
-                    "type": "string",
-                },
-                "cwd": {
-                    "anyOf": [{"type": "string"}, {"type": "null"}],
-                    "default": None,
-                    "description": "Working directory (default: the server's).",
-                    "title": "Cwd",
-                },
-                "timeout": {
-                    "anyOf": [{"exclusiveMinimum": 0, "type": "number"}, {"type": "null"}],
-                    "default": None,
-                    "description": "Seconds before the command is killed (capped by the server).",
-                    "title": "Timeout",
-                },
-            },
-            "required": ["command"],
-            "title": "bashArguments",
-            "type": "object",
-        },
-        "name": "bash__bash",
-        "outputSchema": {
-            "description": "Structured result of one command.",
-            "properties": {
-                "exit_code": {"anyOf": [{"type": "integer"}, {"type": "null"}], "title": "Exit Code"},
-                "stderr": {"title": "Stderr", "type": "string"},
-                "stdout": {"title": "Stdout", "type": "string"},
-                "timed_out": {"title": "Timed Out", "type": "boolean"},
-                "truncated": {"title": "Truncated", "type": "boolean"},
-            },
-            "required": ["exit_code", "stdout", "stderr", "timed_out", "truncated"],
-            "title": "BashOutput",
-            "type": "object",
-        },
-        "title": "Run a bash command",
-    },
-    {
-        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
-        "description": "Convert time between timezones",
-        "inputSchema": {
-            "properties": {
-                "source_timezone": {
-                    "description": "Source IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no source timezone provided by the user.",
-                    "title": "Source Timezone",
-                    "type": "string",
-                },
-                "target_timezone": {
-                    "description": "Target IANA timezone name (e.g., 'Asia/Tokyo', 'America/San_Francisco'). Use 'Etc/UTC' as local timezone if no target timezone provided by the user.",
-                    "title": "Target Timezone",
-                    "type": "string",
-                },
-                "time": {"description": "Time to convert in 24-hour format (HH:MM)", "title": "Time", "type": "string"},
-            },
-            "required": ["source_timezone", "time", "target_timezone"],
-            "title": "convert_timeArguments",
-            "type": "object",
-        },
-        "name": "time__convert_time",
-        "outputSchema": {
-            "$defs": {
-                "TimeResult": {
-                    "properties": {
-                        "datetime": {"title": "Datetime", "type": "string"},
-                        "day_of_week": {"title": "Day Of Week", "type": "string"},
-                        "is_dst": {"title": "Is Dst", "type": "boolean"},
-                        "timezone": {"title": "Timezone", "type": "string"},
-                    },
-                    "required": ["timezone", "datetime", "day_of_week", "is_dst"],
-                    "title": "TimeResult",
-                    "type": "object",
-                }
-            },
-            "properties": {
-                "source": {"$ref": "#/$defs/TimeResult"},
-                "target": {"$ref": "#/$defs/TimeResult"},
-                "time_difference": {"title": "Time Difference", "type": "string"},
-            },
-            "required": ["source", "target", "time_difference"],
-            "title": "TimeConversionResult",
-            "type": "object",
-        },
-    },
-    {
-        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
-        "description": "Get current time in a specific timezone",
-        "inputSchema": {
-            "properties": {
-                "timezone": {
-                    "description": "IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no timezone provided by the user.",
-                    "title": "Timezone",
-                    "type": "string",
-                }
-            },
-            "required": ["timezone"],
-            "title": "get_current_timeArguments",
-            "type": "object",
-        },
-        "name": "time__get_current_time",
-        "outputSchema": {
-            "properties": {
-                "datetime": {"title": "Datetime", "type": "string"},
-                "day_of_week": {"title": "Day Of Week", "type": "string"},
-                "is_dst": {"title": "Is Dst", "type": "boolean"},
-                "timezone": {"title": "Timezone", "type": "string"},
-            },
-            "required": ["timezone", "datetime", "day_of_week", "is_dst"],
-            "title": "TimeResult",
-            "type": "object",
-        },
-    },
-)
-
-TOOL_ROUTES: dict[str, Target] = {
-    "bash__bash": Target("bash", "bash"),
-    "time__convert_time": Target("time", "convert_time"),
-    "time__get_current_time": Target("time", "get_current_time"),
-}
-
-PROMPTS: tuple[JSON, ...] = ()
-
-PROMPT_ROUTES: dict[str, Target] = {}
-
-RESOURCE_TEMPLATES: tuple[tuple[str, JSON], ...] = ()
-
-RESOURCES: dict[str, str] = {}
-
-TOOL_PINS: dict[str, str] = {
-    "bash__bash": "sha256:474253050104cdb7ea1150287daea8782a41bd347a6f8cd5047aca40195ed547",
-    "time__convert_time": "sha256:865a5ccbc302e540137a0093661be10f39679b625d6596dbeb784ae027d57707",
-    "time__get_current_time": "sha256:67c57ff62b51941330feb7483860e1b6a6614fe82d581053427e971a808342f5",
-}
-"""Digest of each exposed tool's backend definition at snapshot time (rug-pull protection)."""
-
-PROMPT_PINS: dict[str, str] = {}
-"""Digest of each exposed prompt's backend definition at snapshot time."""
-
-SPEC = GatewaySpec(
-    name="mcpgw",
-    version="0.1.0",
-    generator="0.1.0",
-    config_dir="..",
-    backends=BACKENDS,
-    tools=TOOLS,
-    tool_routes=TOOL_ROUTES,
-    prompts=PROMPTS,
-    prompt_routes=PROMPT_ROUTES,
-    resource_templates=RESOURCE_TEMPLATES,
-    resources=RESOURCES,
-    tool_pins=TOOL_PINS,
-    prompt_pins=PROMPT_PINS,
-    separator="__",
-    instructions=None,
-    host="127.0.0.1",
-    port=9000,
-    log_dir="logs",
-    allowed_hosts=(),
-    allowed_origins=(),
-    max_body_bytes=4194304,
-)
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC, __file__))

@@ -8,10 +8,11 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcpgw.embed import EmbedError, embed_runtime
 from mcpgw.pyliteral import pyliteral
-from mcpgw_runtime import EMBED_ORDER
+from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
 from mcpgw_runtime.backends import resolve
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
-from mcpgw_runtime.http import Guard
+from mcpgw_runtime.front import HANDSHAKE_VERSIONS
+from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.server import _decode_cursor, _encode_cursor, _strip_meta
 from mcpgw_runtime.spec import BackendSpec
 
@@ -75,17 +76,52 @@ def test_strip_meta_keeps_request_keys_only() -> None:
 
 def test_embed_hoists_imports_and_keeps_every_module() -> None:
     embedded = embed_runtime()
-    assert all(f"# ---- runtime: {m}.py ----" in embedded.body for m in EMBED_ORDER)
-    assert not any("mcpgw_runtime" in line for line in embedded.imports)
-    assert "from mcpgw_runtime" not in embedded.body
+    assert all(f"# ---- runtime: {m}.py ----" in embedded.body for m in FRONT_ORDER)
+    assert all(f"# ---- runtime: {m}.py ----" in embedded.core_body for m in CORE_ORDER)
+    imports = embedded.imports + embedded.core_imports
+    assert not any("mcpgw_runtime" in line for line in imports)
+    assert "from mcpgw_runtime" not in embedded.body + embedded.core_body
+    fronts = {line.split()[1].split(".")[0] for line in embedded.imports}
+    assert not fronts & set(HEAVY_PACKAGES), "the front must start without the SDK"
+    assert any(line.startswith(("import mcp", "from mcp")) for line in embedded.core_imports)
+
+
+def test_embed_core_imports_rebind_nothing_the_front_imported() -> None:
+    import ast
+
+    def names(lines: list[str]) -> set[str]:
+        bound: set[str] = set()
+        for line in lines:
+            node = ast.parse(line).body[0]
+            assert isinstance(node, ast.Import | ast.ImportFrom)
+            bound.update(a.asname or a.name.split(".")[0] for a in node.names)
+        return bound
+
+    embedded = embed_runtime()
+    assert "Mapping" in names(embedded.imports)
+    assert not names(embedded.imports) & names(embedded.core_imports)
+
+
+def test_embed_refuses_a_front_that_imports_the_sdk(tmp_path: Path) -> None:
+    for module in EMBED_ORDER:
+        (tmp_path / f"{module}.py").write_text('"""x"""\n')
+    (tmp_path / "front.py").write_text('"""x"""\nfrom mcp.shared.exceptions import MCPError\n')
+    with pytest.raises(EmbedError, match="the front imports 'mcp'"):
+        embed_runtime(tmp_path)
+
+
+def test_front_negotiates_the_versions_the_sdk_does() -> None:
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+    assert HANDSHAKE_VERSIONS == HANDSHAKE_PROTOCOL_VERSIONS
 
 
 def test_embed_refuses_a_name_bound_twice(tmp_path: Path) -> None:
     for module in EMBED_ORDER:
         (tmp_path / f"{module}.py").write_text('"""x"""\n')
-    (tmp_path / "spec.py").write_text('"""x"""\nfrom starlette.routing import Route\n')
-    (tmp_path / "server.py").write_text('"""x"""\nclass Route:\n    pass\n')
-    with pytest.raises(EmbedError, match="'Route' is bound twice"):
+    (tmp_path / "spec.py").write_text('"""x"""\nfrom json import loads\n')
+    (tmp_path / "server.py").write_text('"""x"""\ndef loads() -> None:\n    pass\n')
+    with pytest.raises(EmbedError, match="'loads' is bound twice"):
         embed_runtime(tmp_path)
 
 

@@ -19,8 +19,12 @@ RUNTIME_PACKAGE = "mcpgw_runtime"
 
 @dataclass(frozen=True)
 class Embedded:
+    """The front (imports and bodies), then the core, which `gateway.py` runs only when the front loads it."""
+
     imports: list[str]
     body: str
+    core_imports: list[str]
+    core_body: str
 
 
 class EmbedError(Exception):
@@ -79,13 +83,64 @@ def _module(path: Path, imports: dict[str, None], seen: dict[str, str]) -> str:
     return "\n".join(kept).strip("\n")
 
 
-def embed_runtime(runtime_dir: Path | None = None) -> Embedded:
-    """The runtime's imports and its concatenated bodies, in `EMBED_ORDER`."""
-    folder = runtime_dir or Path(mcpgw_runtime.__file__).parent
+def _heavy(line: str) -> str | None:
+    """The heavy package an import line brings in, if any."""
+    words = line.split()
+    module = words[1] if len(words) > 1 else ""
+    top = module.split(".")[0]
+    return top if top in mcpgw_runtime.HEAVY_PACKAGES else None
+
+
+def _part(
+    folder: Path, modules: tuple[str, ...], seen: dict[str, str], earlier: dict[str, None]
+) -> tuple[list[str], str]:
     imports: dict[str, None] = {}
-    seen: dict[str, str] = {}
     sections = []
-    for module in mcpgw_runtime.EMBED_ORDER:
+    for module in modules:
         body = _module(folder / f"{module}.py", imports, seen)
         sections.append(f"# ---- runtime: {module}.py ----\n\n{body}")
-    return Embedded(imports=list(imports), body="\n\n\n".join(sections))
+    return [line for line in imports if line not in earlier], "\n\n\n".join(sections)
+
+
+def _bound_by(lines: list[str]) -> set[str]:
+    """The names a block of import lines binds."""
+    names: set[str] = set()
+    for node in ast.parse("\n".join(lines)).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return names
+
+
+def _without_names(lines: list[str], bound: set[str]) -> list[str]:
+    """Import lines with the names already bound earlier left out (same origin: `_claim` checked it)."""
+    kept = []
+    for line in lines:
+        node = ast.parse(line).body[0]
+        if not isinstance(node, ast.ImportFrom):
+            kept.append(line)
+            continue
+        aliases = [a for a in node.names if (a.asname or a.name) not in bound]
+        if len(aliases) == len(node.names):
+            kept.append(line)
+        elif aliases:
+            names = ", ".join(f"{a.name} as {a.asname}" if a.asname else a.name for a in aliases)
+            kept.append(f"from {node.module} import {names}")
+    return kept
+
+
+def embed_runtime(runtime_dir: Path | None = None) -> Embedded:
+    """The runtime's imports and its concatenated bodies: the front's, then the core's.
+
+    The front must not import what makes the start slow (`HEAVY_PACKAGES`): that is
+    the point of having a front, so it is an error here, not a slow gateway later.
+    """
+    folder = runtime_dir or Path(mcpgw_runtime.__file__).parent
+    seen: dict[str, str] = {}
+    imports, body = _part(folder, mcpgw_runtime.FRONT_ORDER, seen, {})
+    for line in imports:
+        heavy = _heavy(line)
+        if heavy is not None:
+            raise EmbedError(f"the front imports {heavy!r} ({line!r}); only the core may")
+    core_imports, core_body = _part(folder, mcpgw_runtime.CORE_ORDER, seen, dict.fromkeys(imports))
+    core_imports = _without_names(core_imports, _bound_by(imports))
+    return Embedded(imports=imports, body=body, core_imports=core_imports, core_body=core_body)

@@ -86,6 +86,8 @@ def render_gateway(inp: RenderInput) -> str:
             gateway=gateway,
             imports=runtime.imports,
             runtime=runtime.body,
+            core_imports=runtime.core_imports,
+            core=runtime.core_body,
             backends=[_backend_literal(config, n) for n in enabled],
             exposed=exposed,
             tool_pins=inp.tool_pins,

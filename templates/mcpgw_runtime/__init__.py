@@ -1,20 +1,31 @@
 """The runtime of every generated gateway.
 
 Each module here is ordinary, linted, typed and tested Python. `mcpgw build`
-embeds their bodies verbatim, in `EMBED_ORDER`, into `gateway.py`; the
-template only adds the tables. Imports between these modules must be written
+embeds their bodies verbatim into `gateway.py`: the front (`FRONT_ORDER`),
+then the tables and the `__main__` guard, then the core (`CORE_ORDER`), which
+the front loads once the port is open (cli.load_core). The template only adds
+the tables. Imports between these modules must be written
 `from mcpgw_runtime.x import ...` on their own lines: the embedder drops them,
 since in `gateway.py` everything shares one namespace.
 """
 
 from __future__ import annotations
 
-EMBED_ORDER: tuple[str, ...] = (
+FRONT_ORDER: tuple[str, ...] = (
     "envsubst",
     "spec",
+    "observe",
+    "logfiles",
+    "console",
+    "guard",
+    "front",
+    "cli",
+)
+"""What runs first: it must not import the SDK (the embedder refuses `HEAVY_PACKAGES` here)."""
+
+CORE_ORDER: tuple[str, ...] = (
     "drift",
     "pins",
-    "observe",
     "limits",
     "metrics",
     "relay",
@@ -24,7 +35,11 @@ EMBED_ORDER: tuple[str, ...] = (
     "server",
     "fastpath",
     "http",
-    "logfiles",
-    "console",
-    "cli",
+    "stdio",
 )
+"""Loaded by the front in a worker thread once the port is open."""
+
+EMBED_ORDER: tuple[str, ...] = FRONT_ORDER + CORE_ORDER
+
+HEAVY_PACKAGES: tuple[str, ...] = ("mcp", "mcp_types", "starlette", "httpx2", "anyio", "pydantic")
+"""Top-level packages the front must not import: they are what the start would wait for."""

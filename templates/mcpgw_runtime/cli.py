@@ -1,4 +1,9 @@
-"""`python gateway.py ...`: parse flags, apply the security defaults, serve."""
+"""`python gateway.py ...`: parse flags, apply the security defaults, serve.
+
+This is the front half of `gateway.py` (with guard.py and front.py): it imports
+nothing of the SDK, so the port is open and answering in a fraction of the time
+the core takes to import. `load_core` brings in the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,15 @@ import argparse
 import ipaddress
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-
-import anyio
+from types import ModuleType
 
 from mcpgw_runtime.console import OperatorConsole, Startup
-from mcpgw_runtime.http import Guard, build_app, serve_http
+from mcpgw_runtime.front import Core, Front, serve_http
+from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
-from mcpgw_runtime.observe import STATE_LISTENERS
-from mcpgw_runtime.server import Gateway
-from mcpgw_runtime.spec import GatewaySpec
+from mcpgw_runtime.spec import JSON, GatewaySpec
 
 log = logging.getLogger("mcpgw")
 
@@ -88,6 +90,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+CORE_MODULE = "mcpgw_gateway_core"
+
+
+def load_core(gateway_file: str) -> ModuleType:
+    """Run `gateway.py` again as a module: past its `__main__` guard comes the core (the SDK and the rest).
+
+    The file is compiled here rather than imported, so no bytecode is written next to it.
+    The core gets its own copy of the tables (`SPEC`) and of every module-level object.
+    """
+    module = ModuleType(CORE_MODULE)
+    module.__file__ = gateway_file
+    sys.modules[CORE_MODULE] = module  # dataclasses look their module up while the file runs
+    exec(compile(Path(gateway_file).read_bytes(), gateway_file, "exec"), module.__dict__)  # noqa: S102 -- our own file
+    return module
+
+
+def starting_health(spec: GatewaySpec) -> JSON:
+    """What `/healthz` would say before the core is up: every backend starting."""
+    backends = {b.name: {"state": "starting", "transport": b.type} for b in spec.backends}
+    return {"status": "degraded", "backends": backends}
+
+
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
     """Entry point of every generated gateway."""
     args = parse_args(spec, argv)
@@ -104,11 +128,12 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
     log_path = open_log_file(log_dir, args.log_level)
     logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
-    gateway = Gateway(spec, base_dir)
-    STATE_LISTENERS.append(console.changed)
-    if stdio:
+    if stdio:  # the client's initialize needs the SDK's stdio server: load it now
+        core = load_core(gateway_file)
+        gateway = core.Gateway(core.SPEC, base_dir)
+        core.STATE_LISTENERS.append(console.changed)
         console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
-        anyio.run(serve_stdio, gateway)
+        core.run_stdio(gateway)
         return 0
     token = os.environ.get("MCPGW_TOKEN") or None
     if token is None and not is_loopback(args.host):
@@ -124,7 +149,23 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         )
     hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
     guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
-    app = build_app(gateway, guard, transports=args.transports, stateless=args.stateless)
+    loaded: list[ModuleType] = []
+
+    def build() -> Core:
+        core = loaded[0]
+        gateway = core.Gateway(core.SPEC, base_dir)
+        core.STATE_LISTENERS.append(console.changed)
+        built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
+        return built
+
+    front = Front(
+        spec,
+        guard,
+        build,
+        http="http" in args.transports,
+        stateless=args.stateless,
+        load_in_thread=lambda: loaded.append(load_core(gateway_file)),
+    )
     origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []
     if "http" in args.transports:
@@ -137,50 +178,6 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     else:
         auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
-    console.show(spec, Startup(tuple(endpoints), auth, logs), gateway.health())
-    serve_http(app, host=args.host, port=args.port, log_level=args.log_level)
+    console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
+    serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
     return 0
-
-
-SIGNAL_STOP_DEADLINE = 5.0
-"""Seconds a signalled stdio gateway waits for its backends to stop (each takes at most about 3.5 s)."""
-
-
-async def serve_stdio(gateway: Gateway) -> None:
-    """Serve one client over stdin/stdout; logs go to stderr only."""
-    from mcp.server.stdio import stdio_server
-
-    server = gateway.build_server()
-    backends_stopped = anyio.Event()
-
-    async def run_backends() -> None:
-        try:
-            await gateway.run_backends()
-        finally:
-            backends_stopped.set()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run_backends)
-        tg.start_soon(_stop_on_signal, tg.cancel_scope, backends_stopped)
-        async with stdio_server() as (read, write):
-            await server.run(read, write, gateway.initialization_options(server))
-        tg.cancel_scope.cancel()
-
-
-async def _stop_on_signal(scope: anyio.CancelScope, backends_stopped: anyio.Event) -> None:
-    """SIGINT/SIGTERM end the stdio gateway as stdin's EOF does (backends stopped, no orphans), then exit.
-
-    The exit is `os._exit`: the SDK reads stdin in a worker thread that nothing can
-    interrupt, so a client that keeps the pipe open would otherwise hold the process
-    forever. In-flight calls are cancelled; the client sees the pipe close.
-    """
-    if sys.platform == "win32":
-        return
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info("signal %d: shutting down; stopping backends", signum)
-            scope.cancel()
-            with anyio.CancelScope(shield=True), anyio.move_on_after(SIGNAL_STOP_DEADLINE):
-                await backends_stopped.wait()
-            logging.shutdown()
-            os._exit(0)

@@ -39,10 +39,19 @@ from mcp.server.connection import Connection as UpstreamConnection
 from mcp.server.connection import allowed_log_levels
 from mcp.shared.exceptions import MCPError
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpgw_runtime.backends import Wire
+from mcpgw_runtime.front import (
+    HANDSHAKE_BYTES,
+    SESSION_HEADER,
+    VERSION_HEADER,
+    is_request_id,
+    parse_json,
+    read_body,
+    replay_body,
+    without_progress,
+)
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.server import Gateway
 from mcpgw_runtime.spec import JSON
@@ -55,10 +64,6 @@ CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
 
 MAX_SESSIONS = 10_000
 """Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
-
-_SESSION_HEADER = b"mcp-session-id"
-_VERSION_HEADER = b"mcp-protocol-version"
-_HANDSHAKE = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
 
 
 class FastPath:
@@ -101,17 +106,17 @@ class FastPath:
         if not self.guard_ok(headers):
             await self.app(scope, receive, send)
             return
-        sid = headers.get(_SESSION_HEADER)
+        sid = headers.get(SESSION_HEADER)
         if scope["method"] == "DELETE":
             if sid is not None:
                 self.sessions.pop(sid, None)
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive, self.max_body)
+        body, complete = await read_body(receive, self.max_body)
         if not complete:  # too large: the SDK answers 413
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
-        message = _parse(body)
+        message = parse_json(body)
         if isinstance(message, dict) and self._eligible(message, headers, sid):
             self.served += 1
             await self._answer(message, sid or b"", receive, send)
@@ -119,14 +124,14 @@ class FastPath:
         await self._pass(scope, receive, send, body, message, sid)
 
     def _eligible(self, message: dict[str, Any], headers: dict[bytes, bytes], sid: bytes | None) -> bool:
-        if message.get("method") not in FAST_METHODS or not _is_id(message.get("id")):
+        if message.get("method") not in FAST_METHODS or not is_request_id(message.get("id")):
             return False
-        version = headers.get(_VERSION_HEADER)
+        version = headers.get(VERSION_HEADER)
         plain = (
-            (version is None or version in _HANDSHAKE)
+            (version is None or version in HANDSHAKE_BYTES)
             and b"application/json" in headers.get(b"accept", b"")
             and headers.get(b"content-type", b"").startswith(b"application/json")
-            and _without_progress(message.get("params"))
+            and without_progress(message.get("params"))
         )
         if not plain:
             return False
@@ -147,17 +152,17 @@ class FastPath:
             capabilities = params.get("capabilities") if isinstance(params, dict) else None
             declared = capabilities if isinstance(capabilities, dict) else {}
             fast = not any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
-            await self.app(scope, _replay(body, receive), self._learn(send, fast))
+            await self.app(scope, replay_body(body, receive), self._learn(send, fast))
             return
         if sid is not None and isinstance(message, dict) and message.get("method") == "notifications/cancelled":
             self._cancel(sid, message.get("params"))
-        await self.app(scope, _replay(body, receive), self._forget_on_404(send, sid) if sid else send)
+        await self.app(scope, replay_body(body, receive), self._forget_on_404(send, sid) if sid else send)
 
     def _learn(self, send: Send, fast: bool) -> Send:
         async def learning(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 200:
                 for key, value in message.get("headers", ()):
-                    if key.lower() == _SESSION_HEADER:
+                    if key.lower() == SESSION_HEADER:
                         self.sessions[bytes(value)] = fast
                         while len(self.sessions) > MAX_SESSIONS:
                             self.sessions.popitem(last=False)
@@ -314,7 +319,7 @@ class Reply:
     def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
         headers = [(b"content-type", kind)]
         if self._sid:
-            headers.append((_SESSION_HEADER, self._sid))
+            headers.append((SESSION_HEADER, self._sid))
         return headers
 
     async def notify(self, method: str, params: Any) -> None:
@@ -354,55 +359,6 @@ async def _disconnected(receive: Receive) -> bool:
     """True once the client goes away before the answer (uvicorn says so through `receive`)."""
     message = await receive()
     return bool(message["type"] == "http.disconnect")
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The request body, or what was read of it when it grew past `limit` (then False)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that first gives back the body already read, then the client's own."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        return None  # the SDK answers with a parse error
-
-
-def _without_progress(params: object) -> bool:
-    if params is None:
-        return True
-    if not isinstance(params, dict):
-        return False
-    meta = params.get("_meta")
-    return not (isinstance(meta, dict) and "progressToken" in meta)
-
-
-def _is_id(value: object) -> bool:
-    return type(value) is str or type(value) is int
 
 
 def _id_key(value: object) -> object:

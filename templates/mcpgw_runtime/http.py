@@ -1,95 +1,39 @@
-"""The HTTP face of the gateway: `/mcp`, `/sse` + `/messages/`, `/healthz`, `/metrics`, behind one guard.
+"""The core's HTTP face: `/mcp`, `/sse` + `/messages/`, `/healthz`, `/metrics`, behind the guard.
 
-The guard runs before any MCP code: Host (421), Origin (403) and, when a token
-is configured, `Authorization: Bearer` (401, constant-time compare). It covers
-every route, so health data is exactly as protected as the tools.
+The front (front.py) runs it once it is loaded; the sessions the front opened
+before are adopted here, under their own ids, so their clients never notice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from types import FrameType
+from typing import Any
 
 import anyio
+import mcp_types as types
 from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp_types.methods import serialize_server_result
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpgw_runtime.fastpath import FastPath
+from mcpgw_runtime.front import EarlySession
+from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE
 from mcpgw_runtime.server import Gateway
 
 log = logging.getLogger("mcpgw")
-
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-
-
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """Who may talk to the gateway: allowed Host and Origin patterns and an optional token."""
-
-    allowed_hosts: tuple[str, ...]
-    allowed_origins: tuple[str, ...]
-    token: str | None
-
-    @classmethod
-    def for_bind(cls, host: str, port: int, hosts: Sequence[str], origins: Sequence[str], token: str | None) -> Guard:
-        """Loopback names are always allowed; the bind address too when it is not a wildcard."""
-        names = list(LOOPBACK_HOSTS)
-        if host not in ("0.0.0.0", "::", "") and host not in names:
-            names.append(f"[{host}]" if ":" in host else host)
-        allowed_hosts = tuple(dict.fromkeys([*names, *hosts]))
-        allowed_origins = tuple(
-            dict.fromkeys([*(f"http://{n}" for n in names), *(f"https://{n}" for n in names), *origins])
-        )
-        return cls(allowed_hosts, allowed_origins, token)
-
-    def host_ok(self, host: str | None) -> bool:
-        if not host:
-            return False
-        if host in self.allowed_hosts or "*" in self.allowed_hosts:
-            return True
-        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return bare in self.allowed_hosts
-
-    def origin_ok(self, origin: str | None) -> bool:
-        if origin is None:
-            return True  # non-browser clients send none; browsers always do
-        if origin in self.allowed_origins or "*" in self.allowed_origins:
-            return True
-        scheme, _, rest = origin.partition("://")
-        bare = rest.rsplit(":", 1)[0] if not rest.endswith("]") else rest
-        return f"{scheme}://{bare}" in self.allowed_origins
-
-    def allows(self, headers: Mapping[bytes, bytes]) -> bool:
-        """All three checks on raw ASGI headers (for the fast path, which runs before the middleware)."""
-
-        def header(name: bytes) -> str | None:
-            value = headers.get(name)
-            return value.decode("latin-1") if value is not None else None
-
-        return (
-            self.host_ok(header(b"host"))
-            and self.origin_ok(header(b"origin"))
-            and self.token_ok(header(b"authorization"))
-        )
-
-    def token_ok(self, authorization: str | None) -> bool:
-        if self.token is None:
-            return True
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return False
-        return hmac.compare_digest(authorization[7:].strip().encode(), self.token.encode())
 
 
 class GuardMiddleware:
@@ -103,29 +47,164 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if not self.guard.host_ok(headers.get("host")):
-            response = Response("Invalid Host header", status_code=421)
-        elif not self.guard.origin_ok(headers.get("origin")):
-            response = Response("Invalid Origin header", status_code=403)
-        elif not self.guard.token_ok(headers.get("authorization")):
-            response = Response(
-                "Missing or invalid bearer token", status_code=401, headers={"WWW-Authenticate": "Bearer"}
-            )
-        else:
+        refusal = self.guard.refusal(dict(scope["headers"]))
+        if refusal is None:
             await self.app(scope, receive, send)
-            return
-        log.warning("refused %s %s: HTTP %d", scope.get("method"), scope.get("path"), response.status_code)
-        await response(scope, receive, send)
+        else:
+            await refuse(scope, send, refusal)
 
 
-def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stateless: bool) -> HttpApp:
-    """Routes for the requested transports, a lifespan that runs the backends, the guard, the fast path."""
+ADOPTING: ContextVar[str | None] = ContextVar("mcpgw_adopting", default=None)
+"""Set while a session the front opened is replayed into the SDK: the id its new session must get."""
+
+
+class AdoptingManager(StreamableHTTPSessionManager):
+    """The SDK's session manager, except that an adopted session keeps the id the front gave it.
+
+    `_admit_session` is the SDK's one place that names a new session; the id is
+    changed there, before the session is served (tests/test_sdk_adapter.py
+    checks that the method and the fields it touches still exist).
+    """
+
+    def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
+        transport = super()._admit_session(requestor)
+        wanted = ADOPTING.get()
+        if transport is None or wanted is None:
+            return transport
+        given = transport.mcp_session_id
+        assert given is not None
+        self._server_instances[wanted] = self._server_instances.pop(given)
+        if given in self._session_owners:
+            self._session_owners[wanted] = self._session_owners.pop(given)
+        transport.mcp_session_id = wanted
+        return transport
+
+
+_INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+
+async def _replay(app: ASGIApp, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    """POST `body` to `/mcp` of `app` as if a client had; the response is read to its end and dropped."""
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [*kept, (b"content-length", b"%d" % len(body))],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+        "state": {},
+    }
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    done = anyio.Event()
+    status = 0
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop()
+        await done.wait()  # a streaming response listens for the client leaving; it leaves once the answer is in
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            done.set()
+
+    await app(scope, receive, send)
+    done.set()
+    return status
+
+
+@dataclass(eq=False)
+class LoadedCore:
+    """The loaded core as the front sees it (front.Core): the app, its lifetime, session adoption."""
+
+    app: ASGIApp
+    gateway: Gateway
+    manager: StreamableHTTPSessionManager
+    init_options: Any
+    _stop: tuple[asyncio.AbstractEventLoop, anyio.CancelScope] | None = None
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """The backends (each reconnecting on its own) and the session manager, until the context ends."""
+        async with anyio.create_task_group() as tg:
+            backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
+            self._stop = (asyncio.get_running_loop(), backends_scope)
+
+            async def run_backends() -> None:
+                with backends_scope:
+                    await self.gateway.run_backends()
+
+            tg.start_soon(run_backends)
+            async with self.manager.run():
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+
+    def stop_backends(self) -> None:
+        """Called from the signal handler: mark every backend stopping, cancel them on the loop."""
+        for backend in self.gateway.backends.values():
+            backend.stopping = True
+        if self._stop is not None:
+            loop, scope = self._stop
+            loop.call_soon_threadsafe(scope.cancel)
+
+    async def adopt(self, sid: bytes, session: EarlySession) -> None:
+        """Open the SDK's session for one the front opened: same id, the client's own initialize replayed."""
+        headers = [(k, v) for k, v in session.headers if k.lower() not in (b"mcp-session-id", b"mcp-protocol-version")]
+        token = ADOPTING.set(sid.decode("latin-1"))
+        try:
+            status = await _replay(self.app, headers, session.initialize)
+        finally:
+            ADOPTING.reset(token)
+        if status != 200:
+            raise RuntimeError(f"the replayed initialize got HTTP {status}")
+        if session.initialized:
+            headers += [(b"mcp-session-id", sid), (b"mcp-protocol-version", session.version.encode())]
+            status = await _replay(self.app, headers, _INITIALIZED)
+            if status != 202:
+                raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
+        log.debug("session %s: adopted from the front", sid.decode("latin-1"))
+
+    def initialize_result(self, version: str) -> dict[str, Any]:
+        """What the SDK's server puts on the wire for `initialize` at this handshake-era version.
+
+        Built as its runner builds it (`_handle_initialize`, then the per-version sieve), so
+        the front's own answer can be checked against it at every start.
+        """
+        opts = self.init_options
+        result = types.InitializeResult(
+            protocol_version=version,
+            capabilities=opts.capabilities,
+            server_info=types.Implementation(
+                name=opts.server_name,
+                title=opts.title,
+                description=opts.description,
+                version=opts.server_version,
+                website_url=opts.website_url,
+                icons=opts.icons,
+            ),
+            instructions=opts.instructions,
+        )
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return serialize_server_result("initialize", version, dumped)
+
+
+def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stateless: bool) -> LoadedCore:
+    """Routes for the requested transports, the guard, the fast path; `Core.run` starts the backends."""
     server = gateway.build_server()
     init_options = gateway.initialization_options(server)
-    manager = StreamableHTTPSessionManager(
-        app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes
-    )
+    manager = AdoptingManager(app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes)
     sse = SseServerTransport("/messages/", max_request_body_size=gateway.spec.max_body_bytes)
 
     async def handle_sse(request: Request) -> Response:
@@ -153,70 +232,8 @@ def build_app(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stat
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
         routes += [Route("/sse", handle_sse, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            loop = asyncio.get_running_loop()
-            backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
-
-            async def run_backends() -> None:
-                with backends_scope:
-                    await gateway.run_backends()
-
-            def stop() -> None:
-                for backend in gateway.backends.values():
-                    backend.stopping = True
-                backends_scope.cancel()
-
-            app.state.stop_backends = lambda: loop.call_soon_threadsafe(stop)
-            tg.start_soon(run_backends)
-            await stack.enter_async_context(manager.run())
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(GuardMiddleware, guard=guard)
-    if "http" not in transports:
-        return app
-    fast.append(FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes))
-    return fast[0]
-
-
-HttpApp = Starlette | FastPath
-
-
-SHUTDOWN_GRACE = 1
-"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
-
-
-def serve_http(app: HttpApp, *, host: str, port: int, log_level: str) -> None:
-    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
-
-    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
-    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
-    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
-    """
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            stop = getattr(app.state, "stop_backends", None)
-            if stop is not None:
-                log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
-                stop()
-
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-    )
-    _Server(config).run()
+    app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
+    if "http" in transports:
+        fast.append(FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes))
+        app = fast[0]
+    return LoadedCore(app, gateway, manager, init_options)

@@ -75,6 +75,29 @@ def _decode_cursor(cursor: str) -> tuple[int, str | None]:
     return index, inner
 
 
+LIST_CHANGES = NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
+"""Pins can change the tool and prompt lists at run time, backends their resources; clients are told."""
+
+
+class _AnnouncingServer(Server[Any]):
+    """A lowlevel server that advertises `listChanged` whoever asks for its options.
+
+    The SDK's Streamable HTTP session manager builds them with no arguments, so
+    `/mcp` clients were told the lists never change while the gateway sent
+    `list_changed` notifications all the same.
+    """
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or LIST_CHANGES, experimental_capabilities, extensions
+        )
+
+
 class Gateway:
     """Routing state shared by every upstream connection."""
 
@@ -478,7 +501,7 @@ class Gateway:
             raw = await self.complete(params.model_dump(by_alias=True, exclude_none=True))
             return types.CompleteResult.model_validate(raw)
 
-        server: Server[Any] = Server(
+        server: Server[Any] = _AnnouncingServer(
             self.spec.name,
             version=self.spec.version,
             instructions=self.spec.instructions,
@@ -507,10 +530,7 @@ class Gateway:
         return max([600.0, *(t + 60.0 for t in timeouts)])
 
     def initialization_options(self, server: Server[Any]) -> InitializationOptions:
-        # Pins can change the tool and prompt lists at run time, backends their resources; clients are told.
-        return server.create_initialization_options(
-            NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
-        )
+        return server.create_initialization_options()
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}

@@ -1,0 +1,402 @@
+"""The gateway's first second: serve from the embedded tables while the core loads.
+
+Why: importing the `mcp` package is about 0.9 s of a gateway's 1.05 s start
+(bench/README.md), and a client's first requests need none of it. The front
+binds the port at once, with nothing heavier than uvicorn and pydantic_core,
+and answers what the tables alone can answer: `initialize` (handshake-era
+versions), `notifications/initialized`, `ping`, `tools/list` and
+`prompts/list`. The core (the SDK, the backends, every other route and
+method) loads in a worker thread meanwhile; a request that needs it waits for
+it, and is then served exactly as if the core had been there from the start.
+
+A session the front opened is handed to the core once it is up: the core
+opens an SDK session under the same id and replays the client's `initialize`
+(and `notifications/initialized`) into it (`Core.adopt`). From then on the
+front only passes requests through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+
+import pydantic_core
+
+from mcpgw_runtime.guard import Guard, refuse
+from mcpgw_runtime.spec import JSON, GatewaySpec
+
+log = logging.getLogger("mcpgw")
+
+AsgiScope = MutableMapping[str, Any]
+AsgiMessage = MutableMapping[str, Any]
+AsgiReceive = Callable[[], Awaitable[AsgiMessage]]
+AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
+AsgiApp = Callable[[AsgiScope, AsgiReceive, AsgiSend], Awaitable[None]]
+"""ASGI's shapes, spelled out: starlette is not imported before the core."""
+
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
+
+CAPABILITIES: JSON = {
+    "completions": {},
+    "logging": {},
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
+    "tools": {"listChanged": True},
+}
+"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
+
+EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
+SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
+HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+
+
+def initialize_result(spec: GatewaySpec, version: str) -> JSON:
+    """The gateway's answer to `initialize` at a handshake-era version."""
+    result: JSON = {
+        "capabilities": CAPABILITIES,
+        "protocolVersion": version,
+        "serverInfo": {"name": spec.name, "version": spec.version},
+    }
+    if spec.instructions is not None:
+        result["instructions"] = spec.instructions
+    return result
+
+
+@dataclass(slots=True)
+class EarlySession:
+    """A session the front opened before the core was up: what the core needs to take it over."""
+
+    initialize: bytes
+    """The client's initialize request, byte for byte."""
+    headers: list[tuple[bytes, bytes]]
+    """That request's headers (they passed the guard)."""
+    version: str
+    initialized: bool = False
+    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
+
+
+class Core(Protocol):
+    """What the front needs of the loaded core (http.py builds it)."""
+
+    app: AsgiApp
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        """Backends and session manager running for as long as the context is open."""
+        ...
+
+    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
+
+    def stop_backends(self) -> None: ...
+
+    def initialize_result(self, version: str) -> JSON: ...
+
+
+class Front:
+    """The ASGI app uvicorn runs: the early answers until the core is ready, the core's app after."""
+
+    def __init__(
+        self,
+        spec: GatewaySpec,
+        guard: Guard,
+        load: Callable[[], Core],
+        *,
+        http: bool,
+        stateless: bool,
+        load_in_thread: Callable[[], object] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.guard = guard
+        self.http = http
+        self.stateless = stateless
+        self.core: Core | None = None
+        self.early: dict[bytes, EarlySession] = {}
+        """Sessions the front opened that the core has not adopted yet."""
+        self.answered = 0
+        """Requests the front answered itself (the tests read it to prove which path a request took)."""
+        self._load = load
+        self._import = load_in_thread
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._boot: asyncio.Task[None] | None = None
+        self._lists = {
+            "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
+            "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
+            "ping": b"{}",
+        }
+
+    async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        core = self.core
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif core is not None and not self.early:
+            await core.app(scope, receive, send)
+        else:
+            await self._early_request(scope, receive, send)
+
+    def stop_backends(self) -> None:
+        """From the signal handler: the core fails in-flight calls and stops its backends.
+
+        A core still loading stops them as soon as it is built.
+        """
+        self._stopping = True
+        if self.core is not None:
+            self.core.stop_backends()
+
+    # -- lifespan ---------------------------------------------------------------
+
+    async def _lifespan(self, receive: AsgiReceive, send: AsgiSend) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._boot = asyncio.ensure_future(self._run_core())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._stop.set()
+                if self._boot is not None:
+                    await self._boot
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _run_core(self) -> None:
+        """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
+        try:
+            if self._import is not None:
+                await asyncio.to_thread(self._import)
+            core = self._load()
+            for version in HANDSHAKE_VERSIONS:  # what the front answered must be what the SDK answers
+                if core.initialize_result(version) != initialize_result(self.spec, version):
+                    log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
+        except Exception:
+            log.critical("mcpgw cannot load the gateway core; stopping", exc_info=True)
+            self._ready.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if self._stopping:
+            core.stop_backends()
+        async with core.run():
+            self.core = core
+            self._ready.set()
+            adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
+            await self._stop.wait()
+            for adoption in adoptions:
+                adoption.cancel()
+
+    # -- requests before the core ---------------------------------------------------
+
+    async def _early_request(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        if scope["type"] != "http":  # websocket: nothing here serves one; the core refuses it
+            await self._ready.wait()
+            if self.core is not None:
+                await self.core.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        refusal = self.guard.refusal(headers)
+        if refusal is not None:
+            await refuse(scope, send, refusal)
+            return
+        if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
+            body, complete = await read_body(receive, self.spec.max_body_bytes)
+            if complete and await self._answer(headers, list(scope["headers"]), body, send):
+                self.answered += 1
+                return
+            receive = replay_body(body, receive)
+        await self._ready.wait()
+        core = self.core
+        if core is None:  # the core failed to load; the process is stopping
+            await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
+            return
+        sid = headers.get(SESSION_HEADER)
+        if sid is not None and sid in self.early:
+            await self._adopt(core, sid)
+        await core.app(scope, receive, send)
+
+    async def _answer(
+        self, headers: Mapping[bytes, bytes], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+    ) -> bool:
+        """Answer a request the tables can answer; False to leave it for the core."""
+        message = parse_json(body)
+        accept = headers.get(b"accept", b"")
+        plain = (
+            isinstance(message, dict)
+            and message.get("jsonrpc") == "2.0"
+            and b"application/json" in accept
+            and b"text/event-stream" in accept
+            and headers.get(b"content-type", b"").startswith(b"application/json")
+        )
+        if not plain:
+            return False
+        sid = headers.get(SESSION_HEADER)
+        if message.get("method") == "initialize":
+            return sid is None and await self._initialize(message, raw, body, send)
+        session = self.early.get(sid) if sid is not None else None
+        known = session is not None or (self.stateless and sid is None)
+        if known and headers.get(VERSION_HEADER, b"2025-11-25") in HANDSHAKE_BYTES:
+            return await self._in_session(message, session, sid, send)
+        return False
+
+    async def _initialize(
+        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+    ) -> bool:
+        rid, version = message.get("id"), _handshake_version(message.get("params"))
+        if not is_request_id(rid) or version is None:
+            return False
+        result = pydantic_core.to_json(initialize_result(self.spec, version))
+        sid = None if self.stateless else uuid.uuid4().hex.encode()
+        if sid is not None:
+            self.early[sid] = EarlySession(body, raw, version)
+        await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
+        return True
+
+    async def _in_session(
+        self, message: dict[str, Any], session: EarlySession | None, sid: bytes | None, send: AsgiSend
+    ) -> bool:
+        method, rid = message.get("method"), message.get("id")
+        if method == "notifications/initialized" and "id" not in message:
+            if session is not None:
+                session.initialized = True
+            await _respond(send, 202, b"", None, session=sid)
+            return True
+        if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
+            await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
+            return True
+        return False
+
+    async def _adopt(self, core: Core, sid: bytes) -> None:
+        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
+        session = self.early.get(sid)
+        if session is None:
+            return
+        if session.adoption is None:
+            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
+        try:
+            await asyncio.shield(session.adoption)
+        except Exception:  # the core then answers 404 for the session, and the client starts a new one
+            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
+        finally:
+            self.early.pop(sid, None)
+
+
+def _handshake_version(params: object) -> str | None:
+    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
+    if not isinstance(params, dict):
+        return None
+    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
+    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
+        return None
+    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
+        return None
+    if not all(isinstance(value, dict) for value in capabilities.values()):
+        return None
+    return str(version)
+
+
+def without_progress(params: object) -> bool:
+    if params is None:
+        return True
+    if not isinstance(params, dict):
+        return False
+    meta = params.get("_meta")
+    return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
+def is_request_id(value: object) -> bool:
+    return type(value) is str or type(value) is int
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError:
+        return None
+
+
+def _result(rid: object, result: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
+
+
+async def _respond(
+    send: AsgiSend,
+    status: int,
+    body: bytes,
+    content_type: bytes | None,
+    *,
+    session: bytes | None = None,
+) -> None:
+    headers = [(b"content-length", b"%d" % len(body))]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    if session is not None:
+        headers.append((SESSION_HEADER, session))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
+    """The request body, or what was read of it when it grew past `limit` (then False)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
+
+
+def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
+    """A `receive` that first gives back the body already read, then the client's own."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> AsgiMessage:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+SHUTDOWN_GRACE = 1
+"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
+
+
+def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
+    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
+
+    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
+    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
+    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
+            front.stop_backends()
+
+    config = uvicorn.Config(
+        front,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
+    )
+    _Server(config).run()
