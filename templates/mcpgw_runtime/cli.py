@@ -180,4 +180,4 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
     console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
     serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+    return 1 if front.failed else 0
