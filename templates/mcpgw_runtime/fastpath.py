@@ -94,10 +94,6 @@ class FastPath:
         self.served = 0
         """Requests answered here (the tests read it to prove which path a request took)."""
 
-    @property
-    def state(self) -> Any:
-        return getattr(self.app, "state", None)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] not in ("POST", "DELETE"):
             await self.app(scope, receive, send)

@@ -653,8 +653,10 @@ class Front:
         self.core: Core | None = None
         self.early: dict[bytes, EarlySession] = {}
         """Sessions the front opened that the core has not adopted yet."""
-        self.answered = 0
-        """Requests the front answered itself (the tests read it to prove which path a request took)."""
+        self.exit: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
+        """How the front stops the server when the core cannot load (`serve_http` sets uvicorn's own)."""
+        self.failed: str | None = None
+        """Why the core could not load (the gateway then stops, exit status 1)."""
         self._load = load
         self._import = load_in_thread
         self._ready = asyncio.Event()
@@ -709,10 +711,12 @@ class Front:
             for version in HANDSHAKE_VERSIONS:  # what the front answered must be what the SDK answers
                 if core.initialize_result(version) != initialize_result(self.spec, version):
                     log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
-        except Exception:
-            log.critical("mcpgw cannot load the gateway core; stopping", exc_info=True)
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ImportError) else str(exc)
+            log.critical("cannot load the gateway core: %s; stopping", self.failed)
+            log.debug("the core's load failed", exc_info=True)
             self._ready.set()
-            os.kill(os.getpid(), signal.SIGTERM)
+            self.exit()
             return
         if self._stopping:
             core.stop_backends()
@@ -740,7 +744,6 @@ class Front:
         if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, send):
-                self.answered += 1
                 return
             receive = replay_body(body, receive)
         await self._ready.wait()
@@ -931,7 +934,9 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
     )
-    _Server(config).run()
+    server = _Server(config)
+    front.exit = lambda: setattr(server, "should_exit", True)
+    server.run()
 
 
 # ---- runtime: cli.py ----
@@ -1093,7 +1098,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
     console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
     serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+    return 1 if front.failed else 0
 
 
 # ---- tables: generated from config.json and snapshot.json ----
@@ -4251,10 +4256,6 @@ class FastPath:
         self._lists: dict[str, tuple[object, bytes]] = {}
         self.served = 0
         """Requests answered here (the tests read it to prove which path a request took)."""
-
-    @property
-    def state(self) -> Any:
-        return getattr(self.app, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] not in ("POST", "DELETE"):
