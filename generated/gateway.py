@@ -712,21 +712,30 @@ class Front:
                 if core.initialize_result(version) != initialize_result(self.spec, version):
                     log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
         except Exception as exc:
-            self.failed = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ImportError) else str(exc)
-            log.critical("cannot load the gateway core: %s; stopping", self.failed)
-            log.debug("the core's load failed", exc_info=True)
-            self._ready.set()
-            self.exit()
+            self._fail(exc)
             return
-        if self._stopping:
-            core.stop_backends()
-        async with core.run():
-            self.core = core
+        if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
             self._ready.set()
-            adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
-            await self._stop.wait()
-            for adoption in adoptions:
-                adoption.cancel()
+            return
+        try:
+            async with core.run():
+                self.core = core
+                self._ready.set()
+                adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
+                await self._stop.wait()
+                for adoption in adoptions:
+                    adoption.cancel()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """The core cannot load or run: say why (a traceback only at debug) and stop the server."""
+        self.failed = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        log.critical("cannot load the gateway core: %s; stopping", self.failed)
+        log.debug("the core failed", exc_info=exc)
+        self.core = None
+        self._ready.set()
+        self.exit()
 
     # -- requests before the core ---------------------------------------------------
 
@@ -2861,24 +2870,27 @@ LANE_FIRST_ID = 1 << 40
 
 
 class Wire(dict[str, Any]):
-    """A backend's result as a dict that remembers its own JSON encoding.
+    """A backend's result as a dict that remembers the bytes it came in.
 
-    The HTTP fast path answers with `wire` as is (only the id around it is new), so
-    a large result crosses the gateway without being encoded a second time.
+    `tail` is the backend's answer from just after its id to the end:
+    `,"result":{...}}`, a view into the line as read, not a copy. The HTTP fast
+    path answers with its own head (`{"jsonrpc":"2.0","id":<client's id>`) and
+    this tail, so a large result crosses the gateway without being encoded or
+    copied again.
     """
 
-    __slots__ = ("wire",)
+    __slots__ = ("tail",)
 
-    def __init__(self, value: dict[str, Any], wire: bytes) -> None:
+    def __init__(self, value: dict[str, Any], tail: memoryview) -> None:
         super().__init__(value)
-        self.wire = wire
+        self.tail = tail
 
 
-def _result_bytes(line: bytes, rid: int) -> bytes | None:
-    """The `result` member of a backend's answer as it came, when the line has the usual layout."""
-    head = b'{"jsonrpc":"2.0","id":%d,"result":' % rid
-    if line.startswith(head) and line.endswith(b"}"):
-        return line[len(head) : -1]
+def _answer_tail(line: bytes, rid: int) -> memoryview | None:
+    """The bytes after the id of a backend's answer, when the line has the usual layout."""
+    head = b'{"jsonrpc":"2.0","id":%d' % rid
+    if line.startswith(head) and line.startswith(b',"result":{', len(head)) and line.endswith(b"}}"):
+        return memoryview(line)[len(head) :]
     return None
 
 
@@ -2935,8 +2947,8 @@ class StdioLane:
         result = reply.get("result")
         if not isinstance(result, dict):
             raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
-        wire = _result_bytes(line, rid)
-        return Wire(result, wire) if wire is not None else result
+        tail = _answer_tail(line, rid)
+        return Wire(result, tail) if tail is not None else result
 
     async def _cancel(self, rid: int, reason: str) -> None:
         if self._closed or self.stdin is None:
@@ -4225,6 +4237,9 @@ FAST_METHODS = frozenset({"tools/call", "tools/list", "prompts/list"})
 CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
 """What a backend may ask the client for during a call; a client that declares any of them takes the SDK path."""
 
+SPLIT_BYTES = 64 * 1024
+"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
+
 MAX_SESSIONS = 10_000
 """Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
 
@@ -4347,12 +4362,13 @@ class FastPath:
         rid = message["id"]
         method = message["method"]
         reply = Reply(send, sid)
+        tail: bytes | memoryview = b""
         try:
             if method == "tools/call":
-                result = await self._call(message.get("params") or {}, sid, rid, receive, reply)
+                tail = await self._call(message.get("params") or {}, sid, rid, receive, reply)
             else:
-                result = self._listing(method)
-            body = b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
+                tail = self._listing(method)
+            body = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)  # the backend's bytes follow: `tail`
         except MCPError as exc:
             body = _error(rid, exc.error)
         except asyncio.CancelledError:
@@ -4364,7 +4380,7 @@ class FastPath:
         except Exception:
             log.exception("fast path: %s failed", method)
             body = _error(rid, types.ErrorData(code=types.INTERNAL_ERROR, message="Internal error"))
-        await reply.finish(body)
+        await reply.finish(body, tail)
 
     def _connection(self, sid: bytes) -> Any:
         connection = self.gateway.hub.by_session(sid.decode("latin-1")) if sid else None
@@ -4376,15 +4392,17 @@ class FastPath:
         return await self.gateway.call_tool(params)
 
     def _listing(self, method: str) -> bytes:
-        """The list answer, encoded once per change of the table."""
+        """The list answer's tail (`,"result":...}`), encoded once per change of the table."""
         result = self.gateway.list_result(method)
         cached = self._lists.get(method)
         if cached is None or cached[0] is not result:
-            cached = (result, pydantic_core.to_json(result))
+            cached = (result, b',"result":' + pydantic_core.to_json(result) + b"}")
             self._lists[method] = cached
         return cached[1]
 
-    async def _call(self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply) -> bytes:
+    async def _call(
+        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply
+    ) -> bytes | memoryview:
         """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
         meta = params.get("_meta")
         origin = FastOrigin(self._connection(sid), reply, meta, rid)
@@ -4399,8 +4417,9 @@ class FastPath:
             watcher.cancel()
             if self.inflight.get(key) is call:
                 del self.inflight[key]
-        wire = result.wire if isinstance(result, Wire) else None
-        return wire if wire is not None else pydantic_core.to_json(result)
+        if isinstance(result, Wire):
+            return result.tail
+        return b',"result":' + pydantic_core.to_json(result) + b"}"
 
 
 class FastOrigin:
@@ -4499,15 +4518,21 @@ class Reply:
     async def send_raw_request(self, method: str, params: Any, opts: Any = None) -> dict[str, Any]:
         raise MCPError(types.INVALID_REQUEST, f"mcpgw cannot relay {method}: the client declared no such capability")
 
-    async def finish(self, body: bytes) -> None:
+    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
+        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
         async with self._lock:
             self._done = True
             if self._streaming:
-                await self._send({"type": "http.response.body", "body": _event(body)})
+                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
                 return
-            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % len(body))]
+            size = len(body) + len(tail)
+            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
             await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._send({"type": "http.response.body", "body": body})
+            if len(tail) < SPLIT_BYTES:
+                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
+                return
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._send({"type": "http.response.body", "body": tail})
 
 
 def _event(data: bytes) -> bytes:

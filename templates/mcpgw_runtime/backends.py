@@ -270,24 +270,27 @@ LANE_FIRST_ID = 1 << 40
 
 
 class Wire(dict[str, Any]):
-    """A backend's result as a dict that remembers its own JSON encoding.
+    """A backend's result as a dict that remembers the bytes it came in.
 
-    The HTTP fast path answers with `wire` as is (only the id around it is new), so
-    a large result crosses the gateway without being encoded a second time.
+    `tail` is the backend's answer from just after its id to the end:
+    `,"result":{...}}`, a view into the line as read, not a copy. The HTTP fast
+    path answers with its own head (`{"jsonrpc":"2.0","id":<client's id>`) and
+    this tail, so a large result crosses the gateway without being encoded or
+    copied again.
     """
 
-    __slots__ = ("wire",)
+    __slots__ = ("tail",)
 
-    def __init__(self, value: dict[str, Any], wire: bytes) -> None:
+    def __init__(self, value: dict[str, Any], tail: memoryview) -> None:
         super().__init__(value)
-        self.wire = wire
+        self.tail = tail
 
 
-def _result_bytes(line: bytes, rid: int) -> bytes | None:
-    """The `result` member of a backend's answer as it came, when the line has the usual layout."""
-    head = b'{"jsonrpc":"2.0","id":%d,"result":' % rid
-    if line.startswith(head) and line.endswith(b"}"):
-        return line[len(head) : -1]
+def _answer_tail(line: bytes, rid: int) -> memoryview | None:
+    """The bytes after the id of a backend's answer, when the line has the usual layout."""
+    head = b'{"jsonrpc":"2.0","id":%d' % rid
+    if line.startswith(head) and line.startswith(b',"result":{', len(head)) and line.endswith(b"}}"):
+        return memoryview(line)[len(head) :]
     return None
 
 
@@ -344,8 +347,8 @@ class StdioLane:
         result = reply.get("result")
         if not isinstance(result, dict):
             raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
-        wire = _result_bytes(line, rid)
-        return Wire(result, wire) if wire is not None else result
+        tail = _answer_tail(line, rid)
+        return Wire(result, tail) if tail is not None else result
 
     async def _cancel(self, rid: int, reason: str) -> None:
         if self._closed or self.stdin is None:

@@ -62,6 +62,9 @@ FAST_METHODS = frozenset({"tools/call", "tools/list", "prompts/list"})
 CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
 """What a backend may ask the client for during a call; a client that declares any of them takes the SDK path."""
 
+SPLIT_BYTES = 64 * 1024
+"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
+
 MAX_SESSIONS = 10_000
 """Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
 
@@ -184,12 +187,13 @@ class FastPath:
         rid = message["id"]
         method = message["method"]
         reply = Reply(send, sid)
+        tail: bytes | memoryview = b""
         try:
             if method == "tools/call":
-                result = await self._call(message.get("params") or {}, sid, rid, receive, reply)
+                tail = await self._call(message.get("params") or {}, sid, rid, receive, reply)
             else:
-                result = self._listing(method)
-            body = b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
+                tail = self._listing(method)
+            body = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)  # the backend's bytes follow: `tail`
         except MCPError as exc:
             body = _error(rid, exc.error)
         except asyncio.CancelledError:
@@ -201,7 +205,7 @@ class FastPath:
         except Exception:
             log.exception("fast path: %s failed", method)
             body = _error(rid, types.ErrorData(code=types.INTERNAL_ERROR, message="Internal error"))
-        await reply.finish(body)
+        await reply.finish(body, tail)
 
     def _connection(self, sid: bytes) -> Any:
         connection = self.gateway.hub.by_session(sid.decode("latin-1")) if sid else None
@@ -213,15 +217,17 @@ class FastPath:
         return await self.gateway.call_tool(params)
 
     def _listing(self, method: str) -> bytes:
-        """The list answer, encoded once per change of the table."""
+        """The list answer's tail (`,"result":...}`), encoded once per change of the table."""
         result = self.gateway.list_result(method)
         cached = self._lists.get(method)
         if cached is None or cached[0] is not result:
-            cached = (result, pydantic_core.to_json(result))
+            cached = (result, b',"result":' + pydantic_core.to_json(result) + b"}")
             self._lists[method] = cached
         return cached[1]
 
-    async def _call(self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply) -> bytes:
+    async def _call(
+        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply
+    ) -> bytes | memoryview:
         """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
         meta = params.get("_meta")
         origin = FastOrigin(self._connection(sid), reply, meta, rid)
@@ -236,8 +242,9 @@ class FastPath:
             watcher.cancel()
             if self.inflight.get(key) is call:
                 del self.inflight[key]
-        wire = result.wire if isinstance(result, Wire) else None
-        return wire if wire is not None else pydantic_core.to_json(result)
+        if isinstance(result, Wire):
+            return result.tail
+        return b',"result":' + pydantic_core.to_json(result) + b"}"
 
 
 class FastOrigin:
@@ -336,15 +343,21 @@ class Reply:
     async def send_raw_request(self, method: str, params: Any, opts: Any = None) -> dict[str, Any]:
         raise MCPError(types.INVALID_REQUEST, f"mcpgw cannot relay {method}: the client declared no such capability")
 
-    async def finish(self, body: bytes) -> None:
+    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
+        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
         async with self._lock:
             self._done = True
             if self._streaming:
-                await self._send({"type": "http.response.body", "body": _event(body)})
+                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
                 return
-            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % len(body))]
+            size = len(body) + len(tail)
+            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
             await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._send({"type": "http.response.body", "body": body})
+            if len(tail) < SPLIT_BYTES:
+                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
+                return
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._send({"type": "http.response.body", "body": tail})
 
 
 def _event(data: bytes) -> bytes:

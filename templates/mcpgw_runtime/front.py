@@ -180,21 +180,30 @@ class Front:
                 if core.initialize_result(version) != initialize_result(self.spec, version):
                     log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
         except Exception as exc:
-            self.failed = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ImportError) else str(exc)
-            log.critical("cannot load the gateway core: %s; stopping", self.failed)
-            log.debug("the core's load failed", exc_info=True)
-            self._ready.set()
-            self.exit()
+            self._fail(exc)
             return
-        if self._stopping:
-            core.stop_backends()
-        async with core.run():
-            self.core = core
+        if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
             self._ready.set()
-            adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
-            await self._stop.wait()
-            for adoption in adoptions:
-                adoption.cancel()
+            return
+        try:
+            async with core.run():
+                self.core = core
+                self._ready.set()
+                adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
+                await self._stop.wait()
+                for adoption in adoptions:
+                    adoption.cancel()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """The core cannot load or run: say why (a traceback only at debug) and stop the server."""
+        self.failed = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        log.critical("cannot load the gateway core: %s; stopping", self.failed)
+        log.debug("the core failed", exc_info=exc)
+        self.core = None
+        self._ready.set()
+        self.exit()
 
     # -- requests before the core ---------------------------------------------------
 
