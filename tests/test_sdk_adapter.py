@@ -73,3 +73,25 @@ def test_sdk_channels_reads_the_connection_and_the_request_channel(mode: str) ->
         assert seen["has_session"]
     else:
         assert not channel.can_send_request and not seen["has_session"]
+
+
+def test_adopting_manager_names_the_session_it_admits() -> None:
+    """http.AdoptingManager renames a new SDK session in `_admit_session` (private): it must still be the one place."""
+    from mcpgw_runtime.http import ADOPTING, AdoptingManager
+
+    renamed = "SDK changed StreamableHTTPSessionManager._admit_session: update http.AdoptingManager"
+
+    async def main() -> None:
+        manager = AdoptingManager(app=Server("adopt-probe"))
+        plain = manager._admit_session(None)
+        assert plain is not None and plain.mcp_session_id in manager._server_instances, renamed
+        token = ADOPTING.set("front-made-id")
+        try:
+            adopted = manager._admit_session(None)
+        finally:
+            ADOPTING.reset(token)
+        assert adopted is not None and adopted.mcp_session_id == "front-made-id", renamed
+        assert manager._server_instances.get("front-made-id") is adopted, renamed
+        assert set(manager._server_instances) == {plain.mcp_session_id, "front-made-id"}, renamed
+
+    anyio.run(main)
