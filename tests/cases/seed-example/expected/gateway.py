@@ -711,7 +711,7 @@ class Front:
             for version in HANDSHAKE_VERSIONS:  # what the front answered must be what the SDK answers
                 if core.initialize_result(version) != initialize_result(self.spec, version):
                     log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- whatever stops the core stops the gateway, said plainly
             self._fail(exc)
             return
         if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
@@ -725,7 +725,7 @@ class Front:
                 await self._stop.wait()
                 for adoption in adoptions:
                     adoption.cancel()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- the same once the core runs
             self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
