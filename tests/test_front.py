@@ -132,6 +132,11 @@ def test_front_answers_while_the_core_loads_and_hands_the_session_over(script: P
         assert "prompts" in answer(gw.post({"id": 4, "method": "prompts/list"}, sid))[1]["result"]
         # the guard holds before the core too
         assert initialize(gw, host="evil.example").status_code == 421
+        # health answers at once, and says that nothing runs yet
+        health = gw.http.get(f"{gw.base}/healthz")
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded"
+        assert health.json()["backends"]["fx"]["state"] == "starting"
 
         # a call needs the core: it waits for it, and is then served on the same session
         results: list[httpx2.Response] = []
@@ -146,6 +151,7 @@ def test_front_answers_while_the_core_loads_and_hands_the_session_over(script: P
         caller.join(30)
         _, called = answer(results[0])
         assert called["result"]["content"][0]["type"] == "text", called
+        assert gw.http.get(f"{gw.base}/healthz").json()["backends"]["fx"]["state"] == "ready"  # the core's now
         # methods only the SDK serves, on the session the front opened
         _, templates = answer(gw.post({"id": 7, "method": "resources/templates/list"}, sid))
         assert "resourceTemplates" in templates["result"], templates

@@ -11,7 +11,7 @@ from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
 from mcpgw_runtime.backends import resolve
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
-from mcpgw_runtime.front import HANDSHAKE_VERSIONS
+from mcpgw_runtime.front import HANDSHAKE_VERSIONS, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.server import _decode_cursor, _encode_cursor, _strip_meta
 from mcpgw_runtime.spec import BackendSpec
@@ -135,3 +135,26 @@ def test_redact_puts_every_expanded_secret_back_as_its_reference() -> None:
     assert found == {"sk-live-0123456789": "${KEY}", "sk-live-0123456789-extra": "${LONGER}"}
     text = "GET https://api.example:8080/?k=sk-live-0123456789 failed; also sk-live-0123456789-extra, on"
     assert redact(text, found) == "GET https://api.example:8080/?k=${KEY} failed; also ${LONGER}, on"
+
+
+@pytest.mark.parametrize("backends", [0, 3])
+def test_front_health_is_the_cores_before_any_backend_ran(tmp_path: Path, backends: int) -> None:
+    """`/healthz` before the core (front.starting_health) reads like the core's own at that moment."""
+    import anyio
+    from mcpgw_runtime.server import Gateway
+    from mcpgw_runtime.spec import GatewaySpec
+
+    specs = (
+        BackendSpec(name="b", type="stdio", command="x", pin="strict"),
+        BackendSpec(name="a", type="http", url="http://127.0.0.1:1/mcp", pin="warn"),
+        BackendSpec(name="c", type="stdio", command="y", session="per-client"),
+    )[:backends]
+    spec = GatewaySpec(
+        name="g", version="1", generator="1", config_dir=".", backends=specs, tools=(), tool_routes={},
+        prompts=(), prompt_routes={}, resource_templates=(), resources={}, tool_pins={}, prompt_pins={},
+    )  # fmt: skip
+
+    async def core_health() -> object:
+        return Gateway(spec, tmp_path).health()
+
+    assert anyio.run(core_health) == starting_health(spec)

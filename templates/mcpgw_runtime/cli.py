@@ -16,10 +16,10 @@ from pathlib import Path
 from types import ModuleType
 
 from mcpgw_runtime.console import OperatorConsole, Startup
-from mcpgw_runtime.front import Core, Front, serve_http
+from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
-from mcpgw_runtime.spec import JSON, GatewaySpec
+from mcpgw_runtime.spec import GatewaySpec
 
 log = logging.getLogger("mcpgw")
 
@@ -104,12 +104,6 @@ def load_core(gateway_file: str) -> ModuleType:
     sys.modules[CORE_MODULE] = module  # dataclasses look their module up while the file runs
     exec(compile(Path(gateway_file).read_bytes(), gateway_file, "exec"), module.__dict__)  # noqa: S102 -- our own file
     return module
-
-
-def starting_health(spec: GatewaySpec) -> JSON:
-    """What `/healthz` would say before the core is up: every backend starting."""
-    backends = {b.name: {"state": "starting", "transport": b.type} for b in spec.backends}
-    return {"status": "degraded", "backends": backends}
 
 
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ Why: importing the `mcp` package is about 0.9 s of a gateway's 1.05 s start
 (bench/README.md), and a client's first requests need none of it. The front
 binds the port at once, with nothing heavier than uvicorn and pydantic_core,
 and answers what the tables alone can answer: `initialize` (handshake-era
-versions), `notifications/initialized`, `ping`, `tools/list` and
-`prompts/list`. The core (the SDK, the backends, every other route and
+versions), `notifications/initialized`, `ping`, `tools/list`,
+`prompts/list`, and `/healthz` (every backend still starting). The core (the SDK, the backends, every other route and
 method) loads in a worker thread meanwhile; a request that needs it waits for
 it, and is then served exactly as if the core had been there from the start.
 
@@ -18,6 +18,7 @@ front only passes requests through.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -70,6 +71,29 @@ def initialize_result(spec: GatewaySpec, version: str) -> JSON:
     if spec.instructions is not None:
         result["instructions"] = spec.instructions
     return result
+
+
+def starting_health(spec: GatewaySpec) -> JSON:
+    """What `/healthz` says before the core is up: what the core's would say before any backend ran.
+
+    The same shape as `Gateway.health()` (a unit test keeps the two equal), so a probe
+    reads the same fields whichever half answers.
+    """
+    backends: dict[str, JSON] = {}
+    for b in sorted(spec.backends, key=lambda b: b.name):
+        backends[b.name] = {
+            "state": "starting",
+            "error": None,
+            "restarts": 0,
+            "transport": b.type,
+            "pin": {"policy": b.pin, "status": "pending", "held": {}, "changes": []},
+            "pid": None,
+            "in_flight": 0,
+            "queued": 0,
+        }
+        if b.session == "per-client":
+            backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
+    return {"status": "degraded" if backends else "ok", "backends": backends}
 
 
 @dataclass(slots=True)
@@ -217,6 +241,10 @@ class Front:
         refusal = self.guard.refusal(headers)
         if refusal is not None:
             await refuse(scope, send, refusal)
+            return
+        if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
+            health = json.dumps(starting_health(self.spec), sort_keys=True).encode()
+            await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)

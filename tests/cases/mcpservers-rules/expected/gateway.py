@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import hmac
 import ipaddress
+import json
 import logging
 import logging.handlers
 import os
@@ -604,6 +605,29 @@ def initialize_result(spec: GatewaySpec, version: str) -> JSON:
     return result
 
 
+def starting_health(spec: GatewaySpec) -> JSON:
+    """What `/healthz` says before the core is up: what the core's would say before any backend ran.
+
+    The same shape as `Gateway.health()` (a unit test keeps the two equal), so a probe
+    reads the same fields whichever half answers.
+    """
+    backends: dict[str, JSON] = {}
+    for b in sorted(spec.backends, key=lambda b: b.name):
+        backends[b.name] = {
+            "state": "starting",
+            "error": None,
+            "restarts": 0,
+            "transport": b.type,
+            "pin": {"policy": b.pin, "status": "pending", "held": {}, "changes": []},
+            "pid": None,
+            "in_flight": 0,
+            "queued": 0,
+        }
+        if b.session == "per-client":
+            backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
+    return {"status": "degraded" if backends else "ok", "backends": backends}
+
+
 @dataclass(slots=True)
 class EarlySession:
     """A session the front opened before the core was up: what the core needs to take it over."""
@@ -749,6 +773,10 @@ class Front:
         refusal = self.guard.refusal(headers)
         if refusal is not None:
             await refuse(scope, send, refusal)
+            return
+        if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
+            health = json.dumps(starting_health(self.spec), sort_keys=True).encode()
+            await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
@@ -1033,12 +1061,6 @@ def load_core(gateway_file: str) -> ModuleType:
     return module
 
 
-def starting_health(spec: GatewaySpec) -> JSON:
-    """What `/healthz` would say before the core is up: every backend starting."""
-    backends = {b.name: {"state": "starting", "transport": b.type} for b in spec.backends}
-    return {"status": "degraded", "backends": backends}
-
-
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
     """Entry point of every generated gateway."""
     args = parse_args(spec, argv)
@@ -1258,7 +1280,6 @@ import dataclasses
 import functools
 import hashlib
 import itertools
-import json
 import math
 import random
 import secrets
