@@ -736,7 +736,7 @@ class Front:
                 if core.initialize_result(version) != initialize_result(self.spec, version):
                     log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
         except Exception as exc:  # noqa: BLE001 -- whatever stops the core stops the gateway, said plainly
-            self._fail(exc)
+            self._fail("cannot load the gateway core", exc)
             return
         if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
             self._ready.set()
@@ -750,12 +750,12 @@ class Front:
                 for adoption in adoptions:
                     adoption.cancel()
         except Exception as exc:  # noqa: BLE001 -- the same once the core runs
-            self._fail(exc)
+            self._fail("the gateway core failed", exc)
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, what: str, exc: Exception) -> None:
         """The core cannot load or run: say why (a traceback only at debug) and stop the server."""
         self.failed = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
-        log.critical("cannot load the gateway core: %s; stopping", self.failed)
+        log.critical("%s: %s; stopping", what, self.failed)
         log.debug("the core failed", exc_info=exc)
         self.core = None
         self._ready.set()
@@ -813,7 +813,8 @@ class Front:
             return sid is None and await self._initialize(message, raw, body, send)
         session = self.early.get(sid) if sid is not None else None
         known = session is not None or (self.stateless and sid is None)
-        if known and headers.get(VERSION_HEADER, b"2025-11-25") in HANDSHAKE_BYTES:
+        version = headers.get(VERSION_HEADER)
+        if known and (version is None or version in HANDSHAKE_BYTES):
             return await self._in_session(message, session, sid, send)
         return False
 
