@@ -3718,17 +3718,21 @@ class ClientSessions:
                     tg.start_soon(_cancel_when, conn.dispatcher.closed, tg.cancel_scope)
                     await entry.stop.wait()
                     tg.cancel_scope.cancel()
+                self._forget(entry)  # before the process is stopped: /healthz never counts a dying one as open
         except Exception as raised:  # noqa: BLE001 -- logged below, redacted; one client's failure is not the gateway's
             entry.error = describe_failure(raised, backend.name, backend.secrets)
             log.error("a client's own session failed: %s", entry.error)
             if not entry.ready.is_set():  # it never opened: the client's next requests wait for a backoff
                 self._back_off(entry.client, entry.error)
         finally:
-            entry.conn = None
-            entry.ready.set()
-            if self._by_client.get(entry.client) is entry:
-                del self._by_client[entry.client]
+            self._forget(entry)
             log.info("backend %s: closed a client's session (%d open)", backend.name, len(self._by_client))
+
+    def _forget(self, entry: ClientConnection) -> None:
+        entry.conn = None
+        entry.ready.set()
+        if self._by_client.get(entry.client) is entry:
+            del self._by_client[entry.client]
 
     def _back_off(self, client: UpstreamConnection, error: str) -> None:
         previous = self._retry.get(client)
