@@ -5,11 +5,12 @@ Run: python gateway.py [--host 127.0.0.1] [--port 9000] [--transport http,sse|st
 Rebuild with `mcpgw build`; review changes to the tables, which follow the front.
 
 Layout: the front (serves at once, imports no SDK), the tables, the `__main__`
-guard, then the core, which the front loads in the background by running this
-file again as a module (so its imports come after the guard).
+guard, then the core, which the front loads in the background: it compiles
+the part after the core's marker line and runs it in this same namespace.
 """
 
 from __future__ import annotations
+import __future__
 
 import argparse
 import asyncio
@@ -1046,19 +1047,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-CORE_MODULE = "mcpgw_gateway_core"
+CORE_MARKER = "# ---- core: loaded by the front once the port is open (cli.load_core) ----"
+"""The line of `gateway.py` where the core begins (the template writes it from here)."""
 
 
-def load_core(gateway_file: str) -> ModuleType:
-    """Run `gateway.py` again as a module: past its `__main__` guard comes the core (the SDK and the rest).
+def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType:
+    """Run the core: the part of `gateway.py` after `CORE_MARKER`, compiled on its own, in this namespace.
 
-    The file is compiled here rather than imported, so no bytecode is written next to it.
-    The core gets its own copy of the tables (`SPEC`) and of every module-level object.
+    In `gateway.py` every runtime module shares one namespace, so the core's
+    classes and functions join the front's, and it uses the front's tables
+    (`SPEC`) as they are. Why not run the whole file again as a module: a
+    second copy of the front, the tables and their compile cost 15-20 MiB of
+    resident memory (bench/README.md). The text before the marker becomes blank
+    lines, so tracebacks keep the file's line numbers.
     """
-    module = ModuleType(CORE_MODULE)
-    module.__file__ = gateway_file
-    sys.modules[CORE_MODULE] = module  # dataclasses look their module up while the file runs
-    exec(compile(Path(gateway_file).read_bytes(), gateway_file, "exec"), module.__dict__)  # noqa: S102 -- our own file
+    text = Path(gateway_file).read_text(encoding="utf-8")
+    head, marker, tail = text.partition(f"\n{CORE_MARKER}\n")  # a line of its own, not the constant above
+    if not marker:
+        raise RuntimeError(f"{gateway_file} has no core (the line {CORE_MARKER!r}): rebuild it with mcpgw build")
+    source = "\n" * (head.count("\n") + 2) + tail
+    code = compile(source, gateway_file, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    module = module if module is not None else sys.modules[__name__]
+    exec(code, module.__dict__)  # noqa: S102 -- our own file, the part the front has not run
     return module
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -10,6 +12,7 @@ from mcpgw.embed import EmbedError, embed_runtime
 from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
 from mcpgw_runtime.backends import resolve
+from mcpgw_runtime.cli import CORE_MARKER, load_core
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
 from mcpgw_runtime.front import HANDSHAKE_VERSIONS, starting_health
 from mcpgw_runtime.guard import Guard
@@ -158,3 +161,35 @@ def test_front_health_is_the_cores_before_any_backend_ran(tmp_path: Path, backen
         return Gateway(spec, tmp_path).health()
 
     assert anyio.run(core_health) == starting_health(spec)
+
+
+def test_load_core_runs_only_the_core_in_the_fronts_namespace(tmp_path: Path) -> None:
+    """The core sees the front's names, keeps the file's line numbers, and the constant is not the marker."""
+    lines = [
+        "from __future__ import annotations",
+        "FRONT_VALUE = 41",
+        f"CORE_MARKER = {CORE_MARKER!r}",
+        "RAN_TWICE = RAN_TWICE + 1 if 'RAN_TWICE' in globals() else 0",
+        CORE_MARKER,
+        "def core_value() -> int:",
+        "    return FRONT_VALUE + 1",
+        "def fails() -> None:",
+        "    raise ValueError('core')",
+        "class Annotated:",
+        "    later: NotDefinedAnywhere",  # only valid with the file's `from __future__ import annotations`
+    ]
+    gateway = tmp_path / "gateway.py"
+    gateway.write_text("\n".join(lines) + "\n")
+    front = ModuleType("front_under_test")
+    front.FRONT_VALUE = 41  # type: ignore[attr-defined]  # what the front defined before the marker
+    assert load_core(str(gateway), front) is front
+    assert front.core_value() == 42
+    assert not hasattr(front, "RAN_TWICE"), "the part before the marker ran again"
+    with pytest.raises(ValueError) as raised:
+        front.fails()
+    where = traceback.extract_tb(raised.value.__traceback__)[-1]
+    assert (where.filename, where.lineno, where.line) == (str(gateway), 9, "raise ValueError('core')")
+
+    gateway.write_text("\n".join(lines[:4]) + "\n")
+    with pytest.raises(RuntimeError, match="rebuild it with mcpgw build"):
+        load_core(str(gateway), ModuleType("no_core"))

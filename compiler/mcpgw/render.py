@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import jinja2
+from mcpgw_runtime.cli import CORE_MARKER
 
 from mcpgw import __version__
 from mcpgw.config import Config
@@ -88,6 +89,7 @@ def render_gateway(inp: RenderInput) -> str:
             runtime=runtime.body,
             core_imports=runtime.core_imports,
             core=runtime.core_body,
+            core_marker=CORE_MARKER,
             backends=[_backend_literal(config, n) for n in enabled],
             exposed=exposed,
             tool_pins=inp.tool_pins,
