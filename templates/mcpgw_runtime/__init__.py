@@ -18,6 +18,7 @@ FRONT_ORDER: tuple[str, ...] = (
     "logfiles",
     "console",
     "guard",
+    "pipes",
     "front",
     "cli",
 )

@@ -14,8 +14,10 @@ import __future__
 
 import argparse
 import asyncio
+import contextlib
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import logging.handlers
@@ -565,6 +567,263 @@ async def refuse(scope: Mapping[str, Any], send: Callable[[dict[str, Any]], Awai
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+# ---- runtime: pipes.py ----
+
+LANE_FIRST_ID = 1 << 40
+"""Request ids at or above this belong to the lane; the SDK's dispatcher counts up from 0."""
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
+
+READ_BYTES = 64 * 1024
+"""Bytes asked of the pipe per read (1 MiB reads measured slower, bench/README.md)."""
+
+STDIN_GRACE = 0.5
+"""Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
+
+STOP_GRACE = 1.5
+"""Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
+
+Sink = Callable[[bytes, Any], Awaitable[None]]
+"""Gets each line that is not a lane answer, with its JSON value (a ValueError when it is not JSON)."""
+
+
+class PipeClosed(Exception):
+    """The backend's process ended, closed its stdout or stopped reading its stdin."""
+
+
+class Pipe:
+    """One running stdio backend: its process, a reader task, the lane."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self.pid = process.pid
+        self.closed = asyncio.Event()
+        """Set once the reader has ended (EOF, the process gone) and every line was handed on."""
+        self.on_held: Callable[[], None] | None = None
+        """Called when a line is held for want of a sink (the front: "the core is needed")."""
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+        self._ids = itertools.count(LANE_FIRST_ID).__next__
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._sink: Sink | None = None
+        self._held: list[tuple[bytes, Any]] = []
+        self._replay: asyncio.Future[None] | None = None
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def spawn(cls, command: list[str], cwd: str, env: Mapping[str, str], errlog: TextIO) -> Pipe:
+        """Start `command` in a process group of its own (so `stop` reaches its children too)."""
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errlog,
+            start_new_session=True,
+        )
+        return cls(process)
+
+    def attach(self, sink: Sink) -> None:
+        """From now on, lines that are not lane answers go to `sink`; the held ones first, in order."""
+        held, self._held = self._held, []
+
+        async def replay() -> None:
+            for line, value in held:
+                await sink(line, value)
+            self._sink = sink
+
+        self._replay = asyncio.ensure_future(replay())
+
+    # -- writing -----------------------------------------------------------
+
+    async def send(self, data: bytes) -> None:
+        """Write one message (a line, newline included); PipeClosed when the child stopped reading."""
+        if self.closed.is_set():
+            raise PipeClosed
+        try:
+            self._stdin.write(data)
+            await self._stdin.drain()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: the transport is already closing
+            raise PipeClosed from exc
+
+    async def request(
+        self, method: str, params: Mapping[str, Any] | None, timeout: float
+    ) -> tuple[dict[str, Any], bytes]:
+        """A request on the lane: the answer's JSON and its line as read.
+
+        TimeoutError after `timeout` seconds, PipeClosed when the pipe ends first. A request
+        that times out or is cancelled is cancelled at the backend too.
+        """
+        if self.closed.is_set():
+            raise PipeClosed
+        rid = self._ids()
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            message["params"] = params
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
+        self._pending[rid] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            await self.send(pydantic_core.to_json(message) + b"\n")
+            try:
+                return await future
+            except TimeoutError:
+                self._cancel(rid, "timed out")
+                raise
+            except asyncio.CancelledError:
+                self._cancel(rid, "cancelled by the client")
+                raise
+        finally:
+            timer.cancel()
+            self._pending.pop(rid, None)
+
+    def _cancel(self, rid: int, reason: str) -> None:
+        """`notifications/cancelled` for a lane request; written at once, never awaited (it may be cancelling)."""
+        if self.closed.is_set():
+            return
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
+        with contextlib.suppress(OSError, RuntimeError):
+            self._stdin.write(pydantic_core.to_json(note) + b"\n")
+
+    # -- reading -----------------------------------------------------------
+
+    async def _read(self) -> None:
+        parts: list[bytes] = []  # the line so far, joined once its newline arrives
+        size, skipping = 0, False
+        try:
+            while received := await self._stdout.read(READ_BYTES):
+                chunk = received
+                while (newline := chunk.find(b"\n")) >= 0:
+                    parts.append(chunk[:newline])
+                    line, chunk = b"".join(parts), chunk[newline + 1 :]
+                    parts, size, was_skipping, skipping = [], 0, skipping, False
+                    if line and not line.isspace() and not was_skipping:
+                        await self._line(line.rstrip(b"\r"))
+                if chunk and not skipping:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_LINE_BYTES:  # never buffer an endless line: drop it up to its newline
+                        parts, size, skipping = [], 0, True
+                        await self._hand_on(b"", ValueError(f"stdout line over {MAX_LINE_BYTES} bytes dropped"))
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(PipeClosed())
+            if self._replay is not None and not self._replay.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._replay)
+            self.closed.set()
+
+    async def _line(self, line: bytes) -> None:
+        try:
+            try:
+                value = pydantic_core.from_json(line)
+            except ValueError:
+                value = pydantic_core.from_json(line.decode(errors="replace"))  # as the SDK reads a bad byte
+        except ValueError as exc:
+            await self._hand_on(line, exc)
+            return
+        if type(value) is dict:
+            rid = value.get("id")
+            if type(rid) is int and rid >= LANE_FIRST_ID and "method" not in value:
+                future = self._pending.get(rid)
+                if future is not None and not future.done():
+                    future.set_result((value, line))
+                return
+        await self._hand_on(line, value)
+
+    async def _hand_on(self, line: bytes, value: Any) -> None:
+        replay = self._replay
+        if replay is not None and not replay.done():
+            await asyncio.shield(replay)  # the held lines go first
+        sink = self._sink
+        if sink is not None:
+            await sink(line, value)
+            return
+        self._held.append((line, value))
+        if self.on_held is not None:
+            self.on_held()
+
+    # -- stopping ----------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Close stdin, give the child `STDIN_GRACE` to exit, then stop its whole process group."""
+        with contextlib.suppress(OSError, RuntimeError):
+            self._stdin.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STDIN_GRACE
+        while self.process.returncode is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await stop_process_group(self.process)
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class _Process(Protocol):
+    """What stopping needs of a process (asyncio's and anyio's both have it)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+
+async def stop_process_group(process: _Process, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` seconds.
+
+    The group, not only the leader: a child that ignores SIGTERM, or a grandchild
+    the leader left behind, is still killed. Never waits more than about `2 * grace`.
+    """
+    _signal_group(process.pid, signal.SIGTERM)
+    if not await _wait_group(process, grace):
+        _signal_group(process.pid, signal.SIGKILL)
+        await _wait_group(process, grace)
+
+
+async def _wait_group(process: _Process, timeout: float) -> bool:
+    """Poll until the leader is reaped and (POSIX) no member of its group is left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while process.returncode is None or _group_alive(process.pid):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    if sys.platform == "win32":
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # zombies or foreign members: keep waiting, the deadline bounds it
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if sys.platform == "win32":
+            os.kill(pid, sig)
+        else:
+            os.killpg(pid, sig)
 
 
 # ---- runtime: front.py ----
@@ -1379,11 +1638,9 @@ if __name__ == "__main__":
 
 import base64
 import collections
-import contextlib
 import dataclasses
 import functools
 import hashlib
-import itertools
 import math
 import random
 import secrets
@@ -2845,62 +3102,6 @@ async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO)
             await stop_process_group(process)
 
 
-STOP_GRACE = 1.5
-"""Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
-
-MAX_LINE_BYTES = 64 * 1024 * 1024
-"""A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
-
-STDIN_GRACE = 0.5
-"""Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
-
-
-async def stop_process_group(process: anyio.abc.Process, grace: float = STOP_GRACE) -> None:
-    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` seconds.
-
-    The group, not only the leader: a child that ignores SIGTERM, or a grandchild
-    the leader left behind, is still killed. Never waits more than about `2 * grace`.
-    """
-    _signal_group(process.pid, signal.SIGTERM)
-    if not await _wait_group(process, grace):
-        _signal_group(process.pid, signal.SIGKILL)
-        await _wait_group(process, grace)
-
-
-async def _wait_group(process: anyio.abc.Process, timeout: float) -> bool:
-    """Poll until the leader is reaped and (POSIX) no member of its group is left."""
-    deadline = anyio.current_time() + timeout
-    while process.returncode is None or _group_alive(process.pid):
-        if anyio.current_time() >= deadline:
-            return False
-        await anyio.sleep(0.01)
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    if sys.platform == "win32":
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # zombies or foreign members: keep waiting, the deadline bounds it
-    return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if sys.platform == "win32":
-            os.kill(pid, sig)
-        else:
-            os.killpg(pid, sig)
-
-
-LANE_FIRST_ID = 1 << 40
-"""Request ids at or above this belong to the `StdioLane`; the dispatcher counts up from 0."""
-
-
 class Wire(dict[str, Any]):
     """A backend's result as a dict that remembers the bytes it came in.
 
@@ -2927,149 +3128,43 @@ def _answer_tail(line: bytes, rid: int) -> memoryview | None:
 
 
 class StdioLane:
-    """Requests written straight to a stdio backend's pipe and matched by id, beside the dispatcher.
+    """Requests written straight to a stdio backend's pipe (`Pipe.request`), beside the dispatcher.
 
     Why: the dispatcher costs a model build and dump, two memory-stream hops and a
     pydantic validation per message (bench/README.md). The lane writes one encoded
-    line and resolves a future when the reader sees the answer's id; everything
-    else on the pipe (notifications, the backend's own requests, the dispatcher's
-    answers) still goes to the dispatcher. Requests that carry a progress token
-    stay on the dispatcher, which maps progress to the caller.
+    line and the pipe's reader resolves it by id; everything else on the pipe
+    (notifications, the backend's own requests, the dispatcher's answers) still
+    goes to the dispatcher. Requests that carry a progress token stay on the
+    dispatcher, which maps progress to the caller.
     """
 
-    def __init__(self) -> None:
-        self.stdin: anyio.abc.ByteSendStream | None = None
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
         self.dispatcher: _WatchedDispatcher | None = None
         """Its relay gets the backend's log entries straight from the reader, in order with the answers."""
-        self._ids = itertools.count(LANE_FIRST_ID).__next__
-        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
-        self._closed = False
 
     async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
-        if self._closed or self.stdin is None:
-            raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
-        rid = self._ids()
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
-        if params is not None:
-            message["params"] = params
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
-        self._pending[rid] = future
-        timer = loop.call_later(timeout, _expire, future)
         try:
-            try:
-                await self.stdin.send(pydantic_core.to_json(message) + b"\n")
-            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from exc
-            try:
-                reply, line = await future
-            except TimeoutError:
-                await self._cancel(rid, "timed out")
-                raise MCPError(types.REQUEST_TIMEOUT, f"Timed out after {timeout:g}s") from None
-            except asyncio.CancelledError:
-                with anyio.CancelScope(shield=True):
-                    await self._cancel(rid, "cancelled by the client")
-                raise
-        finally:
-            timer.cancel()
-            self._pending.pop(rid, None)
+            reply, line = await self.pipe.request(method, params, timeout)
+        except PipeClosed:
+            raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from None
+        except TimeoutError:
+            raise MCPError(types.REQUEST_TIMEOUT, f"Timed out after {timeout:g}s") from None
         error = reply.get("error")
         if error is not None:
             raise MCPError.from_error_data(types.ErrorData.model_validate(error))
         result = reply.get("result")
         if not isinstance(result, dict):
             raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
-        tail = _answer_tail(line, rid)
+        tail = _answer_tail(line, reply["id"])
         return Wire(result, tail) if tail is not None else result
-
-    async def _cancel(self, rid: int, reason: str) -> None:
-        if self._closed or self.stdin is None:
-            return
-        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
-        with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self.stdin.send(pydantic_core.to_json(note) + b"\n")
 
     def relay(self) -> BackendRelay | None:
         return self.dispatcher.relay if self.dispatcher is not None else None
 
-    def resolve(self, rid: int, reply: dict[str, Any], line: bytes) -> None:
-        future = self._pending.get(rid)
-        if future is not None and not future.done():
-            future.set_result((reply, line))
 
-    def close(self) -> None:
-        """The pipe ended: every pending request fails at once, new ones too."""
-        self._closed = True
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(MCPError(types.CONNECTION_CLOSED, "Connection closed"))
-
-
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
-
-
-def _parse_line(line: bytes, lane: StdioLane | None = None) -> SessionMessage | Exception | JSON | None:
-    """One line of a stdio backend: an answer for the lane (None), a log entry (dict), a message, or what was wrong.
-
-    Log entries go to the relay from the reader itself, not through the dispatcher,
-    which hands notifications to tasks of their own: the entries a backend logs
-    just before its answer must reach the client before that answer.
-    """
-    try:
-        try:
-            value = pydantic_core.from_json(line)
-        except ValueError:
-            value = pydantic_core.from_json(line.decode(errors="replace"))  # as the SDK reads a bad byte
-        if lane is not None and type(value) is dict:
-            rid = value.get("id")
-            if type(rid) is int and rid >= LANE_FIRST_ID and "method" not in value:
-                lane.resolve(rid, value, line)
-                return None
-            if rid is None and value.get("method") == "notifications/message" and lane.relay() is not None:
-                return value
-        return SessionMessage(types.jsonrpc_message_adapter.validate_python(value, by_name=False))
-    except ValueError as exc:
-        return exc
-
-
-async def _read_messages(
-    stdout: anyio.abc.ByteReceiveStream,
-    read_writer: anyio.abc.ObjectSendStream[SessionMessage | Exception],
-    lane: StdioLane | None,
-) -> None:
-    """Split a stdio backend's output into lines; the lane's answers go to it, the rest to the dispatcher."""
-    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-        async with read_writer:
-            parts: list[bytes] = []  # the line so far, joined once its newline arrives
-            size, skipping = 0, False
-            try:
-                async for received in stdout:
-                    chunk = received
-                    while (newline := chunk.find(b"\n")) >= 0:
-                        parts.append(chunk[:newline])
-                        line, chunk = b"".join(parts), chunk[newline + 1 :]
-                        parts, size, was_skipping, skipping = [], 0, skipping, False
-                        if line and not line.isspace() and not was_skipping:
-                            parsed = _parse_line(line.rstrip(b"\r"), lane)
-                            if isinstance(parsed, dict):
-                                await _deliver_log(lane, parsed)
-                            elif parsed is not None:
-                                await read_writer.send(parsed)
-                    if chunk and not skipping:
-                        parts.append(chunk)
-                        size += len(chunk)
-                        if size > MAX_LINE_BYTES:  # never buffer an endless line: drop it up to its newline
-                            parts, size, skipping = [], 0, True
-                            await read_writer.send(ValueError(f"stdout line over {MAX_LINE_BYTES} bytes dropped"))
-            finally:
-                if lane is not None:
-                    lane.close()
-
-
-async def _deliver_log(lane: StdioLane | None, message: JSON) -> None:
-    relay = lane.relay() if lane is not None else None
+async def _deliver_log(lane: StdioLane, message: JSON) -> None:
+    relay = lane.relay()
     if relay is not None:
         try:
             await relay.on_notify("notifications/message", message.get("params"))
@@ -3083,52 +3178,68 @@ async def posix_stdio(
     resolved: Resolved,
     errlog: TextIO,
     pids: list[int] | None = None,
-    lane: StdioLane | None = None,
-) -> AsyncIterator[tuple[Any, Any]]:
-    """A stdio backend in its own process group, as the SDK's `stdio_client` does, with a tighter stop.
+    running: Pipe | None = None,
+) -> AsyncIterator[tuple[tuple[Any, Any], StdioLane]]:
+    """A stdio backend in its own process group (`Pipe`), as the SDK's `stdio_client`, with a tighter stop.
 
+    `running`: a pipe the front started, taken over as it is (no second process).
     When the child dies (or closes stdout) the read stream ends at once, so the
     dispatcher fails every in-flight request with CONNECTION_CLOSED. On exit:
     close stdin, wait `STDIN_GRACE`, then `stop_process_group` (SIGTERM, SIGKILL
     after `STOP_GRACE`): at most about 3.5 s even for a child that ignores SIGTERM.
     A line that is not JSON-RPC reaches the dispatcher as an exception value,
-    which it logs and skips; the backend keeps serving.
+    which it logs and skips; the backend keeps serving. Log entries go to the
+    relay from the reader itself, not through the dispatcher, which hands
+    notifications to tasks of their own: the entries a backend logs just before
+    its answer must reach the client before that answer.
     """
-    process = await anyio.open_process(
-        command,
-        cwd=resolved.cwd,
-        env=get_default_environment() | resolved.env,
-        stderr=errlog,
-        start_new_session=True,
-    )
+    pipe = running if running is not None else await Pipe.spawn(command, resolved.cwd, _environment(resolved), errlog)
     if pids is not None:
-        pids.append(process.pid)
-    assert process.stdin is not None and process.stdout is not None
-    stdin, stdout = process.stdin, process.stdout
-    if lane is not None:
-        lane.stdin = stdin
+        pids.append(pipe.pid)
+    lane = StdioLane(pipe)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_stream = _PipeWriteStream(stdin, read_writer, lane)
 
-    async def reader() -> None:
-        await _read_messages(stdout, read_writer, lane)
+    async def sink(line: bytes, value: Any) -> None:
+        if isinstance(value, ValueError):
+            message: SessionMessage | Exception = value
+        elif type(value) is dict and value.get("method") == "notifications/message" and "id" not in value:
+            if lane.relay() is not None:
+                await _deliver_log(lane, value)
+                return
+            message = _session_message(value)
+        else:
+            message = _session_message(value)
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await read_writer.send(message)
 
+    async def end_with_the_pipe() -> None:
+        await pipe.closed.wait()
+        await read_writer.aclose()
+
+    write_stream = _PipeWriteStream(pipe, read_writer)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(reader)
+        tg.start_soon(end_with_the_pipe)
+        pipe.attach(sink)
         try:
-            yield read_stream, write_stream
+            yield (read_stream, write_stream), lane
         finally:
             with anyio.CancelScope(shield=True):
-                with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await stdin.aclose()
-                with anyio.move_on_after(STDIN_GRACE):
-                    while process.returncode is None:
-                        await anyio.sleep(0.01)
-                await stop_process_group(process)
-                for stream in (stdout, read_stream, read_writer):
-                    with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await pipe.stop()
+                for stream in (read_stream, read_writer):
+                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await stream.aclose()
             tg.cancel_scope.cancel()
+
+
+def _environment(resolved: Resolved) -> dict[str, str]:
+    return get_default_environment() | resolved.env
+
+
+def _session_message(value: Any) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_python(value, by_name=False))
+    except ValueError as exc:
+        return exc
 
 
 class _PipeWriteStream:
@@ -3141,15 +3252,9 @@ class _PipeWriteStream:
     initialized (server-everything) then listed fewer of them. One writer, in call order.
     """
 
-    def __init__(
-        self,
-        stdin: anyio.abc.ByteSendStream,
-        read_writer: anyio.abc.ObjectSendStream[SessionMessage | Exception],
-        lane: StdioLane | None,
-    ) -> None:
-        self._stdin = stdin
+    def __init__(self, pipe: Pipe, read_writer: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
+        self._pipe = pipe
         self._read_writer = read_writer
-        self._lane = lane
         self._closed = False
 
     async def send(self, item: SessionMessage, /) -> None:
@@ -3157,12 +3262,10 @@ class _PipeWriteStream:
             raise anyio.ClosedResourceError
         data = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
         try:
-            await self._stdin.send(data)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            await self._pipe.send(data)
+        except PipeClosed as exc:
             # The child stopped reading: end the session rather than hang; the dispatcher
             # turns this into CONNECTION_CLOSED for the caller.
-            if self._lane is not None:
-                self._lane.close()
             await self._read_writer.aclose()
             raise anyio.BrokenResourceError from exc
 
@@ -3234,10 +3337,12 @@ async def open_backend(
     errlog: TextIO | None = None,
     message_handler: MessageHandlerFnT | None = None,
     pids: list[int] | None = None,
+    running: Pipe | None = None,
 ) -> AsyncIterator[Connection]:
     """Connect to one backend and complete the initialize handshake within `startup_timeout`.
 
     The pid of a process it starts (stdio child, local server) is appended to `pids`.
+    `running`: a stdio backend's pipe to take over instead of starting one.
     """
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
@@ -3255,8 +3360,7 @@ async def open_backend(
                     )
                     streams = await stack.enter_async_context(stdio_client(params, errlog=err))
                 else:
-                    lane = StdioLane()
-                    streams = await stack.enter_async_context(posix_stdio(command, resolved, err, pids, lane))
+                    streams, lane = await stack.enter_async_context(posix_stdio(command, resolved, err, pids, running))
             except OSError as exc:
                 raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
         else:
