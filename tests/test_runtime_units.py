@@ -11,12 +11,13 @@ from mcp.shared.exceptions import MCPError
 from mcpgw.embed import EmbedError, embed_runtime
 from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
-from mcpgw_runtime.backends import resolve
 from mcpgw_runtime.cli import CORE_MARKER, load_core
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
 from mcpgw_runtime.front import HANDSHAKE_VERSIONS, starting_health
 from mcpgw_runtime.guard import Guard
-from mcpgw_runtime.server import _decode_cursor, _encode_cursor, _strip_meta
+from mcpgw_runtime.pipes import resolve
+from mcpgw_runtime.prestart import strip_meta
+from mcpgw_runtime.server import _decode_cursor, _encode_cursor
 from mcpgw_runtime.spec import BackendSpec
 
 
@@ -73,8 +74,8 @@ def test_cursor_round_trip_and_garbage() -> None:
 
 def test_strip_meta_keeps_request_keys_only() -> None:
     params = {"name": "t", "_meta": {"progressToken": 1, "io.modelcontextprotocol/clientInfo": {}}}
-    assert _strip_meta(params) == {"name": "t", "_meta": {"progressToken": 1}}
-    assert _strip_meta({"name": "t", "_meta": {"io.modelcontextprotocol/x": 1}}) == {"name": "t"}
+    assert strip_meta(params) == {"name": "t", "_meta": {"progressToken": 1}}
+    assert strip_meta({"name": "t", "_meta": {"io.modelcontextprotocol/x": 1}}) == {"name": "t"}
 
 
 def test_embed_hoists_imports_and_keeps_every_module() -> None:

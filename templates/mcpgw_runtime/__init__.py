@@ -18,17 +18,18 @@ FRONT_ORDER: tuple[str, ...] = (
     "logfiles",
     "console",
     "guard",
+    "drift",
+    "pins",
+    "metrics",
     "pipes",
+    "prestart",
     "front",
     "cli",
 )
 """What runs first: it must not import the SDK (the embedder refuses `HEAVY_PACKAGES` here)."""
 
 CORE_ORDER: tuple[str, ...] = (
-    "drift",
-    "pins",
     "limits",
-    "metrics",
     "relay",
     "rounds",
     "backends",

@@ -13,9 +13,7 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -40,11 +38,12 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
 
-from mcpgw_runtime.envsubst import expand, redact, secret_values
+from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.limits import Limiter
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.pipes import Pipe, PipeClosed, stop_process_group
+from mcpgw_runtime.pipes import Pipe, PipeClosed, Resolved, answer_tail, resolve, stop_process_group
+from mcpgw_runtime.prestart import Takeover, command_line
 from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
@@ -61,46 +60,9 @@ LIST_CHANGED: dict[type[Any], str] = {
     types.PromptListChangedNotification: "prompt",
 }
 
-PYTHON_ALIASES = frozenset({"python", "python3"})
-"""`"command": "python"` means the interpreter that runs the gateway (spec section 2)."""
-
 
 class BackendError(Exception):
     """A backend could not be started, reached or initialized; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A backend spec with `${VAR}` expanded and paths resolved, ready to launch."""
-
-    command: list[str] | None
-    env: dict[str, str]
-    cwd: str
-    url: str | None
-    headers: dict[str, str]
-
-
-def resolve(spec: BackendSpec, base_dir: Path, environ: Mapping[str, str] | None = None) -> Resolved:
-    """Expand references and resolve `cwd` against the config's folder."""
-    where = f"backend {spec.name!r}"
-
-    def x(text: str) -> str:
-        return expand(text, where, environ)
-
-    command: list[str] | None = None
-    if spec.command is not None:
-        exe = x(spec.command)
-        if exe in PYTHON_ALIASES:
-            exe = sys.executable
-        command = [exe, *(x(a) for a in spec.args)]
-    cwd = base_dir if spec.cwd is None else base_dir / x(spec.cwd)
-    return Resolved(
-        command=command,
-        env={k: x(v) for k, v in spec.env.items()},
-        cwd=str(cwd),
-        url=x(spec.url) if spec.url is not None else None,
-        headers={k: x(v) for k, v in spec.headers.items()},
-    )
 
 
 async def _not_relayed(context: Any, params: Any = None) -> types.ErrorData:
@@ -228,14 +190,6 @@ class Wire(dict[str, Any]):
         self.tail = tail
 
 
-def _answer_tail(line: bytes, rid: int) -> memoryview | None:
-    """The bytes after the id of a backend's answer, when the line has the usual layout."""
-    head = b'{"jsonrpc":"2.0","id":%d' % rid
-    if line.startswith(head) and line.startswith(b',"result":{', len(head)) and line.endswith(b"}}"):
-        return memoryview(line)[len(head) :]
-    return None
-
-
 class StdioLane:
     """Requests written straight to a stdio backend's pipe (`Pipe.request`), beside the dispatcher.
 
@@ -265,7 +219,7 @@ class StdioLane:
         result = reply.get("result")
         if not isinstance(result, dict):
             raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
-        tail = _answer_tail(line, reply["id"])
+        tail = answer_tail(line, reply["id"])
         return Wire(result, tail) if tail is not None else result
 
     def relay(self) -> BackendRelay | None:
@@ -437,6 +391,26 @@ def backend_http_client(headers: Mapping[str, str]) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(headers=dict(headers), timeout=HTTP_TIMEOUT)
 
 
+async def _stdio_streams(
+    stack: contextlib.AsyncExitStack,
+    spec: BackendSpec,
+    resolved: Resolved,
+    err: TextIO,
+    pids: list[int] | None,
+    running: Takeover | None,
+) -> tuple[tuple[Any, Any], StdioLane | None]:
+    assert resolved.command is not None
+    command = command_line(resolved.command, resolved.env)
+    try:
+        if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
+            params = StdioServerParameters(command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd)
+            return await stack.enter_async_context(stdio_client(params, errlog=err)), None
+        pipe = running.pipe if running is not None else None
+        return await stack.enter_async_context(posix_stdio(command, resolved, err, pids, pipe))
+    except OSError as exc:
+        raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
+
+
 @contextlib.asynccontextmanager
 async def open_backend(
     spec: BackendSpec,
@@ -446,12 +420,12 @@ async def open_backend(
     errlog: TextIO | None = None,
     message_handler: MessageHandlerFnT | None = None,
     pids: list[int] | None = None,
-    running: Pipe | None = None,
+    running: Takeover | None = None,
 ) -> AsyncIterator[Connection]:
     """Connect to one backend and complete the initialize handshake within `startup_timeout`.
 
     The pid of a process it starts (stdio child, local server) is appended to `pids`.
-    `running`: a stdio backend's pipe to take over instead of starting one.
+    `running`: a stdio backend the front started and initialized, taken over as it is.
     """
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
@@ -459,19 +433,7 @@ async def open_backend(
     lane: StdioLane | None = None
     async with contextlib.AsyncExitStack() as stack:
         if spec.type == "stdio":
-            assert resolved.command is not None
-            exe = shutil.which(resolved.command[0], path=(resolved.env.get("PATH") or os.environ.get("PATH")))
-            command = [exe or resolved.command[0], *resolved.command[1:]]
-            try:
-                if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
-                    params = StdioServerParameters(
-                        command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd
-                    )
-                    streams = await stack.enter_async_context(stdio_client(params, errlog=err))
-                else:
-                    streams, lane = await stack.enter_async_context(posix_stdio(command, resolved, err, pids, running))
-            except OSError as exc:
-                raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
+            streams, lane = await _stdio_streams(stack, spec, resolved, err, pids, running)
         else:
             assert resolved.url is not None
             process = None
@@ -502,6 +464,11 @@ async def open_backend(
                 list_roots_callback=_not_relayed,
             )
         )
+        if running is not None and running.init is not None:  # the front made the handshake: adopt it
+            init = types.InitializeResult.model_validate(running.init)
+            session.adopt(init)
+            yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
+            return
         with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)) as scope:
             try:
                 init = await session.initialize()
@@ -567,14 +534,22 @@ class Backend:
 
     state = ObservedState()  # every change reaches observe.STATE_LISTENERS (the console)
 
-    def __init__(self, spec: BackendSpec, base_dir: Path, client_version: str, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        spec: BackendSpec,
+        base_dir: Path,
+        client_version: str,
+        max_backoff: float = 30.0,
+        *,
+        running: Takeover | None = None,
+    ) -> None:
         self.spec = spec
         self.client_version = client_version
         self.base_dir = base_dir
         self.max_backoff = max_backoff
         self.state = "starting"
         self.error: str | None = None
-        self.restarts = 0
+        self.restarts = running.restarts if running is not None else 0
         self.connection: Connection | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
@@ -583,7 +558,9 @@ class Backend:
         self._changed: set[str] = set()
         self._dirty = anyio.Event()
         self.relay = BackendRelay(spec.name)
-        self.stats = CallStats()
+        self.stats = running.stats if running is not None else CallStats()
+        self._running = running if running is not None and running.pipe is not None else None
+        """`--lazy-core`: the process the front started, taken over on the first connect."""
         self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
         self.pids: list[int] = []
         self.secrets = secret_values(spec.texts())
@@ -614,6 +591,7 @@ class Backend:
         """Keep the backend connected until the task is cancelled."""
         backoff = Backoff(self.max_backoff)
         while True:
+            running, self._running = self._running, None
             try:
                 async with open_backend(
                     self.spec,
@@ -621,6 +599,7 @@ class Backend:
                     client_version=self.client_version,
                     message_handler=self._on_message,
                     pids=self.pids,
+                    running=running,
                 ) as conn:
                     if self.verify is not None:
                         await self.verify(self, conn, frozenset(LIST_CHANGED.values()))

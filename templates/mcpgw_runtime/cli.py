@@ -20,6 +20,7 @@ from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
+from mcpgw_runtime.prestart import EarlyBackends
 from mcpgw_runtime.spec import GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -52,6 +53,12 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    parser.add_argument(
+        "--lazy-core",
+        action="store_true",
+        help="start the backends and serve tool calls from the front; load the SDK core only when something "
+        "needs it (saves about 40 MiB; shared stdio backends only)",
+    )
     parser.add_argument(
         "--allow-host",
         action="append",
@@ -116,6 +123,14 @@ def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType
     return module
 
 
+def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
+    """Whether `--lazy-core` was asked for and can be honoured (else a warning says why not)."""
+    why = EarlyBackends.unsupported(spec) if args.lazy_core else None
+    if why is not None:
+        log.warning("--lazy-core ignored: %s", why)
+    return bool(args.lazy_core) and why is None
+
+
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
     """Entry point of every generated gateway."""
     args = parse_args(spec, argv)
@@ -155,9 +170,12 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
     loaded: list[ModuleType] = []
 
+    lazy = _lazy_core(args, spec)
+
     def build() -> Core:
         core = loaded[0]
-        gateway = core.Gateway(core.SPEC, base_dir)
+        running = front.backends.handover() if front.backends is not None else {}
+        gateway = core.Gateway(core.SPEC, base_dir, running)
         core.STATE_LISTENERS.append(console.changed)
         built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
         return built
@@ -169,6 +187,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         http="http" in args.transports,
         stateless=args.stateless,
         load_in_thread=lambda: loaded.append(load_core(gateway_file)),
+        lazy_base_dir=base_dir if lazy else None,
     )
     origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     endpoints = []

@@ -43,9 +43,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpgw_runtime.backends import Wire
 from mcpgw_runtime.front import (
+    CLIENT_REQUEST_CAPABILITIES,
     HANDSHAKE_BYTES,
     SESSION_HEADER,
+    SPLIT_BYTES,
     VERSION_HEADER,
+    disconnected,
+    id_key,
     is_request_id,
     parse_json,
     read_body,
@@ -59,12 +63,6 @@ from mcpgw_runtime.spec import JSON
 log = logging.getLogger("mcpgw")
 
 FAST_METHODS = frozenset({"tools/call", "tools/list", "prompts/list"})
-CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
-"""What a backend may ask the client for during a call; a client that declares any of them takes the SDK path."""
-
-SPLIT_BYTES = 64 * 1024
-"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
-
 MAX_SESSIONS = 10_000
 """Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
 
@@ -179,7 +177,7 @@ class FastPath:
 
     def _cancel(self, sid: bytes, params: Any) -> None:
         if isinstance(params, dict):
-            call = self.inflight.get((sid, _id_key(params.get("requestId"))))
+            call = self.inflight.get((sid, id_key(params.get("requestId"))))
             if call is not None:
                 call.cancel()
 
@@ -232,9 +230,9 @@ class FastPath:
         meta = params.get("_meta")
         origin = FastOrigin(self._connection(sid), reply, meta, rid)
         call = asyncio.ensure_future(self._call_as(origin, params))
-        key = (sid, _id_key(rid))
+        key = (sid, id_key(rid))
         self.inflight[key] = call
-        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher = asyncio.ensure_future(disconnected(receive))
         watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
         try:
             result = await call
@@ -362,17 +360,6 @@ class Reply:
 
 def _event(data: bytes) -> bytes:
     return b"event: message\r\ndata: " + data + b"\r\n\r\n"
-
-
-async def _disconnected(receive: Receive) -> bool:
-    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
-    message = await receive()
-    return bool(message["type"] == "http.disconnect")
-
-
-def _id_key(value: object) -> object:
-    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
-    return (type(value).__name__, value)
 
 
 def _error(rid: object, error: types.ErrorData) -> bytes:

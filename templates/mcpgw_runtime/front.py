@@ -26,12 +26,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
 import pydantic_core
 
 from mcpgw_runtime.guard import Guard, refuse
+from mcpgw_runtime.prestart import INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -59,6 +61,11 @@ EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
 SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
 HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
+"""What a backend may ask the client for during a call; a client that declares any of them needs the core."""
+
+SPLIT_BYTES = 64 * 1024
+"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
 
 
 def initialize_result(spec: GatewaySpec, version: str) -> JSON:
@@ -105,6 +112,8 @@ class EarlySession:
     headers: list[tuple[bytes, bytes]]
     """That request's headers (they passed the guard)."""
     version: str
+    asks: bool = False
+    """The client declared a capability a backend could use mid-call (sampling, elicitation, roots)."""
     initialized: bool = False
     adoption: asyncio.Future[None] | None = field(default=None, repr=False)
 
@@ -137,6 +146,7 @@ class Front:
         http: bool,
         stateless: bool,
         load_in_thread: Callable[[], object] | None = None,
+        lazy_base_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.guard = guard
@@ -155,6 +165,9 @@ class Front:
         self._stop = asyncio.Event()
         self._stopping = False
         self._boot: asyncio.Task[None] | None = None
+        self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
+        """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
+        self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
         self._lists = {
             "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
             "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
@@ -185,14 +198,27 @@ class Front:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._boot = asyncio.ensure_future(self._run_core())
+                if self.backends is not None:
+                    self.backends.start()
+                else:
+                    self.need_core("")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._stop.set()
                 if self._boot is not None:
                     await self._boot
+                if self.backends is not None:
+                    await self.backends.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def need_core(self, reason: str) -> None:
+        """Start loading the core, once (with `--lazy-core`, the first time something needs it)."""
+        if self._boot is not None or self._stop.is_set():
+            return
+        if reason:
+            log.info("loading the core: %s", reason)
+        self._boot = asyncio.ensure_future(self._run_core())
 
     async def _run_core(self) -> None:
         """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
@@ -243,14 +269,18 @@ class Front:
             await refuse(scope, send, refusal)
             return
         if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
-            health = json.dumps(starting_health(self.spec), sort_keys=True).encode()
+            state = self.backends.health() if self.backends is not None else starting_health(self.spec)
+            health = json.dumps(state, sort_keys=True).encode()
             await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
+        reason = f"{scope['method']} {scope['path']}"
         if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
-            if complete and await self._answer(headers, list(scope["headers"]), body, send):
+            if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
                 return
             receive = replay_body(body, receive)
+            reason = "a request the front does not serve"
+        self.need_core(reason)
         await self._ready.wait()
         core = self.core
         if core is None:  # the core failed to load; the process is stopping
@@ -262,7 +292,12 @@ class Front:
         await core.app(scope, receive, send)
 
     async def _answer(
-        self, headers: Mapping[bytes, bytes], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+        self,
+        headers: Mapping[bytes, bytes],
+        raw: list[tuple[bytes, bytes]],
+        body: bytes,
+        receive: AsgiReceive,
+        send: AsgiSend,
     ) -> bool:
         """Answer a request the tables can answer; False to leave it for the core."""
         message = parse_json(body)
@@ -283,7 +318,7 @@ class Front:
         known = session is not None or (self.stateless and sid is None)
         version = headers.get(VERSION_HEADER)
         if known and (version is None or version in HANDSHAKE_BYTES):
-            return await self._in_session(message, session, sid, send)
+            return await self._in_session(message, session, sid, receive, send)
         return False
 
     async def _initialize(
@@ -295,14 +330,30 @@ class Front:
         result = pydantic_core.to_json(initialize_result(self.spec, version))
         sid = None if self.stateless else uuid.uuid4().hex.encode()
         if sid is not None:
-            self.early[sid] = EarlySession(body, raw, version)
+            declared = message["params"]["capabilities"]
+            asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
+            self.early[sid] = EarlySession(body, raw, version, asks)
         await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
         return True
 
     async def _in_session(
-        self, message: dict[str, Any], session: EarlySession | None, sid: bytes | None, send: AsgiSend
+        self,
+        message: dict[str, Any],
+        session: EarlySession | None,
+        sid: bytes | None,
+        receive: AsgiReceive,
+        send: AsgiSend,
     ) -> bool:
-        method, rid = message.get("method"), message.get("id")
+        method, rid, params = message.get("method"), message.get("id"), message.get("params")
+        if self.backends is not None and (session is None or not session.asks):
+            if method == "tools/call" and is_request_id(rid) and isinstance(params, dict) and without_progress(params):
+                return await self._call(params, rid, sid, receive, send)
+            if method == "notifications/cancelled" and "id" not in message and isinstance(params, dict):
+                call = self._calls.get((sid or b"", id_key(params.get("requestId"))))
+                if call is not None:
+                    call.cancel()
+                    await _respond(send, 202, b"", None, session=sid)
+                    return True
         if method == "notifications/initialized" and "id" not in message:
             if session is not None:
                 session.initialized = True
@@ -312,6 +363,55 @@ class Front:
             await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
             return True
         return False
+
+    async def _call(
+        self, params: dict[str, Any], rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
+    ) -> bool:
+        """`--lazy-core`: a tool call forwarded by the front; False when the core must take it."""
+        assert self.backends is not None
+        if not isinstance(params.get("name"), str):
+            body = error_answer(rid, {"code": INVALID_PARAMS, "message": "tools/call needs a string 'name'"})
+            await _respond(send, 200, body, b"application/json", session=sid)
+            return True
+        if params["name"] not in self.spec.tool_routes:
+            body = error_answer(rid, {"code": INVALID_PARAMS, "message": f"unknown tool: {params['name']!r}"})
+            await _respond(send, 200, body, b"application/json", session=sid)
+            return True
+        call = asyncio.ensure_future(self.backends.call(params))
+        key = (sid or b"", id_key(rid))
+        self._calls[key] = call
+        watcher = asyncio.ensure_future(disconnected(receive))
+        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
+        head = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)
+        try:
+            tail = await call
+        except CallFailed as failed:
+            await _respond(send, 200, error_answer(rid, failed.error), b"application/json", session=sid)
+            return True
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the server is stopping this request, not the client
+            cancelled = {"code": INVALID_REQUEST, "message": "Request cancelled"}
+            await _respond(send, 200, error_answer(rid, cancelled), b"application/json", session=sid)
+            return True
+        finally:
+            watcher.cancel()
+            if self._calls.get(key) is call:
+                del self._calls[key]
+        if tail is None:
+            return False
+        size = b"%d" % (len(head) + len(tail))
+        headers = [(b"content-type", b"application/json"), (b"content-length", size)]
+        if sid is not None:
+            headers.append((SESSION_HEADER, sid))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if len(tail) < SPLIT_BYTES:
+            await send({"type": "http.response.body", "body": b"".join((head, tail))})
+        else:
+            await send({"type": "http.response.body", "body": head, "more_body": True})
+            await send({"type": "http.response.body", "body": tail})
+        return True
 
     async def _adopt(self, core: Core, sid: bytes) -> None:
         """Hand one early session to the core, once; concurrent requests of the session wait for it."""
@@ -349,6 +449,21 @@ def without_progress(params: object) -> bool:
         return False
     meta = params.get("_meta")
     return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
+def id_key(value: object) -> object:
+    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
+    return (type(value).__name__, value)
+
+
+async def disconnected(receive: AsgiReceive) -> bool:
+    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
+    message = await receive()
+    return bool(message["type"] == "http.disconnect")
+
+
+def error_answer(rid: object, error: JSON) -> bytes:
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": rid, "error": error})
 
 
 def is_request_id(value: object) -> bool:

@@ -23,9 +23,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import pydantic_core
+
+from mcpgw_runtime.envsubst import expand
+from mcpgw_runtime.spec import BackendSpec
 
 LANE_FIRST_ID = 1 << 40
 """Request ids at or above this belong to the lane; the SDK's dispatcher counts up from 0."""
@@ -41,6 +46,52 @@ STDIN_GRACE = 0.5
 
 STOP_GRACE = 1.5
 """Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
+
+PYTHON_ALIASES = frozenset({"python", "python3"})
+"""`"command": "python"` means the interpreter that runs the gateway (spec section 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A backend spec with `${VAR}` expanded and paths resolved, ready to launch."""
+
+    command: list[str] | None
+    env: dict[str, str]
+    cwd: str
+    url: str | None
+    headers: dict[str, str]
+
+
+def resolve(spec: BackendSpec, base_dir: Path, environ: Mapping[str, str] | None = None) -> Resolved:
+    """Expand references and resolve `cwd` against the config's folder."""
+    where = f"backend {spec.name!r}"
+
+    def x(text: str) -> str:
+        return expand(text, where, environ)
+
+    command: list[str] | None = None
+    if spec.command is not None:
+        exe = x(spec.command)
+        if exe in PYTHON_ALIASES:
+            exe = sys.executable
+        command = [exe, *(x(a) for a in spec.args)]
+    cwd = base_dir if spec.cwd is None else base_dir / x(spec.cwd)
+    return Resolved(
+        command=command,
+        env={k: x(v) for k, v in spec.env.items()},
+        cwd=str(cwd),
+        url=x(spec.url) if spec.url is not None else None,
+        headers={k: x(v) for k, v in spec.headers.items()},
+    )
+
+
+def answer_tail(line: bytes, rid: int) -> memoryview | None:
+    """The bytes after the id of a backend's answer, when the line has the usual layout."""
+    head = b'{"jsonrpc":"2.0","id":%d' % rid
+    if line.startswith(head) and line.startswith(b',"result":{', len(head)) and line.endswith(b"}}"):
+        return memoryview(line)[len(head) :]
+    return None
+
 
 Sink = Callable[[bytes, Any], Awaitable[None]]
 """Gets each line that is not a lane answer, with its JSON value (a ValueError when it is not JSON)."""

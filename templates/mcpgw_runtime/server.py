@@ -36,28 +36,13 @@ from mcpgw_runtime.backends import Backend, BackendError, Connection
 from mcpgw_runtime.envsubst import redact
 from mcpgw_runtime.metrics import render_metrics
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
+from mcpgw_runtime.prestart import Takeover, strip_meta
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.rounds import Rounds
 from mcpgw_runtime.sessions import ClientSessions, Held
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 
 log = logging.getLogger("mcpgw")
-
-RESERVED_META_PREFIX = "io.modelcontextprotocol/"
-"""Envelope keys of the upstream connection; they describe that hop, not the backend's."""
-
-
-def _strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy params, keeping only `_meta` entries that belong to the request itself."""
-    out = dict(params)
-    meta = out.get("_meta")
-    if isinstance(meta, dict):
-        kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
-        if kept:
-            out["_meta"] = kept
-        else:
-            del out["_meta"]
-    return out
 
 
 def _encode_cursor(index: int, inner: str | None) -> str:
@@ -101,9 +86,12 @@ class _AnnouncingServer(Server[Any]):
 class Gateway:
     """Routing state shared by every upstream connection."""
 
-    def __init__(self, spec: GatewaySpec, base_dir: Path) -> None:
+    def __init__(self, spec: GatewaySpec, base_dir: Path, running: Mapping[str, Takeover] | None = None) -> None:
         self.spec = spec
-        self.backends = {b.name: Backend(b, base_dir, spec.generator) for b in spec.backends}
+        running = running or {}
+        self.backends = {
+            b.name: Backend(b, base_dir, spec.generator, running=running.get(b.name)) for b in spec.backends
+        }
         tables = {"tool": (spec.tools, spec.tool_routes, spec.tool_pins)}
         tables["prompt"] = (spec.prompts, spec.prompt_routes, spec.prompt_pins)
         # What clients see right now, per kind: the embedded tables until a backend is verified.
@@ -294,18 +282,18 @@ class Gateway:
         if not isinstance(name, str):
             raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
         backend, original = self._route("tool", name)
-        forwarded = _strip_meta(params)
+        forwarded = strip_meta(params)
         forwarded["name"] = original
         return await backend.request("tools/call", forwarded, tool=original)
 
     async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
         backend, original = self._route("prompt", str(params.get("name")))
-        forwarded = _strip_meta(params)
+        forwarded = strip_meta(params)
         forwarded["name"] = original
         return await backend.request("prompts/get", forwarded)
 
     async def read_resource(self, params: Mapping[str, Any]) -> JSON:
-        return await self._resource_backend(str(params.get("uri"))).request("resources/read", _strip_meta(params))
+        return await self._resource_backend(str(params.get("uri"))).request("resources/read", strip_meta(params))
 
     async def list_resources(self, cursor: str | None) -> JSON:
         """One page of one backend at a time; the cursor remembers which backend and where."""
@@ -343,7 +331,7 @@ class Gateway:
 
     async def complete(self, params: Mapping[str, Any]) -> JSON:
         ref = params.get("ref")
-        forwarded = _strip_meta(params)
+        forwarded = strip_meta(params)
         if isinstance(ref, dict) and ref.get("type") == "ref/prompt":
             backend, original = self._route("prompt", str(ref.get("name")))
             forwarded["ref"] = {**ref, "name": original}

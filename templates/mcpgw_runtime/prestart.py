@@ -1,0 +1,318 @@
+"""`--lazy-core`: the front starts the stdio backends and serves tool calls itself until the core is needed.
+
+Why: the `mcp` SDK is most of a gateway's memory (a bare `import mcp.client.session`
+is about 63 MiB, bench/README.md), and a gateway that only lists and calls tools
+needs none of it. With `--lazy-core` (every backend stdio with a shared session)
+the front starts each backend, does the MCP handshake and the pin check on the
+pipe's lane, and forwards `tools/call` through it, with the backend's limits,
+timeouts and call counters.
+
+The core loads only when something needs it: a method or route the front does
+not serve, a client that declared sampling, elicitation or roots, a backend that
+sends anything but answers (a log entry, a request of its own, a list change),
+one that fails to start, exits, drifts from its pins or is saturated. The core
+then takes over the running processes as they are (`Takeover`): the SDK session
+adopts the handshake the front made, the pipe's held lines go to it first, and
+the counters carry on. Calls in flight at that moment finish on the lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+
+from mcpgw_runtime.envsubst import redact, secret_values
+from mcpgw_runtime.metrics import CallStats
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
+from mcpgw_runtime.pipes import Pipe, PipeClosed, answer_tail, resolve
+from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
+
+log = logging.getLogger("mcpgw")
+
+HANDSHAKE_VERSION = "2025-11-25"
+"""The version the SDK's client asks for in `initialize` (`LATEST_HANDSHAKE_VERSION`; a test keeps them equal)."""
+
+CLIENT_CAPABILITIES: JSON = {"elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True}, "sampling": {}}
+"""What the core's client advertises to a backend (backends.open_backend; a test keeps them equal)."""
+
+INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
+"""The SDK's `DEFAULT_INHERITED_ENV_VARS` on POSIX: all a backend inherits besides its own `env`."""
+
+RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+"""Envelope keys of the upstream connection; they describe that hop, not the backend's."""
+
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REQUEST_TIMEOUT = -32001
+BACKEND_UNAVAILABLE = -32002
+"""The JSON-RPC codes the core answers with in the same cases (mcp_types; backends.py)."""
+
+
+def strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy params, keeping only `_meta` entries that belong to the request itself."""
+    out = dict(params)
+    meta = out.get("_meta")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
+        if kept:
+            out["_meta"] = kept
+        else:
+            del out["_meta"]
+    return out
+
+
+def default_environment() -> dict[str, str]:
+    """The environment a stdio backend inherits, as the SDK's `get_default_environment` builds it."""
+    return {k: v for k in INHERITED_ENV if (v := os.environ.get(k)) is not None and not v.startswith("()")}
+
+
+def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[str]:
+    """The command with its program found on the backend's PATH (or the gateway's)."""
+    exe = shutil.which(resolved_command[0], path=env.get("PATH") or os.environ.get("PATH"))
+    return [exe or resolved_command[0], *resolved_command[1:]]
+
+
+class CallFailed(Exception):
+    """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.error: JSON = {"code": code, "message": message}
+        if data is not None:
+            self.error["data"] = data
+
+
+@dataclass(slots=True)
+class Takeover:
+    """A running backend the core takes over from the front."""
+
+    pipe: Pipe | None
+    """None: the front has no running process to give (it exited, or was still starting)."""
+    init: JSON | None
+    """The backend's `initialize` result, for the SDK session to adopt."""
+    stats: CallStats
+    restarts: int = 0
+
+
+@dataclass(eq=False)
+class EarlyBackend:
+    spec: BackendSpec
+    state: str = "starting"
+    error: str | None = None
+    pipe: Pipe | None = None
+    init: JSON | None = None
+    verdicts: dict[str, Verdict] | None = None
+    stats: CallStats = field(default_factory=CallStats)
+    active: int = 0
+    handed: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the backend is ready or has failed."""
+
+    def health(self) -> JSON:
+        """This backend in `/healthz`, the shape of `Backend.health()`."""
+        return {
+            "state": self.state,
+            "error": self.error,
+            "restarts": 0,
+            "transport": self.spec.type,
+            "pin": status(self.spec.pin, self.verdicts),
+            "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
+            "in_flight": self.active,
+            "queued": 0,
+        }
+
+
+class EarlyBackends:
+    """The backends as the front runs them; `need_core(reason)` is how they ask for the core."""
+
+    def __init__(self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self.need_core = need_core
+        self.backends = {b.name: EarlyBackend(b) for b in spec.backends}
+        self._pinned = {
+            b.name: {
+                "tool": pinned_items(b.name, spec.tools, spec.tool_routes, spec.tool_pins),
+                "prompt": pinned_items(b.name, spec.prompts, spec.prompt_routes, spec.prompt_pins),
+            }
+            for b in spec.backends
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stops: list[asyncio.Future[None]] = []
+
+    @staticmethod
+    def unsupported(spec: GatewaySpec) -> str | None:
+        """Why this gateway cannot run its backends in the front, or None when it can."""
+        if sys.platform == "win32":
+            return "Windows (the core starts stdio backends in Job Objects there)"
+        for b in spec.backends:
+            if b.type != "stdio" or b.session != "shared":
+                return f"backend {b.name!r} is {b.type} with session {b.session!r} (only shared stdio backends)"
+        return None
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._run(b)) for b in self.backends.values()]
+
+    async def _run(self, backend: EarlyBackend) -> None:
+        spec = backend.spec
+        secrets = secret_values(spec.texts())
+        try:
+            resolved = resolve(spec, self.base_dir)
+            assert resolved.command is not None
+            env = default_environment() | resolved.env
+            pipe = await Pipe.spawn(command_line(resolved.command, env), resolved.cwd, env, sys.stderr)
+            backend.pipe = pipe
+            pipe.on_held = lambda: self.need_core(f"backend {spec.name!r} sent a message only the core can take")
+            async with asyncio.timeout(spec.startup_timeout):
+                await self._handshake(backend, pipe)
+        except Exception as exc:  # noqa: BLE001 -- the core retries it with backoff and reports it
+            why = "no answer to initialize" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            backend.state, backend.error = "failed", redact(f"backend {spec.name!r}: {why}", secrets)
+            log.error("%s", backend.error)
+            backend.ready.set()
+            self.need_core(f"backend {spec.name!r} failed to start")
+            return
+        if any(v.changes or v.held for v in (backend.verdicts or {}).values()):
+            backend.ready.set()
+            self.need_core(f"backend {spec.name!r} differs from its pins")
+            return
+        backend.state = "ready"
+        backend.ready.set()
+        info = (backend.init or {}).get("serverInfo")
+        log.info(
+            "backend %s ready (%s), served by the front", spec.name, info.get("name") if isinstance(info, dict) else "?"
+        )
+        await pipe.closed.wait()
+        if not backend.handed:
+            backend.state = "restarting"
+            log.warning("backend %s: connection closed", spec.name)
+            self.need_core(f"backend {spec.name!r} exited")
+
+    async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
+        spec = backend.spec
+        params = {
+            "capabilities": CLIENT_CAPABILITIES,
+            "clientInfo": {"name": "mcpgw", "version": self.spec.generator},
+            "protocolVersion": HANDSHAKE_VERSION,
+        }
+        reply, _ = await pipe.request("initialize", params, spec.startup_timeout)
+        init = reply.get("result")
+        if not isinstance(init, dict) or not isinstance(init.get("capabilities"), dict):
+            raise RuntimeError(f"initialize failed: {reply.get('error') or 'no result'}")
+        backend.init = init
+        await pipe.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        verdicts: dict[str, Verdict] = {}
+        for kind in KINDS:
+            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+            offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
+            live = await self._pages(pipe, method, key, spec.timeout) if offered else []
+            verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
+        backend.verdicts = verdicts
+
+    @staticmethod
+    async def _pages(pipe: Pipe, method: str, key: str, timeout: float) -> list[JSON]:
+        items: list[JSON] = []
+        cursor: str | None = None
+        for _ in range(1000):
+            reply, _ = await pipe.request(method, {"cursor": cursor} if cursor else None, timeout)
+            page = reply.get("result")
+            if not isinstance(page, dict):
+                raise RuntimeError(f"{method} failed: {reply.get('error')}")
+            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+        raise RuntimeError(f"{method} still returned a nextCursor after 1000 pages")
+
+    async def call(self, params: Mapping[str, Any]) -> memoryview | bytes | None:
+        """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
+        name = params.get("name")
+        route = self.spec.tool_routes.get(name) if isinstance(name, str) else None
+        if route is None:
+            return None  # unknown or held back: the core says which
+        backend = self.backends[route.backend]
+        spec = backend.spec
+        if backend.state == "starting":
+            try:
+                async with asyncio.timeout(spec.startup_timeout):
+                    await backend.ready.wait()
+            except TimeoutError:
+                return None
+        pipe = backend.pipe
+        if backend.state != "ready" or backend.handed or pipe is None:
+            return None
+        if backend.active >= spec.max_concurrency:
+            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
+            return None
+        forwarded = strip_meta(params)
+        forwarded["name"] = route.name
+        timeout = spec.tool_timeouts.get(route.name, spec.timeout)
+        series = backend.stats.get("tools/call", route.name)
+        started = time.perf_counter()
+        backend.active += 1
+        try:
+            reply, line = await pipe.request("tools/call", forwarded, timeout)
+        except TimeoutError:
+            series.timeouts += 1
+            series.errors += 1
+            raise CallFailed(REQUEST_TIMEOUT, f"backend {spec.name!r} did not answer within {timeout:g}s") from None
+        except PipeClosed:
+            series.errors += 1
+            raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
+        finally:
+            backend.active -= 1
+            series.observe(time.perf_counter() - started)
+        error = reply.get("error")
+        if isinstance(error, dict):
+            series.errors += 1
+            message = redact(str(error.get("message", "")), secret_values(spec.texts()))
+            code = error.get("code")
+            raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            series.errors += 1
+            raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
+        if result.get("isError") is True:
+            series.tool_errors += 1
+        tail = answer_tail(line, reply["id"])
+        return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+
+    def health(self) -> JSON:
+        backends = {name: b.health() for name, b in sorted(self.backends.items())}
+        ready = all(b["state"] == "ready" for b in backends.values())
+        return {"status": "ok" if ready else "degraded", "backends": backends}
+
+    def handover(self) -> dict[str, Takeover]:
+        """Every running backend, for the core; the front forwards no new call from here on."""
+        taken: dict[str, Takeover] = {}
+        for task in self._tasks:
+            task.cancel()
+        for name, backend in self.backends.items():
+            backend.handed = True
+            pipe = backend.pipe
+            if pipe is not None and backend.state == "ready" and not pipe.closed.is_set():
+                taken[name] = Takeover(pipe, backend.init, backend.stats)
+                continue
+            if pipe is not None:  # exited, failed or still starting: the core starts its own
+                self._stops.append(asyncio.ensure_future(pipe.stop()))
+            restarts = 0 if backend.state in ("starting", "ready") else 1
+            taken[name] = Takeover(None, None, backend.stats, restarts)
+        return taken
+
+    async def stop(self) -> None:
+        """At shutdown before the core loaded: stop every process the front started."""
+        for task in self._tasks:
+            task.cancel()
+        pipes = [b.pipe for b in self.backends.values() if b.pipe is not None and not b.handed]
+        await asyncio.gather(*(pipe.stop() for pipe in pipes), return_exceptions=True)

@@ -1,0 +1,171 @@
+"""`--lazy-core` (prestart.py): the front runs the backends and serves tool calls until the core is needed.
+
+A gateway over tests/servers/asking_server.py (stdio, shared session), whose `count` tool
+counts calls on its own process and whose `pid` names it, driven by raw HTTP and by the
+`mcp` SDK's client. The import gate of test_front.py (a test-side `sitecustomize`) keeps
+the SDK out of the gateway for as long as the test wants:
+
+* with the gate shut, the front alone initializes, lists, calls, reports health, and the
+  core is never even asked for;
+* when something needs the core (a method the front does not serve), it takes over the
+  running process: the counter goes on, the pid and the call counters stay;
+* a client that declared sampling gets the core, which relays the backend's requests;
+* a backend that exits brings the core, which starts it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from tests import peers
+from tests.test_front import Gated, answer, gated, initialize
+from tests.test_sessions import sampler
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+ASKING = Path(__file__).parent / "servers" / "asking_server.py"
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("lazy")
+    config = {"as": {"type": "stdio", "command": "python", "args": [str(ASKING)], "prefix": ""}}
+    return peers.build_gateway(work, config)
+
+
+def open_session(gw: Gated) -> str:
+    opened = initialize(gw)
+    assert answer(opened)[0] == "application/json"
+    sid = opened.headers["mcp-session-id"]
+    assert gw.post({"method": "notifications/initialized"}, sid).status_code == 202
+    return sid
+
+
+def call(gw: Gated, sid: str, name: str, rid: int = 9) -> dict[str, Any]:
+    return answer(gw.post({"id": rid, "method": "tools/call", "params": {"name": name, "arguments": {}}}, sid))[1]
+
+
+def text(answered: dict[str, Any]) -> str:
+    assert "result" in answered, answered
+    return str(answered["result"]["content"][0]["text"])
+
+
+def health(gw: Gated) -> dict[str, Any]:
+    response = gw.http.get(f"{gw.base}/healthz")
+    assert response.status_code == 200
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def wait_ready(gw: Gated, *, not_pid: int | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        backend: dict[str, Any] = health(gw)["backends"]["as"]
+        if backend["state"] == "ready" and backend["pid"] not in (None, not_pid):
+            return backend
+        assert time.monotonic() < deadline, backend
+        time.sleep(0.05)
+
+
+def log_text(tmp_path: Path) -> str:
+    return "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))
+
+
+@pytest.fixture
+def lazy(script: Path, tmp_path: Path) -> Iterator[Gated]:
+    with gated(script, tmp_path, "--lazy-core", "--log-dir", str(tmp_path / "logs")) as gw:
+        yield gw
+
+
+def test_the_front_serves_calls_without_the_sdk(lazy: Gated, tmp_path: Path) -> None:
+    backend = wait_ready(lazy)  # the gate is shut: this is the front's own health
+    assert backend["pin"]["status"] == "verified" and backend["restarts"] == 0
+    sid = open_session(lazy)
+    kind, listed = answer(lazy.post({"id": 2, "method": "tools/list"}, sid))
+    assert kind == "application/json" and "count" in {t["name"] for t in listed["result"]["tools"]}
+    assert [text(call(lazy, sid, "count", rid)) for rid in (3, 4)] == ["1", "2"]
+    assert text(call(lazy, sid, "pid")) == str(backend["pid"])
+    unknown = call(lazy, sid, "no_such_tool")
+    assert unknown["error"] == {"code": -32602, "message": "unknown tool: 'no_such_tool'"}
+    assert health(lazy)["backends"]["as"]["in_flight"] == 0
+    written = log_text(tmp_path)
+    assert "backend as ready (asking-server), served by the front" in written
+    assert "loading the core" not in written, written
+
+
+def test_the_core_takes_over_the_running_backend(lazy: Gated, tmp_path: Path) -> None:
+    backend = wait_ready(lazy)
+    sid = open_session(lazy)
+    assert [text(call(lazy, sid, "count", rid)) for rid in (3, 4)] == ["1", "2"]
+    lazy.open()
+    # only the core serves this: it loads, adopts the session and the running process
+    _, templates = answer(lazy.post({"id": 5, "method": "resources/templates/list"}, sid))
+    assert "resourceTemplates" in templates["result"], templates
+    assert "loading the core: a request the front does not serve" in log_text(tmp_path)
+    assert text(call(lazy, sid, "count", 6)) == "3", "the backend was restarted, not taken over"
+    assert text(call(lazy, sid, "pid", 7)) == str(backend["pid"])
+    now = wait_ready(lazy)
+    assert (now["pid"], now["restarts"], now["pin"]["status"]) == (backend["pid"], 0, "verified")
+    metrics = lazy.http.get(f"{lazy.base}/metrics").text
+    assert 'mcpgw_requests_total{backend="as",method="tools/call",tool="count"} 3' in metrics, metrics
+
+
+def test_a_client_that_can_be_asked_gets_the_core(lazy: Gated) -> None:
+    wait_ready(lazy)
+    lazy.open()
+
+    async def main() -> str:
+        async with Client(f"{lazy.base}/mcp", mode="legacy", sampling_callback=sampler("A")) as client:
+            result = await client.call_tool("two_at_once", {})
+            block = result.content[0]
+            assert isinstance(block, types.TextContent)
+            return block.text
+
+    assert anyio.run(main) == "left=A; right=A"
+
+
+def test_a_backend_that_exits_brings_the_core_which_restarts_it(lazy: Gated, tmp_path: Path) -> None:
+    first = wait_ready(lazy)
+    sid = open_session(lazy)
+    assert text(call(lazy, sid, "count")) == "1"
+    lazy.open()
+    os.kill(first["pid"], signal.SIGKILL)
+    again = wait_ready(lazy, not_pid=first["pid"])
+    assert again["restarts"] >= 1
+    assert "loading the core: backend 'as' exited" in log_text(tmp_path)
+    assert text(call(lazy, sid, "count")) == "1", "a new process counts from 1"
+
+
+def test_lazy_core_is_refused_for_what_the_front_cannot_run(tmp_path: Path) -> None:
+    config = {
+        "as": {"type": "stdio", "command": "python", "args": [str(ASKING)], "session": "per-client"},
+    }
+    script = peers.build_gateway(tmp_path, config)
+    port = peers.free_port()
+    command = [sys.executable, str(script), "--port", str(port), "--lazy-core", "--log-dir", str(tmp_path / "logs")]
+    with peers.run_process(command, port):
+        deadline = time.monotonic() + 30
+        while "--lazy-core ignored" not in log_text(tmp_path):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert "backend 'as' is stdio with session 'per-client'" in log_text(tmp_path)
+
+
+def test_a_call_on_the_front_keeps_the_session_header(lazy: Gated) -> None:
+    """A tool call on the front carries the session header, as every answer on a session does."""
+    wait_ready(lazy)
+    sid = open_session(lazy)
+    params = {"name": "pid", "arguments": {}}
+    response = lazy.post({"id": 3, "method": "tools/call", "params": params}, sid)
+    assert response.headers["mcp-session-id"] == sid
