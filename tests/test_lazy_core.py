@@ -10,12 +10,16 @@ the SDK out of the gateway for as long as the test wants:
 * when something needs the core (a method the front does not serve), it takes over the
   running process: the counter goes on, the pid and the call counters stay;
 * a client that declared sampling gets the core, which relays the backend's requests;
-* a backend that exits brings the core, which starts it again.
+* a backend that exits brings the core, which starts it again;
+* a log entry the backend sends during a call reaches that call (the answer becomes an SSE
+  stream, as on the core's fast path), without the core (the conformance fixture server).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import sys
 import time
@@ -29,7 +33,7 @@ import pytest
 from mcp import Client
 
 from tests import peers
-from tests.test_front import Gated, answer, gated, initialize
+from tests.test_front import FIXTURE, Gated, answer, gated, initialize
 from tests.test_sessions import sampler
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -169,3 +173,23 @@ def test_a_call_on_the_front_keeps_the_session_header(lazy: Gated) -> None:
     params = {"name": "pid", "arguments": {}}
     response = lazy.post({"id": 3, "method": "tools/call", "params": params}, sid)
     assert response.headers["mcp-session-id"] == sid
+
+
+@pytest.fixture(scope="module")
+def logging_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("lazy-fixture")
+    config = {"fx": {"type": "stdio", "command": "python", "args": [str(FIXTURE), "stdio"], "prefix": ""}}
+    return peers.build_gateway(work, config)
+
+
+def test_a_log_entry_during_a_call_reaches_that_call(logging_script: Path, tmp_path: Path) -> None:
+    with gated(logging_script, tmp_path, "--lazy-core", "--log-dir", str(tmp_path / "logs")) as gw:
+        sid = open_session(gw)
+        params = {"name": "test_tool_with_logging", "arguments": {}}
+        response = gw.post({"id": 5, "method": "tools/call", "params": params}, sid)
+        assert response.headers["content-type"].startswith("text/event-stream"), response.text
+        events = [json.loads(m) for m in re.findall(r"^data: (.+)$", response.text, re.MULTILINE)]
+        logs = [e["params"]["data"] for e in events if e.get("method") == "notifications/message"]
+        assert logs == ["Tool execution started", "Tool processing data", "Tool execution completed"]
+        assert events[-1]["id"] == 5 and "executed successfully" in events[-1]["result"]["content"][0]["text"]
+        assert "loading the core" not in log_text(tmp_path)

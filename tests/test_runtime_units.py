@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -194,3 +195,52 @@ def test_load_core_runs_only_the_core_in_the_fronts_namespace(tmp_path: Path) ->
     gateway.write_text("\n".join(lines[:4]) + "\n")
     with pytest.raises(RuntimeError, match="rebuild it with mcpgw build"):
         load_core(str(gateway), ModuleType("no_core"))
+
+
+def test_the_fronts_handshake_with_a_backend_is_the_sdk_clients() -> None:
+    """`--lazy-core` initializes backends itself: as the core's ClientSession would (open_backend)."""
+    import anyio
+    import mcp_types as types
+    from mcp.client import session as client_session
+    from mcp.client.stdio import DEFAULT_INHERITED_ENV_VARS
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+    from mcpgw_runtime import prestart
+
+    async def advertised() -> object:
+        send, receive = anyio.create_memory_object_stream[Any](1)
+        async with send, receive:
+            session = client_session.ClientSession(
+                dispatcher=JSONRPCDispatcher(receive, send),
+                sampling_callback=prestart_callback,
+                elicitation_callback=prestart_callback,
+                list_roots_callback=prestart_callback,
+            )
+            caps = session._build_capabilities(client_session.LATEST_HANDSHAKE_VERSION)
+            return caps.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    async def prestart_callback(context: Any, params: Any = None) -> types.ErrorData:
+        return types.ErrorData(code=0, message="")
+
+    assert anyio.run(advertised) == prestart.CLIENT_CAPABILITIES
+    assert client_session.LATEST_HANDSHAKE_VERSION == prestart.HANDSHAKE_VERSION
+    assert tuple(DEFAULT_INHERITED_ENV_VARS) == prestart.INHERITED_ENV
+    codes = (prestart.INVALID_REQUEST, prestart.INVALID_PARAMS, prestart.INTERNAL_ERROR, prestart.REQUEST_TIMEOUT)
+    assert codes == (types.INVALID_REQUEST, types.INVALID_PARAMS, types.INTERNAL_ERROR, types.REQUEST_TIMEOUT)
+    from mcpgw_runtime.backends import BACKEND_UNAVAILABLE
+
+    assert prestart.BACKEND_UNAVAILABLE == BACKEND_UNAVAILABLE
+
+
+def test_early_backend_health_has_the_cores_fields(tmp_path: Path) -> None:
+    """`/healthz` of a backend the front runs reads like the core's `Backend.health()`."""
+    import anyio
+    from mcpgw_runtime.backends import Backend
+    from mcpgw_runtime.prestart import EarlyBackend
+
+    spec = BackendSpec(name="b", type="stdio", command="x", pin="strict")
+
+    async def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        return Backend(spec, tmp_path, "1").health(), EarlyBackend(spec).health()
+
+    core, early = anyio.run(both)
+    assert core == early

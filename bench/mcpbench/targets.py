@@ -44,6 +44,7 @@ TARGETS: tuple[Target, ...] = (
     Target("direct-http-json", "direct SDK HTTP (JSON)", "direct", multi=False),
     Target("mcpgw-mcp", "mcpgw /mcp", "gateway"),
     Target("mcpgw-sse", "mcpgw /sse", "gateway", multi=False),
+    Target("mcpgw-lazy", "mcpgw /mcp --lazy-core", "gateway"),
     Target("fastmcp", "FastMCP proxy", "peer", venv="fastmcp"),
     Target("mcp-proxy", "mcp-proxy", "peer", venv="mcp-proxy"),
 )
@@ -101,10 +102,12 @@ def _command(target: Target, backends: int, port: int, gateways: dict[int, Path]
             return backend_command(tools, "--transport", "http", "--port", str(port)), ["/mcp"]
         case "direct-http-json":
             return backend_command(tools, "--transport", "http-json", "--port", str(port)), ["/mcp"]
-        case "mcpgw-mcp" | "mcpgw-sse":
+        case "mcpgw-mcp" | "mcpgw-sse" | "mcpgw-lazy":
             gateway = gateways[backends]
             command = [sys.executable, str(gateway), "--port", str(port), "--log-level", "warning"]
-            return command, ["/mcp" if target.key == "mcpgw-mcp" else "/sse"]
+            if target.key == "mcpgw-lazy":
+                command.append("--lazy-core")
+            return command, ["/sse" if target.key == "mcpgw-sse" else "/mcp"]
         case "fastmcp":
             script = peers.BENCH_DIR / "peers" / "fastmcp_proxy.py"
             config = _write_config("fastmcp", backends)

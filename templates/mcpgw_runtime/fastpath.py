@@ -20,7 +20,7 @@ plain JSON (the Streamable HTTP spec lets the server choose):
 
 Everything else goes to the SDK with its body replayed, byte for byte.
 Nothing meant for the client is lost here either: a log entry the backend
-sends during the call turns the answer into an SSE stream (`Reply`), as the
+sends during the call turns the answer into an SSE stream (`front.Reply`), as the
 SDK would have answered, and a client's `notifications/cancelled` for a
 request in flight here, or its disconnect, cancels the backend call.
 """
@@ -46,8 +46,8 @@ from mcpgw_runtime.front import (
     CLIENT_REQUEST_CAPABILITIES,
     HANDSHAKE_BYTES,
     SESSION_HEADER,
-    SPLIT_BYTES,
     VERSION_HEADER,
+    Reply,
     disconnected,
     id_key,
     is_request_id,
@@ -184,7 +184,7 @@ class FastPath:
     async def _answer(self, message: dict[str, Any], sid: bytes, receive: Receive, send: Send) -> None:
         rid = message["id"]
         method = message["method"]
-        reply = Reply(send, sid)
+        reply = FastReply(send, sid)
         tail: bytes | memoryview = b""
         try:
             if method == "tools/call":
@@ -224,7 +224,7 @@ class FastPath:
         return cached[1]
 
     async def _call(
-        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply
+        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: FastReply
     ) -> bytes | memoryview:
         """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
         meta = params.get("_meta")
@@ -250,7 +250,7 @@ class FastOrigin:
 
     The SDK builds no request context here, so this stands in for one: the session's
     upstream connection (from the hub, for log levels and identity), the request's
-    `_meta`, and `Reply` as the back-channel. It can carry notifications (a backend's
+    `_meta`, and `FastReply` as the back-channel. It can carry notifications (a backend's
     log entries for this call) but not requests: a client on the fast path declared
     none of the capabilities a backend could ask for.
     """
@@ -260,7 +260,7 @@ class FastOrigin:
     ask = None
     live = True
 
-    def __init__(self, connection: Any, channel: Reply, meta: Any, request_id: object) -> None:
+    def __init__(self, connection: Any, channel: FastReply, meta: Any, request_id: object) -> None:
         self.connection = connection
         self.channel = channel
         self.meta = meta if isinstance(meta, dict) else None
@@ -299,67 +299,13 @@ class _Sessionless:
         self.protocol_version = protocol_version
 
 
-class Reply:
-    """One fast-path answer: a plain JSON response, unless something for the request must go first.
-
-    A backend may log (or otherwise notify) during a call; the relay hands such a
-    message to `notify`, which turns the response into an SSE stream (the headers
-    are not sent before the answer is known, so the choice is still open), exactly
-    as the SDK's transport would have answered. The answer then ends the stream.
-    """
+class FastReply(Reply):
+    """The answer of a fast-path request, as the relay's back-channel: notifications only."""
 
     can_send_request = False
 
-    def __init__(self, send: Send, sid: bytes) -> None:
-        self._send = send
-        self._sid = sid
-        self._streaming = False
-        self._done = False
-        self._lock = asyncio.Lock()
-
-    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
-        headers = [(b"content-type", kind)]
-        if self._sid:
-            headers.append((SESSION_HEADER, self._sid))
-        return headers
-
-    async def notify(self, method: str, params: Any) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        async with self._lock:
-            if self._done:
-                return  # the answer is out: too late for this request, as on the SDK's stream
-            if not self._streaming:
-                self._streaming = True
-                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
-                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._send(
-                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
-            )
-
     async def send_raw_request(self, method: str, params: Any, opts: Any = None) -> dict[str, Any]:
         raise MCPError(types.INVALID_REQUEST, f"mcpgw cannot relay {method}: the client declared no such capability")
-
-    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
-        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
-        async with self._lock:
-            self._done = True
-            if self._streaming:
-                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
-                return
-            size = len(body) + len(tail)
-            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
-            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            if len(tail) < SPLIT_BYTES:
-                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
-                return
-            await self._send({"type": "http.response.body", "body": body, "more_body": True})
-            await self._send({"type": "http.response.body", "body": tail})
-
-
-def _event(data: bytes) -> bytes:
-    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
 
 
 def _error(rid: object, error: types.ErrorData) -> bytes:

@@ -377,7 +377,8 @@ class Front:
             body = error_answer(rid, {"code": INVALID_PARAMS, "message": f"unknown tool: {params['name']!r}"})
             await _respond(send, 200, body, b"application/json", session=sid)
             return True
-        call = asyncio.ensure_future(self.backends.call(params))
+        reply = Reply(send, sid or b"")
+        call = asyncio.ensure_future(self.backends.call(params, reply))
         key = (sid or b"", id_key(rid))
         self._calls[key] = call
         watcher = asyncio.ensure_future(disconnected(receive))
@@ -386,14 +387,13 @@ class Front:
         try:
             tail = await call
         except CallFailed as failed:
-            await _respond(send, 200, error_answer(rid, failed.error), b"application/json", session=sid)
+            await reply.finish(error_answer(rid, failed.error))
             return True
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # the server is stopping this request, not the client
-            cancelled = {"code": INVALID_REQUEST, "message": "Request cancelled"}
-            await _respond(send, 200, error_answer(rid, cancelled), b"application/json", session=sid)
+            await reply.finish(error_answer(rid, {"code": INVALID_REQUEST, "message": "Request cancelled"}))
             return True
         finally:
             watcher.cancel()
@@ -401,16 +401,7 @@ class Front:
                 del self._calls[key]
         if tail is None:
             return False
-        size = b"%d" % (len(head) + len(tail))
-        headers = [(b"content-type", b"application/json"), (b"content-length", size)]
-        if sid is not None:
-            headers.append((SESSION_HEADER, sid))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        if len(tail) < SPLIT_BYTES:
-            await send({"type": "http.response.body", "body": b"".join((head, tail))})
-        else:
-            await send({"type": "http.response.body", "body": head, "more_body": True})
-            await send({"type": "http.response.body", "body": tail})
+        await reply.finish(head, tail)
         return True
 
     async def _adopt(self, core: Core, sid: bytes) -> None:
@@ -449,6 +440,65 @@ def without_progress(params: object) -> bool:
         return False
     meta = params.get("_meta")
     return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
+class Reply:
+    """One fast-path answer: a plain JSON response, unless something for the request must go first.
+
+    A backend may log (or otherwise notify) during a call; the relay (or, with
+    `--lazy-core`, the front's own screen of the backend's pipe) hands such a
+    message to `notify`, which turns the response into an SSE stream (the headers
+    are not sent before the answer is known, so the choice is still open), exactly
+    as the SDK's transport would have answered. The answer then ends the stream.
+    """
+
+    def __init__(self, send: AsgiSend, sid: bytes) -> None:
+        self._send = send
+        self._sid = sid
+        self._streaming = False
+        self._done = False
+        self._lock = asyncio.Lock()
+
+    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
+        headers = [(b"content-type", kind)]
+        if self._sid:
+            headers.append((SESSION_HEADER, self._sid))
+        return headers
+
+    async def notify(self, method: str, params: Any) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        async with self._lock:
+            if self._done:
+                return  # the answer is out: too late for this request, as on the SDK's stream
+            if not self._streaming:
+                self._streaming = True
+                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
+                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self._send(
+                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
+            )
+
+    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
+        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
+        async with self._lock:
+            self._done = True
+            if self._streaming:
+                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
+                return
+            size = len(body) + len(tail)
+            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
+            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            if len(tail) < SPLIT_BYTES:
+                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
+                return
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._send({"type": "http.response.body", "body": tail})
+
+
+def _event(data: bytes) -> bytes:
+    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
 
 
 def id_key(value: object) -> object:

@@ -110,6 +110,8 @@ class Pipe:
         self.pid = process.pid
         self.closed = asyncio.Event()
         """Set once the reader has ended (EOF, the process gone) and every line was handed on."""
+        self.screen: Callable[[bytes, Any], Awaitable[bool]] | None = None
+        """Before a sink is attached: offered each line first; True when it took the line (the front's)."""
         self.on_held: Callable[[], None] | None = None
         """Called when a line is held for want of a sink (the front: "the core is needed")."""
         self._stdin = process.stdin
@@ -254,6 +256,8 @@ class Pipe:
         sink = self._sink
         if sink is not None:
             await sink(line, value)
+            return
+        if self.screen is not None and await self.screen(line, value):
             return
         self._held.append((line, value))
         if self.on_held is not None:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pydantic_core
 
@@ -83,6 +83,12 @@ def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[st
     return [exe or resolved_command[0], *resolved_command[1:]]
 
 
+class Channel(Protocol):
+    """Where a log entry the backend sends during a forwarded call goes (front.Reply)."""
+
+    async def notify(self, method: str, params: Any) -> None: ...
+
+
 class CallFailed(Exception):
     """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
 
@@ -114,7 +120,8 @@ class EarlyBackend:
     init: JSON | None = None
     verdicts: dict[str, Verdict] | None = None
     stats: CallStats = field(default_factory=CallStats)
-    active: int = 0
+    calls: list[Channel] = field(default_factory=list)
+    """The calls the front has forwarded and not yet seen answered."""
     handed: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the backend is ready or has failed."""
@@ -128,7 +135,7 @@ class EarlyBackend:
             "transport": self.spec.type,
             "pin": status(self.spec.pin, self.verdicts),
             "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
-            "in_flight": self.active,
+            "in_flight": len(self.calls),
             "queued": 0,
         }
 
@@ -173,6 +180,7 @@ class EarlyBackends:
             env = default_environment() | resolved.env
             pipe = await Pipe.spawn(command_line(resolved.command, env), resolved.cwd, env, sys.stderr)
             backend.pipe = pipe
+            pipe.screen = lambda line, value: self._screen(backend, value)
             pipe.on_held = lambda: self.need_core(f"backend {spec.name!r} sent a message only the core can take")
             async with asyncio.timeout(spec.startup_timeout):
                 await self._handshake(backend, pipe)
@@ -198,6 +206,22 @@ class EarlyBackends:
             backend.state = "restarting"
             log.warning("backend %s: connection closed", spec.name)
             self.need_core(f"backend {spec.name!r} exited")
+
+    async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
+        """A log entry: to the one call in flight, as the core's relay would; anything else waits for the core.
+
+        With no call or several in flight the entry has no known origin: the core would
+        broadcast it to the clients listening for logs outside a request, and before the
+        core there are none (GET streams are the core's); among several callers handing
+        it to the wrong one would leak it. So it stays in the gateway's own log.
+        """
+        if type(value) is not dict or value.get("method") != "notifications/message" or "id" in value:
+            return False
+        if len(backend.calls) == 1:
+            await backend.calls[0].notify("notifications/message", value.get("params"))
+        else:
+            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, value.get("params"))
+        return True
 
     async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
         spec = backend.spec
@@ -235,7 +259,7 @@ class EarlyBackends:
                 return items
         raise RuntimeError(f"{method} still returned a nextCursor after 1000 pages")
 
-    async def call(self, params: Mapping[str, Any]) -> memoryview | bytes | None:
+    async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
         """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
         name = params.get("name")
         route = self.spec.tool_routes.get(name) if isinstance(name, str) else None
@@ -252,7 +276,7 @@ class EarlyBackends:
         pipe = backend.pipe
         if backend.state != "ready" or backend.handed or pipe is None:
             return None
-        if backend.active >= spec.max_concurrency:
+        if len(backend.calls) >= spec.max_concurrency:
             self.need_core(f"backend {spec.name!r} is at its max_concurrency")
             return None
         forwarded = strip_meta(params)
@@ -260,7 +284,7 @@ class EarlyBackends:
         timeout = spec.tool_timeouts.get(route.name, spec.timeout)
         series = backend.stats.get("tools/call", route.name)
         started = time.perf_counter()
-        backend.active += 1
+        backend.calls.append(channel)
         try:
             reply, line = await pipe.request("tools/call", forwarded, timeout)
         except TimeoutError:
@@ -271,7 +295,7 @@ class EarlyBackends:
             series.errors += 1
             raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
         finally:
-            backend.active -= 1
+            backend.calls.remove(channel)
             series.observe(time.perf_counter() - started)
         error = reply.get("error")
         if isinstance(error, dict):
