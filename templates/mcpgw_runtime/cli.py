@@ -20,6 +20,7 @@ from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
+from mcpgw_runtime.observe import STATE_LISTENERS
 from mcpgw_runtime.prestart import EarlyBackends
 from mcpgw_runtime.spec import GatewaySpec
 
@@ -168,6 +169,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         )
     hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
     guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
+    STATE_LISTENERS.append(console.changed)  # the core's backends and the front's (one namespace)
     loaded: list[ModuleType] = []
 
     lazy = _lazy_core(args, spec)
@@ -176,7 +178,6 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         core = loaded[0]
         running = front.backends.handover() if front.backends is not None else {}
         gateway = core.Gateway(core.SPEC, base_dir, running)
-        core.STATE_LISTENERS.append(console.changed)
         built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
         return built
 

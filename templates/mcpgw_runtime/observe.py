@@ -36,6 +36,9 @@ STATE_LISTENERS: list[StateListener] = []
 
 
 def _server_name(owner: Any) -> str | None:
+    server = getattr(owner, "server", None)  # a backend the front runs (prestart.py) says it itself
+    if isinstance(server, str):
+        return server
     init = getattr(getattr(owner, "connection", None), "init", None)
     name = getattr(getattr(init, "server_info", None), "name", None)
     return name if isinstance(name, str) else None

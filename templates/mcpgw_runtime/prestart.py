@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ import pydantic_core
 
 from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.metrics import CallStats
+from mcpgw_runtime.observe import ObservedState
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
 from mcpgw_runtime.pipes import Pipe, PipeClosed, answer_tail, resolve
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
@@ -111,20 +112,38 @@ class Takeover:
     restarts: int = 0
 
 
-@dataclass(eq=False)
 class EarlyBackend:
-    spec: BackendSpec
-    state: str = "starting"
-    error: str | None = None
-    pipe: Pipe | None = None
-    init: JSON | None = None
-    verdicts: dict[str, Verdict] | None = None
-    stats: CallStats = field(default_factory=CallStats)
-    calls: list[Channel] = field(default_factory=list)
-    """The calls the front has forwarded and not yet seen answered."""
-    handed: bool = False
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the backend is ready or has failed."""
+    """One backend as the front runs it (its state changes reach the console like the core's)."""
+
+    state = ObservedState()
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self.error: str | None = None
+        self.pipe: Pipe | None = None
+        self.init: JSON | None = None
+        self.verdicts: dict[str, Verdict] | None = None
+        self.stats = CallStats()
+        self.calls: list[Channel] = []
+        """The calls the front has forwarded and not yet seen answered."""
+        self.handed = False
+        self.ready = asyncio.Event()
+        """Set once the backend is ready or has failed."""
+        self.state = "starting"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pin(self) -> JSON:
+        return status(self.spec.pin, self.verdicts)
+
+    @property
+    def server(self) -> str | None:
+        info = (self.init or {}).get("serverInfo")
+        name = info.get("name") if isinstance(info, dict) else None
+        return name if isinstance(name, str) else None
 
     def health(self) -> JSON:
         """This backend in `/healthz`, the shape of `Backend.health()`."""
@@ -133,7 +152,7 @@ class EarlyBackend:
             "error": self.error,
             "restarts": 0,
             "transport": self.spec.type,
-            "pin": status(self.spec.pin, self.verdicts),
+            "pin": self.pin,
             "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
             "in_flight": len(self.calls),
             "queued": 0,
@@ -186,7 +205,8 @@ class EarlyBackends:
                 await self._handshake(backend, pipe)
         except Exception as exc:  # noqa: BLE001 -- the core retries it with backoff and reports it
             why = "no answer to initialize" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-            backend.state, backend.error = "failed", redact(f"backend {spec.name!r}: {why}", secrets)
+            backend.error = redact(f"backend {spec.name!r}: {why}", secrets)
+            backend.state = "failed"
             log.error("%s", backend.error)
             backend.ready.set()
             self.need_core(f"backend {spec.name!r} failed to start")
@@ -197,10 +217,7 @@ class EarlyBackends:
             return
         backend.state = "ready"
         backend.ready.set()
-        info = (backend.init or {}).get("serverInfo")
-        log.info(
-            "backend %s ready (%s), served by the front", spec.name, info.get("name") if isinstance(info, dict) else "?"
-        )
+        log.info("backend %s ready (%s), served by the front", spec.name, backend.server)
         await pipe.closed.wait()
         if not backend.handed:
             backend.state = "restarting"
