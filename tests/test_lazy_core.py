@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -193,3 +194,24 @@ def test_a_log_entry_during_a_call_reaches_that_call(logging_script: Path, tmp_p
         assert logs == ["Tool execution started", "Tool processing data", "Tool execution completed"]
         assert events[-1]["id"] == 5 and "executed successfully" in events[-1]["result"]["content"][0]["text"]
         assert "loading the core" not in log_text(tmp_path)
+
+
+def test_sigterm_before_the_core_stops_the_backends_the_front_started(script: Path, tmp_path: Path) -> None:
+    port = peers.free_port()
+    command = [sys.executable, str(script), "--port", str(port), "--lazy-core", "--log-dir", str(tmp_path / "logs")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        peers.wait_for_port(peers.LOCALHOST, port, 30, process=process)
+        gw = Gated(f"http://127.0.0.1:{port}", tmp_path / "no-gate")
+        backend = wait_ready(gw)["pid"]
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it drained
+        assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 5
+        while peers.alive(backend):
+            assert time.monotonic() < deadline, "the backend outlived the gateway"
+            time.sleep(0.05)
+        assert "loading the core" not in log_text(tmp_path)
+    finally:
+        peers.kill_process_group(process)

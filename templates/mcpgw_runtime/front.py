@@ -165,6 +165,7 @@ class Front:
         self._stop = asyncio.Event()
         self._stopping = False
         self._boot: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
         self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
@@ -191,6 +192,8 @@ class Front:
         self._stopping = True
         if self.core is not None:
             self.core.stop_backends()
+        elif self.backends is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.backends.shut_down)
 
     # -- lifespan ---------------------------------------------------------------
 
@@ -198,6 +201,7 @@ class Front:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
                 if self.backends is not None:
                     self.backends.start()
                 else:

@@ -60,6 +60,20 @@ BACKEND_UNAVAILABLE = -32002
 """The JSON-RPC codes the core answers with in the same cases (mcp_types; backends.py)."""
 
 
+def _answer(reply: JSON, line: bytes, secrets: Mapping[str, str]) -> memoryview | bytes:
+    """The bytes after the id of a backend's answer to `tools/call`; CallFailed for its error."""
+    error = reply.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = redact(str(error.get("message", "")), secrets)
+        raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
+    result = reply.get("result")
+    if not isinstance(result, dict):
+        raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
+    tail = answer_tail(line, reply["id"])
+    return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+
+
 def strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
     """Copy params, keeping only `_meta` entries that belong to the request itself."""
     out = dict(params)
@@ -127,6 +141,8 @@ class EarlyBackend:
         self.calls: list[Channel] = []
         """The calls the front has forwarded and not yet seen answered."""
         self.handed = False
+        self.secrets = secret_values(spec.texts())
+        """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
         self.ready = asyncio.Event()
         """Set once the backend is ready or has failed."""
         self.state = "starting"
@@ -176,6 +192,8 @@ class EarlyBackends:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._stops: list[asyncio.Future[None]] = []
+        self.stopping = False
+        """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
 
     @staticmethod
     def unsupported(spec: GatewaySpec) -> str | None:
@@ -192,7 +210,6 @@ class EarlyBackends:
 
     async def _run(self, backend: EarlyBackend) -> None:
         spec = backend.spec
-        secrets = secret_values(spec.texts())
         try:
             resolved = resolve(spec, self.base_dir)
             assert resolved.command is not None
@@ -205,7 +222,7 @@ class EarlyBackends:
                 await self._handshake(backend, pipe)
         except Exception as exc:  # noqa: BLE001 -- the core retries it with backoff and reports it
             why = "no answer to initialize" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-            backend.error = redact(f"backend {spec.name!r}: {why}", secrets)
+            backend.error = redact(f"backend {spec.name!r}: {why}", backend.secrets)
             backend.state = "failed"
             log.error("%s", backend.error)
             backend.ready.set()
@@ -219,7 +236,7 @@ class EarlyBackends:
         backend.ready.set()
         log.info("backend %s ready (%s), served by the front", spec.name, backend.server)
         await pipe.closed.wait()
-        if not backend.handed:
+        if not backend.handed and not self.stopping:
             backend.state = "restarting"
             log.warning("backend %s: connection closed", spec.name)
             self.need_core(f"backend {spec.name!r} exited")
@@ -283,51 +300,58 @@ class EarlyBackends:
         if route is None:
             return None  # unknown or held back: the core says which
         backend = self.backends[route.backend]
+        if not await self._serving(backend):
+            return None
         spec = backend.spec
-        if backend.state == "starting":
-            try:
-                async with asyncio.timeout(spec.startup_timeout):
-                    await backend.ready.wait()
-            except TimeoutError:
-                return None
-        pipe = backend.pipe
-        if backend.state != "ready" or backend.handed or pipe is None:
-            return None
-        if len(backend.calls) >= spec.max_concurrency:
-            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
-            return None
         forwarded = strip_meta(params)
         forwarded["name"] = route.name
         timeout = spec.tool_timeouts.get(route.name, spec.timeout)
         series = backend.stats.get("tools/call", route.name)
         started = time.perf_counter()
+        assert backend.pipe is not None
         backend.calls.append(channel)
         try:
-            reply, line = await pipe.request("tools/call", forwarded, timeout)
+            reply, line = await backend.pipe.request("tools/call", forwarded, timeout)
         except TimeoutError:
             series.timeouts += 1
             series.errors += 1
             raise CallFailed(REQUEST_TIMEOUT, f"backend {spec.name!r} did not answer within {timeout:g}s") from None
         except PipeClosed:
             series.errors += 1
+            if self.stopping:
+                why = f"gateway is shutting down: call to backend {spec.name!r} abandoned"
+                raise CallFailed(BACKEND_UNAVAILABLE, why) from None
             raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
         finally:
             backend.calls.remove(channel)
             series.observe(time.perf_counter() - started)
-        error = reply.get("error")
-        if isinstance(error, dict):
-            series.errors += 1
-            message = redact(str(error.get("message", "")), secret_values(spec.texts()))
-            code = error.get("code")
-            raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
         result = reply.get("result")
-        if not isinstance(result, dict):
-            series.errors += 1
-            raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
-        if result.get("isError") is True:
+        if type(result) is dict and result.get("isError") is True:
             series.tool_errors += 1
-        tail = answer_tail(line, reply["id"])
-        return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+        try:
+            return _answer(reply, line, backend.secrets)
+        except CallFailed:
+            series.errors += 1
+            raise
+
+    async def _serving(self, backend: EarlyBackend) -> bool:
+        """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
+        spec = backend.spec
+        if backend.state == "starting":
+            try:
+                async with asyncio.timeout(spec.startup_timeout):
+                    await backend.ready.wait()
+            except TimeoutError:
+                return False
+        if self.stopping:
+            why = f"gateway is shutting down: backend {spec.name!r} takes no more calls"
+            raise CallFailed(BACKEND_UNAVAILABLE, why)
+        if backend.state != "ready" or backend.handed or backend.pipe is None:
+            return False
+        if len(backend.calls) >= spec.max_concurrency:
+            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
+            return False
+        return True
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
@@ -351,8 +375,15 @@ class EarlyBackends:
             taken[name] = Takeover(None, None, backend.stats, restarts)
         return taken
 
+    def shut_down(self) -> None:
+        """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
+        with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
+        self.stopping = True
+        self._stops.append(asyncio.ensure_future(self.stop()))
+
     async def stop(self) -> None:
         """At shutdown before the core loaded: stop every process the front started."""
+        self.stopping = True
         for task in self._tasks:
             task.cancel()
         pipes = [b.pipe for b in self.backends.values() if b.pipe is not None and not b.handed]
