@@ -15,6 +15,7 @@ import __future__
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import itertools
@@ -23,12 +24,14 @@ import logging
 import logging.handlers
 import os
 import re
+import shutil
 import signal
 import sys
 import time
 import uuid
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -251,6 +254,9 @@ STATE_LISTENERS: list[StateListener] = []
 
 
 def _server_name(owner: Any) -> str | None:
+    server = getattr(owner, "server", None)  # a backend the front runs (prestart.py) says it itself
+    if isinstance(server, str):
+        return server
     init = getattr(getattr(owner, "connection", None), "init", None)
     name = getattr(getattr(init, "server_info", None), "name", None)
     return name if isinstance(name, str) else None
@@ -568,1126 +574,6 @@ async def refuse(scope: Mapping[str, Any], send: Callable[[dict[str, Any]], Awai
     await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})
     await send({"type": "http.response.body", "body": body})
 
-
-# ---- runtime: pipes.py ----
-
-LANE_FIRST_ID = 1 << 40
-"""Request ids at or above this belong to the lane; the SDK's dispatcher counts up from 0."""
-
-MAX_LINE_BYTES = 64 * 1024 * 1024
-"""A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
-
-READ_BYTES = 64 * 1024
-"""Bytes asked of the pipe per read (1 MiB reads measured slower, bench/README.md)."""
-
-STDIN_GRACE = 0.5
-"""Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
-
-STOP_GRACE = 1.5
-"""Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
-
-Sink = Callable[[bytes, Any], Awaitable[None]]
-"""Gets each line that is not a lane answer, with its JSON value (a ValueError when it is not JSON)."""
-
-
-class PipeClosed(Exception):
-    """The backend's process ended, closed its stdout or stopped reading its stdin."""
-
-
-class Pipe:
-    """One running stdio backend: its process, a reader task, the lane."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self.process = process
-        self.pid = process.pid
-        self.closed = asyncio.Event()
-        """Set once the reader has ended (EOF, the process gone) and every line was handed on."""
-        self.on_held: Callable[[], None] | None = None
-        """Called when a line is held for want of a sink (the front: "the core is needed")."""
-        self._stdin = process.stdin
-        self._stdout = process.stdout
-        self._ids = itertools.count(LANE_FIRST_ID).__next__
-        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
-        self._sink: Sink | None = None
-        self._held: list[tuple[bytes, Any]] = []
-        self._replay: asyncio.Future[None] | None = None
-        self._reader = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def spawn(cls, command: list[str], cwd: str, env: Mapping[str, str], errlog: TextIO) -> Pipe:
-        """Start `command` in a process group of its own (so `stop` reaches its children too)."""
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=errlog,
-            start_new_session=True,
-        )
-        return cls(process)
-
-    def attach(self, sink: Sink) -> None:
-        """From now on, lines that are not lane answers go to `sink`; the held ones first, in order."""
-        held, self._held = self._held, []
-
-        async def replay() -> None:
-            for line, value in held:
-                await sink(line, value)
-            self._sink = sink
-
-        self._replay = asyncio.ensure_future(replay())
-
-    # -- writing -----------------------------------------------------------
-
-    async def send(self, data: bytes) -> None:
-        """Write one message (a line, newline included); PipeClosed when the child stopped reading."""
-        if self.closed.is_set():
-            raise PipeClosed
-        try:
-            self._stdin.write(data)
-            await self._stdin.drain()
-        except (OSError, RuntimeError) as exc:  # RuntimeError: the transport is already closing
-            raise PipeClosed from exc
-
-    async def request(
-        self, method: str, params: Mapping[str, Any] | None, timeout: float
-    ) -> tuple[dict[str, Any], bytes]:
-        """A request on the lane: the answer's JSON and its line as read.
-
-        TimeoutError after `timeout` seconds, PipeClosed when the pipe ends first. A request
-        that times out or is cancelled is cancelled at the backend too.
-        """
-        if self.closed.is_set():
-            raise PipeClosed
-        rid = self._ids()
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
-        if params is not None:
-            message["params"] = params
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
-        self._pending[rid] = future
-        timer = loop.call_later(timeout, _expire, future)
-        try:
-            await self.send(pydantic_core.to_json(message) + b"\n")
-            try:
-                return await future
-            except TimeoutError:
-                self._cancel(rid, "timed out")
-                raise
-            except asyncio.CancelledError:
-                self._cancel(rid, "cancelled by the client")
-                raise
-        finally:
-            timer.cancel()
-            self._pending.pop(rid, None)
-
-    def _cancel(self, rid: int, reason: str) -> None:
-        """`notifications/cancelled` for a lane request; written at once, never awaited (it may be cancelling)."""
-        if self.closed.is_set():
-            return
-        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
-        with contextlib.suppress(OSError, RuntimeError):
-            self._stdin.write(pydantic_core.to_json(note) + b"\n")
-
-    # -- reading -----------------------------------------------------------
-
-    async def _read(self) -> None:
-        parts: list[bytes] = []  # the line so far, joined once its newline arrives
-        size, skipping = 0, False
-        try:
-            while received := await self._stdout.read(READ_BYTES):
-                chunk = received
-                while (newline := chunk.find(b"\n")) >= 0:
-                    parts.append(chunk[:newline])
-                    line, chunk = b"".join(parts), chunk[newline + 1 :]
-                    parts, size, was_skipping, skipping = [], 0, skipping, False
-                    if line and not line.isspace() and not was_skipping:
-                        await self._line(line.rstrip(b"\r"))
-                if chunk and not skipping:
-                    parts.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_LINE_BYTES:  # never buffer an endless line: drop it up to its newline
-                        parts, size, skipping = [], 0, True
-                        await self._hand_on(b"", ValueError(f"stdout line over {MAX_LINE_BYTES} bytes dropped"))
-        except (OSError, ConnectionError):
-            pass
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(PipeClosed())
-            if self._replay is not None and not self._replay.done():
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._replay)
-            self.closed.set()
-
-    async def _line(self, line: bytes) -> None:
-        try:
-            try:
-                value = pydantic_core.from_json(line)
-            except ValueError:
-                value = pydantic_core.from_json(line.decode(errors="replace"))  # as the SDK reads a bad byte
-        except ValueError as exc:
-            await self._hand_on(line, exc)
-            return
-        if type(value) is dict:
-            rid = value.get("id")
-            if type(rid) is int and rid >= LANE_FIRST_ID and "method" not in value:
-                future = self._pending.get(rid)
-                if future is not None and not future.done():
-                    future.set_result((value, line))
-                return
-        await self._hand_on(line, value)
-
-    async def _hand_on(self, line: bytes, value: Any) -> None:
-        replay = self._replay
-        if replay is not None and not replay.done():
-            await asyncio.shield(replay)  # the held lines go first
-        sink = self._sink
-        if sink is not None:
-            await sink(line, value)
-            return
-        self._held.append((line, value))
-        if self.on_held is not None:
-            self.on_held()
-
-    # -- stopping ----------------------------------------------------------
-
-    async def stop(self) -> None:
-        """Close stdin, give the child `STDIN_GRACE` to exit, then stop its whole process group."""
-        with contextlib.suppress(OSError, RuntimeError):
-            self._stdin.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STDIN_GRACE
-        while self.process.returncode is None and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        await stop_process_group(self.process)
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-
-
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
-
-
-class _Process(Protocol):
-    """What stopping needs of a process (asyncio's and anyio's both have it)."""
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-
-async def stop_process_group(process: _Process, grace: float = STOP_GRACE) -> None:
-    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` seconds.
-
-    The group, not only the leader: a child that ignores SIGTERM, or a grandchild
-    the leader left behind, is still killed. Never waits more than about `2 * grace`.
-    """
-    _signal_group(process.pid, signal.SIGTERM)
-    if not await _wait_group(process, grace):
-        _signal_group(process.pid, signal.SIGKILL)
-        await _wait_group(process, grace)
-
-
-async def _wait_group(process: _Process, timeout: float) -> bool:
-    """Poll until the leader is reaped and (POSIX) no member of its group is left."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while process.returncode is None or _group_alive(process.pid):
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    if sys.platform == "win32":
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # zombies or foreign members: keep waiting, the deadline bounds it
-    return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if sys.platform == "win32":
-            os.kill(pid, sig)
-        else:
-            os.killpg(pid, sig)
-
-
-# ---- runtime: front.py ----
-
-AsgiScope = MutableMapping[str, Any]
-AsgiMessage = MutableMapping[str, Any]
-AsgiReceive = Callable[[], Awaitable[AsgiMessage]]
-AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
-AsgiApp = Callable[[AsgiScope, AsgiReceive, AsgiSend], Awaitable[None]]
-"""ASGI's shapes, spelled out: starlette is not imported before the core."""
-
-HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
-
-CAPABILITIES: JSON = {
-    "completions": {},
-    "logging": {},
-    "prompts": {"listChanged": True},
-    "resources": {"listChanged": True, "subscribe": True},
-    "tools": {"listChanged": True},
-}
-"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
-
-EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
-SESSION_HEADER = b"mcp-session-id"
-VERSION_HEADER = b"mcp-protocol-version"
-HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
-
-
-def initialize_result(spec: GatewaySpec, version: str) -> JSON:
-    """The gateway's answer to `initialize` at a handshake-era version."""
-    result: JSON = {
-        "capabilities": CAPABILITIES,
-        "protocolVersion": version,
-        "serverInfo": {"name": spec.name, "version": spec.version},
-    }
-    if spec.instructions is not None:
-        result["instructions"] = spec.instructions
-    return result
-
-
-def starting_health(spec: GatewaySpec) -> JSON:
-    """What `/healthz` says before the core is up: what the core's would say before any backend ran.
-
-    The same shape as `Gateway.health()` (a unit test keeps the two equal), so a probe
-    reads the same fields whichever half answers.
-    """
-    backends: dict[str, JSON] = {}
-    for b in sorted(spec.backends, key=lambda b: b.name):
-        backends[b.name] = {
-            "state": "starting",
-            "error": None,
-            "restarts": 0,
-            "transport": b.type,
-            "pin": {"policy": b.pin, "status": "pending", "held": {}, "changes": []},
-            "pid": None,
-            "in_flight": 0,
-            "queued": 0,
-        }
-        if b.session == "per-client":
-            backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
-    return {"status": "degraded" if backends else "ok", "backends": backends}
-
-
-@dataclass(slots=True)
-class EarlySession:
-    """A session the front opened before the core was up: what the core needs to take it over."""
-
-    initialize: bytes
-    """The client's initialize request, byte for byte."""
-    headers: list[tuple[bytes, bytes]]
-    """That request's headers (they passed the guard)."""
-    version: str
-    initialized: bool = False
-    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
-
-
-class Core(Protocol):
-    """What the front needs of the loaded core (http.py builds it)."""
-
-    app: AsgiApp
-
-    def run(self) -> AbstractAsyncContextManager[None]:
-        """Backends and session manager running for as long as the context is open."""
-        ...
-
-    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
-
-    def stop_backends(self) -> None: ...
-
-    def initialize_result(self, version: str) -> JSON: ...
-
-
-class Front:
-    """The ASGI app uvicorn runs: the early answers until the core is ready, the core's app after."""
-
-    def __init__(
-        self,
-        spec: GatewaySpec,
-        guard: Guard,
-        load: Callable[[], Core],
-        *,
-        http: bool,
-        stateless: bool,
-        load_in_thread: Callable[[], object] | None = None,
-    ) -> None:
-        self.spec = spec
-        self.guard = guard
-        self.http = http
-        self.stateless = stateless
-        self.core: Core | None = None
-        self.early: dict[bytes, EarlySession] = {}
-        """Sessions the front opened that the core has not adopted yet."""
-        self.exit: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
-        """How the front stops the server when the core cannot load (`serve_http` sets uvicorn's own)."""
-        self.failed: str | None = None
-        """Why the core could not load (the gateway then stops, exit status 1)."""
-        self._load = load
-        self._import = load_in_thread
-        self._ready = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._stopping = False
-        self._boot: asyncio.Task[None] | None = None
-        self._lists = {
-            "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
-            "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
-            "ping": b"{}",
-        }
-
-    async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
-        core = self.core
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        elif core is not None and not self.early:
-            await core.app(scope, receive, send)
-        else:
-            await self._early_request(scope, receive, send)
-
-    def stop_backends(self) -> None:
-        """From the signal handler: the core fails in-flight calls and stops its backends.
-
-        A core still loading stops them as soon as it is built.
-        """
-        self._stopping = True
-        if self.core is not None:
-            self.core.stop_backends()
-
-    # -- lifespan ---------------------------------------------------------------
-
-    async def _lifespan(self, receive: AsgiReceive, send: AsgiSend) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                self._boot = asyncio.ensure_future(self._run_core())
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self._stop.set()
-                if self._boot is not None:
-                    await self._boot
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _run_core(self) -> None:
-        """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
-        try:
-            if self._import is not None:
-                await asyncio.to_thread(self._import)
-            core = self._load()
-            for version in HANDSHAKE_VERSIONS:  # what the front answered must be what the SDK answers
-                if core.initialize_result(version) != initialize_result(self.spec, version):
-                    log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
-        except Exception as exc:  # noqa: BLE001 -- whatever stops the core stops the gateway, said plainly
-            self._fail("cannot load the gateway core", exc)
-            return
-        if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
-            self._ready.set()
-            return
-        try:
-            async with core.run():
-                self.core = core
-                self._ready.set()
-                adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
-                await self._stop.wait()
-                for adoption in adoptions:
-                    adoption.cancel()
-        except Exception as exc:  # noqa: BLE001 -- the same once the core runs
-            self._fail("the gateway core failed", exc)
-
-    def _fail(self, what: str, exc: Exception) -> None:
-        """The core cannot load or run: say why (a traceback only at debug) and stop the server."""
-        self.failed = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
-        log.critical("%s: %s; stopping", what, self.failed)
-        log.debug("the core failed", exc_info=exc)
-        self.core = None
-        self._ready.set()
-        self.exit()
-
-    # -- requests before the core ---------------------------------------------------
-
-    async def _early_request(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
-        if scope["type"] != "http":  # websocket: nothing here serves one; the core refuses it
-            await self._ready.wait()
-            if self.core is not None:
-                await self.core.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        refusal = self.guard.refusal(headers)
-        if refusal is not None:
-            await refuse(scope, send, refusal)
-            return
-        if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
-            health = json.dumps(starting_health(self.spec), sort_keys=True).encode()
-            await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
-            return
-        if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
-            body, complete = await read_body(receive, self.spec.max_body_bytes)
-            if complete and await self._answer(headers, list(scope["headers"]), body, send):
-                return
-            receive = replay_body(body, receive)
-        await self._ready.wait()
-        core = self.core
-        if core is None:  # the core failed to load; the process is stopping
-            await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
-            return
-        sid = headers.get(SESSION_HEADER)
-        if sid is not None and sid in self.early:
-            await self._adopt(core, sid)
-        await core.app(scope, receive, send)
-
-    async def _answer(
-        self, headers: Mapping[bytes, bytes], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
-    ) -> bool:
-        """Answer a request the tables can answer; False to leave it for the core."""
-        message = parse_json(body)
-        accept = headers.get(b"accept", b"")
-        plain = (
-            isinstance(message, dict)
-            and message.get("jsonrpc") == "2.0"
-            and b"application/json" in accept
-            and b"text/event-stream" in accept
-            and headers.get(b"content-type", b"").startswith(b"application/json")
-        )
-        if not plain:
-            return False
-        sid = headers.get(SESSION_HEADER)
-        if message.get("method") == "initialize":
-            return sid is None and await self._initialize(message, raw, body, send)
-        session = self.early.get(sid) if sid is not None else None
-        known = session is not None or (self.stateless and sid is None)
-        version = headers.get(VERSION_HEADER)
-        if known and (version is None or version in HANDSHAKE_BYTES):
-            return await self._in_session(message, session, sid, send)
-        return False
-
-    async def _initialize(
-        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
-    ) -> bool:
-        rid, version = message.get("id"), _handshake_version(message.get("params"))
-        if not is_request_id(rid) or version is None:
-            return False
-        result = pydantic_core.to_json(initialize_result(self.spec, version))
-        sid = None if self.stateless else uuid.uuid4().hex.encode()
-        if sid is not None:
-            self.early[sid] = EarlySession(body, raw, version)
-        await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
-        return True
-
-    async def _in_session(
-        self, message: dict[str, Any], session: EarlySession | None, sid: bytes | None, send: AsgiSend
-    ) -> bool:
-        method, rid = message.get("method"), message.get("id")
-        if method == "notifications/initialized" and "id" not in message:
-            if session is not None:
-                session.initialized = True
-            await _respond(send, 202, b"", None, session=sid)
-            return True
-        if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
-            await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
-            return True
-        return False
-
-    async def _adopt(self, core: Core, sid: bytes) -> None:
-        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
-        session = self.early.get(sid)
-        if session is None:
-            return
-        if session.adoption is None:
-            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
-        try:
-            await asyncio.shield(session.adoption)
-        except Exception:  # the core then answers 404 for the session, and the client starts a new one
-            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
-        finally:
-            self.early.pop(sid, None)
-
-
-def _handshake_version(params: object) -> str | None:
-    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
-    if not isinstance(params, dict):
-        return None
-    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
-    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
-        return None
-    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
-        return None
-    if not all(isinstance(value, dict) for value in capabilities.values()):
-        return None
-    return str(version)
-
-
-def without_progress(params: object) -> bool:
-    if params is None:
-        return True
-    if not isinstance(params, dict):
-        return False
-    meta = params.get("_meta")
-    return not (isinstance(meta, dict) and "progressToken" in meta)
-
-
-def is_request_id(value: object) -> bool:
-    return type(value) is str or type(value) is int
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        return None
-
-
-def _result(rid: object, result: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
-
-
-async def _respond(
-    send: AsgiSend,
-    status: int,
-    body: bytes,
-    content_type: bytes | None,
-    *,
-    session: bytes | None = None,
-) -> None:
-    headers = [(b"content-length", b"%d" % len(body))]
-    if content_type is not None:
-        headers.append((b"content-type", content_type))
-    if session is not None:
-        headers.append((SESSION_HEADER, session))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
-    """The request body, or what was read of it when it grew past `limit` (then False)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
-
-
-def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
-    """A `receive` that first gives back the body already read, then the client's own."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> AsgiMessage:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
-
-
-SHUTDOWN_GRACE = 1
-"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
-
-
-def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
-    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
-
-    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
-    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
-    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
-    """
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
-            front.stop_backends()
-
-    config = uvicorn.Config(
-        front,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
-        proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-    )
-    server = _Server(config)
-    front.exit = lambda: setattr(server, "should_exit", True)
-    server.run()
-
-
-# ---- runtime: cli.py ----
-
-EXIT_USAGE = 2
-
-
-def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=f"MCP gateway {spec.name!r}, generated by mcpgw {spec.generator}.",
-        epilog="Set MCPGW_TOKEN to require 'Authorization: Bearer <token>' on every HTTP route.",
-    )
-    parser.add_argument("--host", default=spec.host, help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=spec.port, help="port to bind (default: %(default)s)")
-    parser.add_argument(
-        "--transport",
-        default="http,sse",
-        help="'http,sse' (Streamable HTTP at /mcp and legacy SSE at /sse), 'http', 'sse', or 'stdio'",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="level of the console and the log file; tool arguments are logged only at debug (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-dir",
-        default=None,
-        help=f"folder for log files mcpgw_YYYYmmdd_HHMMSS_LEVEL.log, rotated at 10 MB "
-        f"(default: {spec.log_dir!r} in the config's folder)",
-    )
-    parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
-    parser.add_argument(
-        "--allow-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="also accept this Host header, besides the config's allowed_hosts (repeatable; a proxy's or "
-        "a Service's name)",
-    )
-    parser.add_argument(
-        "--allow-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="also accept this Origin header, besides the config's allowed_origins (repeatable)",
-    )
-    parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
-    parser.add_argument(
-        "--base-dir",
-        default=None,
-        help="folder that relative backend paths resolve against (default: the config's folder)",
-    )
-    args = parser.parse_args(argv)
-    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
-    valid = {"http", "sse"} if transports != ["stdio"] else {"stdio"}
-    if not transports or not set(transports) <= valid:
-        parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
-    args.transports = transports
-    return args
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-CORE_MARKER = "# ---- core: loaded by the front once the port is open (cli.load_core) ----"
-"""The line of `gateway.py` where the core begins (the template writes it from here)."""
-
-
-def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType:
-    """Run the core: the part of `gateway.py` after `CORE_MARKER`, compiled on its own, in this namespace.
-
-    In `gateway.py` every runtime module shares one namespace, so the core's
-    classes and functions join the front's, and it uses the front's tables
-    (`SPEC`) as they are. Why not run the whole file again as a module: a
-    second copy of the front, the tables and their compile cost 15-20 MiB of
-    resident memory (bench/README.md). The text before the marker becomes blank
-    lines, so tracebacks keep the file's line numbers.
-    """
-    text = Path(gateway_file).read_text(encoding="utf-8")
-    head, marker, tail = text.partition(f"\n{CORE_MARKER}\n")  # a line of its own, not the constant above
-    if not marker:
-        raise RuntimeError(f"{gateway_file} has no core (the line {CORE_MARKER!r}): rebuild it with mcpgw build")
-    source = "\n" * (head.count("\n") + 2) + tail
-    code = compile(source, gateway_file, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    module = module if module is not None else sys.modules[__name__]
-    exec(code, module.__dict__)  # noqa: S102 -- our own file, the part the front has not run
-    return module
-
-
-def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
-    """Entry point of every generated gateway."""
-    args = parse_args(spec, argv)
-    stdio = args.transports == ["stdio"]
-    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
-    for chatty in ("httpx2", "httpx", "httpcore"):  # their INFO lines quote backend URLs, keys included
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
-        for handler in logging.getLogger().handlers:
-            handler.setLevel(max(logging.WARNING, logging.getLogger().level))
-    here = Path(gateway_file).resolve().parent
-    base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
-    log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
-    log_path = open_log_file(log_dir, args.log_level)
-    logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
-    if stdio:  # the client's initialize needs the SDK's stdio server: load it now
-        core = load_core(gateway_file)
-        gateway = core.Gateway(core.SPEC, base_dir)
-        core.STATE_LISTENERS.append(console.changed)
-        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
-        core.run_stdio(gateway)
-        return 0
-    token = os.environ.get("MCPGW_TOKEN") or None
-    if token is None and not is_loopback(args.host):
-        if not args.no_auth:
-            print(
-                f"error: refusing to bind {args.host} without authentication: set MCPGW_TOKEN, "
-                "or pass --no-auth to serve anyone who can reach this address",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        log.warning(
-            "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
-        )
-    hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
-    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
-    loaded: list[ModuleType] = []
-
-    def build() -> Core:
-        core = loaded[0]
-        gateway = core.Gateway(core.SPEC, base_dir)
-        core.STATE_LISTENERS.append(console.changed)
-        built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
-        return built
-
-    front = Front(
-        spec,
-        guard,
-        build,
-        http="http" in args.transports,
-        stateless=args.stateless,
-        load_in_thread=lambda: loaded.append(load_core(gateway_file)),
-    )
-    origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
-    endpoints = []
-    if "http" in args.transports:
-        endpoints.append(f"{origin}/mcp (Streamable HTTP)")
-    if "sse" in args.transports:
-        endpoints.append(f"{origin}/sse (legacy SSE)")
-    endpoints.append(f"{origin}/healthz (health)")
-    if token:
-        auth = "bearer token (MCPGW_TOKEN)"
-    else:
-        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
-    log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
-    console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
-    serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
-    return 1 if front.failed else 0
-
-
-# ---- tables: generated from config.json and snapshot.json ----
-
-BACKENDS: tuple[BackendSpec, ...] = (
-    BackendSpec(
-        name="bash",
-        type="stdio",
-        command="python",
-        args=("servers/bash_server.py",),
-        env={},
-        cwd=None,
-        url=None,
-        headers={},
-        timeout=60.0,
-        tool_timeouts={},
-        startup_timeout=30.0,
-        max_concurrency=32,
-        max_queue=256,
-        session="shared",
-        pin="strict",
-        prefix="bash",
-        tool_include=("*",),
-        tool_exclude=(),
-        tool_rename={},
-        tool_describe={},
-        prompt_include=("*",),
-        prompt_exclude=(),
-        prompt_rename={},
-        resource_include=("*",),
-        resource_exclude=(),
-    ),
-    BackendSpec(
-        name="time",
-        type="stdio",
-        command="python",
-        args=("-m", "mcp_server_time"),
-        env={},
-        cwd=None,
-        url=None,
-        headers={},
-        timeout=60.0,
-        tool_timeouts={},
-        startup_timeout=30.0,
-        max_concurrency=32,
-        max_queue=256,
-        session="shared",
-        pin="strict",
-        prefix="time",
-        tool_include=("*",),
-        tool_exclude=(),
-        tool_rename={},
-        tool_describe={},
-        prompt_include=("*",),
-        prompt_exclude=(),
-        prompt_rename={},
-        resource_include=("*",),
-        resource_exclude=(),
-    ),
-)
-
-TOOLS: tuple[JSON, ...] = (
-    {
-        "annotations": {"destructiveHint": True, "idempotentHint": False, "openWorldHint": True, "readOnlyHint": False},
-        "description": "Run a command line with `bash -c` and return its exit code, stdout and stderr. Output over the server's cap is cut with a marker; on timeout the command's whole process tree is killed.",
-        "inputSchema": {
-            "properties": {
-                "command": {
-                    "description": "The command line, run with `bash -c`.",
-                    "title": "Command",
-                    "type": "string",
-                },
-                "cwd": {
-                    "anyOf": [{"type": "string"}, {"type": "null"}],
-                    "default": None,
-                    "description": "Working directory (default: the server's).",
-                    "title": "Cwd",
-                },
-                "timeout": {
-                    "anyOf": [{"exclusiveMinimum": 0, "type": "number"}, {"type": "null"}],
-                    "default": None,
-                    "description": "Seconds before the command is killed (capped by the server).",
-                    "title": "Timeout",
-                },
-            },
-            "required": ["command"],
-            "title": "bashArguments",
-            "type": "object",
-        },
-        "name": "bash__bash",
-        "outputSchema": {
-            "description": "Structured result of one command.",
-            "properties": {
-                "exit_code": {"anyOf": [{"type": "integer"}, {"type": "null"}], "title": "Exit Code"},
-                "stderr": {"title": "Stderr", "type": "string"},
-                "stdout": {"title": "Stdout", "type": "string"},
-                "timed_out": {"title": "Timed Out", "type": "boolean"},
-                "truncated": {"title": "Truncated", "type": "boolean"},
-            },
-            "required": ["exit_code", "stdout", "stderr", "timed_out", "truncated"],
-            "title": "BashOutput",
-            "type": "object",
-        },
-        "title": "Run a bash command",
-    },
-    {
-        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
-        "description": "Convert time between timezones",
-        "inputSchema": {
-            "properties": {
-                "source_timezone": {
-                    "description": "Source IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no source timezone provided by the user.",
-                    "title": "Source Timezone",
-                    "type": "string",
-                },
-                "target_timezone": {
-                    "description": "Target IANA timezone name (e.g., 'Asia/Tokyo', 'America/San_Francisco'). Use 'Etc/UTC' as local timezone if no target timezone provided by the user.",
-                    "title": "Target Timezone",
-                    "type": "string",
-                },
-                "time": {"description": "Time to convert in 24-hour format (HH:MM)", "title": "Time", "type": "string"},
-            },
-            "required": ["source_timezone", "time", "target_timezone"],
-            "title": "convert_timeArguments",
-            "type": "object",
-        },
-        "name": "time__convert_time",
-        "outputSchema": {
-            "$defs": {
-                "TimeResult": {
-                    "properties": {
-                        "datetime": {"title": "Datetime", "type": "string"},
-                        "day_of_week": {"title": "Day Of Week", "type": "string"},
-                        "is_dst": {"title": "Is Dst", "type": "boolean"},
-                        "timezone": {"title": "Timezone", "type": "string"},
-                    },
-                    "required": ["timezone", "datetime", "day_of_week", "is_dst"],
-                    "title": "TimeResult",
-                    "type": "object",
-                }
-            },
-            "properties": {
-                "source": {"$ref": "#/$defs/TimeResult"},
-                "target": {"$ref": "#/$defs/TimeResult"},
-                "time_difference": {"title": "Time Difference", "type": "string"},
-            },
-            "required": ["source", "target", "time_difference"],
-            "title": "TimeConversionResult",
-            "type": "object",
-        },
-    },
-    {
-        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
-        "description": "Get current time in a specific timezone",
-        "inputSchema": {
-            "properties": {
-                "timezone": {
-                    "description": "IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no timezone provided by the user.",
-                    "title": "Timezone",
-                    "type": "string",
-                }
-            },
-            "required": ["timezone"],
-            "title": "get_current_timeArguments",
-            "type": "object",
-        },
-        "name": "time__get_current_time",
-        "outputSchema": {
-            "properties": {
-                "datetime": {"title": "Datetime", "type": "string"},
-                "day_of_week": {"title": "Day Of Week", "type": "string"},
-                "is_dst": {"title": "Is Dst", "type": "boolean"},
-                "timezone": {"title": "Timezone", "type": "string"},
-            },
-            "required": ["timezone", "datetime", "day_of_week", "is_dst"],
-            "title": "TimeResult",
-            "type": "object",
-        },
-    },
-)
-
-TOOL_ROUTES: dict[str, Target] = {
-    "bash__bash": Target("bash", "bash"),
-    "time__convert_time": Target("time", "convert_time"),
-    "time__get_current_time": Target("time", "get_current_time"),
-}
-
-PROMPTS: tuple[JSON, ...] = ()
-
-PROMPT_ROUTES: dict[str, Target] = {}
-
-RESOURCE_TEMPLATES: tuple[tuple[str, JSON], ...] = ()
-
-RESOURCES: dict[str, str] = {}
-
-TOOL_PINS: dict[str, str] = {
-    "bash__bash": "sha256:474253050104cdb7ea1150287daea8782a41bd347a6f8cd5047aca40195ed547",
-    "time__convert_time": "sha256:865a5ccbc302e540137a0093661be10f39679b625d6596dbeb784ae027d57707",
-    "time__get_current_time": "sha256:67c57ff62b51941330feb7483860e1b6a6614fe82d581053427e971a808342f5",
-}
-"""Digest of each exposed tool's backend definition at snapshot time (rug-pull protection)."""
-
-PROMPT_PINS: dict[str, str] = {}
-"""Digest of each exposed prompt's backend definition at snapshot time."""
-
-SPEC = GatewaySpec(
-    name="mcpgw",
-    version="0.1.0",
-    generator="0.1.0",
-    config_dir="..",
-    backends=BACKENDS,
-    tools=TOOLS,
-    tool_routes=TOOL_ROUTES,
-    prompts=PROMPTS,
-    prompt_routes=PROMPT_ROUTES,
-    resource_templates=RESOURCE_TEMPLATES,
-    resources=RESOURCES,
-    tool_pins=TOOL_PINS,
-    prompt_pins=PROMPT_PINS,
-    separator="__",
-    instructions=None,
-    host="127.0.0.1",
-    port=9000,
-    log_dir="logs",
-    allowed_hosts=(),
-    allowed_origins=(),
-    max_body_bytes=4194304,
-)
-
-if __name__ == "__main__":
-    sys.exit(main(SPEC, __file__))
-
-
-# ---- core: loaded by the front once the port is open (cli.load_core) ----
-
-
-import base64
-import collections
-import dataclasses
-import functools
-import hashlib
-import math
-import random
-import secrets
-import shutil
-import subprocess
-import traceback
-import weakref
-from bisect import bisect_left
-from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
-from typing import Self, cast
-from urllib.parse import urlsplit
-
-import anyio
-import anyio.abc
-import anyio.lowlevel
-import httpx2
-import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
-from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.connection import Connection as UpstreamConnection
-from mcp.server.connection import allowed_log_levels
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.models import InitializationOptions
-from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
-from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http import StreamableHTTPServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
-from mcp.shared.exceptions import MCPError
-from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from mcp.shared.message import SessionMessage
-from mcp.shared.uri_template import UriTemplate
-from mcp_types import DEFAULT_NEGOTIATED_VERSION
-from mcp_types.methods import serialize_server_result
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import TypeAdapter, ValidationError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # ---- runtime: drift.py ----
 
@@ -2246,75 +1132,6 @@ def status(policy: str, verdicts: Mapping[str, Verdict] | None, error: str | Non
     }
 
 
-# ---- runtime: limits.py ----
-
-BACKEND_BUSY = -32003
-"""JSON-RPC error code for "the backend's concurrency cap and queue are both full"."""
-
-
-class Limiter:
-    """At most `limit` requests at once; at most `queue_limit` more waiting for a slot."""
-
-    __slots__ = ("_waiters", "active", "limit", "name", "queue_limit", "rejected")
-
-    def __init__(self, name: str, limit: int, queue_limit: int) -> None:
-        self.name = name
-        self.limit = max(1, limit)
-        self.queue_limit = max(0, queue_limit)
-        self.active = 0
-        self.rejected = 0
-        self._waiters: deque[anyio.Event] = deque()
-
-    @property
-    def queued(self) -> int:
-        return len(self._waiters)
-
-    @property
-    def saturated(self) -> bool:
-        """Every slot busy and the queue full: the next request is rejected."""
-        return self.active >= self.limit and len(self._waiters) >= self.queue_limit
-
-    async def acquire(self, timeout: float) -> None:
-        """Take a slot, waiting in line up to `timeout` seconds; raise MCPError when refused."""
-        if self.active < self.limit and not self._waiters:
-            self.active += 1
-            return
-        if len(self._waiters) >= self.queue_limit:
-            self.rejected += 1
-            raise MCPError(
-                BACKEND_BUSY,
-                f"backend {self.name!r} is saturated: {self.active} requests in flight and "
-                f"{len(self._waiters)} queued (max_concurrency {self.limit}, max_queue {self.queue_limit}); "
-                "try again later",
-            )
-        event = anyio.Event()
-        self._waiters.append(event)
-        try:
-            with anyio.move_on_after(timeout):
-                await event.wait()
-        except BaseException:  # cancelled while waiting, or just after being handed a slot
-            self._leave(event)
-            raise
-        if not event.is_set():
-            self._leave(event)
-            raise MCPError(
-                types.REQUEST_TIMEOUT, f"backend {self.name!r}: no free slot within {timeout:g}s (queued behind others)"
-            )
-
-    def _leave(self, event: anyio.Event) -> None:
-        if event.is_set():
-            self.release()  # a slot was handed to us; pass it on
-        else:
-            self._waiters.remove(event)
-
-    def release(self) -> None:
-        """Free a slot: hand it to the oldest waiter, if any."""
-        if self._waiters:
-            self._waiters.popleft().set()
-        else:
-            self.active -= 1
-
-
 # ---- runtime: metrics.py ----
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -2485,6 +1302,1800 @@ def _pin_holds(
     out.family("mcpgw_pin_refusals_total", "counter", "Calls refused because their tool or prompt is held back.")
     for (backend, kind, name), n in sorted(refused.items()):
         out.sample("mcpgw_pin_refusals_total", {"backend": backend, "kind": kind, "name": name}, n)
+
+
+# ---- runtime: pipes.py ----
+
+LANE_FIRST_ID = 1 << 40
+"""Request ids at or above this belong to the lane; the SDK's dispatcher counts up from 0."""
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""A stdio backend's message (one line) may be at most this long; longer lines are dropped."""
+
+READ_BYTES = 64 * 1024
+"""Bytes asked of the pipe per read (1 MiB reads measured slower, bench/README.md)."""
+
+STDIN_GRACE = 0.5
+"""Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
+
+STOP_GRACE = 1.5
+"""Seconds a backend's process group gets between SIGTERM and SIGKILL at shutdown or restart."""
+
+PYTHON_ALIASES = frozenset({"python", "python3"})
+"""`"command": "python"` means the interpreter that runs the gateway (spec section 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A backend spec with `${VAR}` expanded and paths resolved, ready to launch."""
+
+    command: list[str] | None
+    env: dict[str, str]
+    cwd: str
+    url: str | None
+    headers: dict[str, str]
+
+
+def resolve(spec: BackendSpec, base_dir: Path, environ: Mapping[str, str] | None = None) -> Resolved:
+    """Expand references and resolve `cwd` against the config's folder."""
+    where = f"backend {spec.name!r}"
+
+    def x(text: str) -> str:
+        return expand(text, where, environ)
+
+    command: list[str] | None = None
+    if spec.command is not None:
+        exe = x(spec.command)
+        if exe in PYTHON_ALIASES:
+            exe = sys.executable
+        command = [exe, *(x(a) for a in spec.args)]
+    cwd = base_dir if spec.cwd is None else base_dir / x(spec.cwd)
+    return Resolved(
+        command=command,
+        env={k: x(v) for k, v in spec.env.items()},
+        cwd=str(cwd),
+        url=x(spec.url) if spec.url is not None else None,
+        headers={k: x(v) for k, v in spec.headers.items()},
+    )
+
+
+def answer_tail(line: bytes, rid: int) -> memoryview | None:
+    """The bytes after the id of a backend's answer, when the line has the usual layout."""
+    head = b'{"jsonrpc":"2.0","id":%d' % rid
+    if line.startswith(head) and line.startswith(b',"result":{', len(head)) and line.endswith(b"}}"):
+        return memoryview(line)[len(head) :]
+    return None
+
+
+Sink = Callable[[bytes, Any], Awaitable[None]]
+"""Gets each line that is not a lane answer, with its JSON value (a ValueError when it is not JSON)."""
+
+
+class PipeClosed(Exception):
+    """The backend's process ended, closed its stdout or stopped reading its stdin."""
+
+
+class Pipe:
+    """One running stdio backend: its process, a reader task, the lane."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self.pid = process.pid
+        self.closed = asyncio.Event()
+        """Set once the reader has ended (EOF, the process gone) and every line was handed on."""
+        self.screen: Callable[[bytes, Any], Awaitable[bool]] | None = None
+        """Before a sink is attached: offered each line first; True when it took the line (the front's)."""
+        self.on_held: Callable[[], None] | None = None
+        """Called when a line is held for want of a sink (the front: "the core is needed")."""
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+        self._ids = itertools.count(LANE_FIRST_ID).__next__
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._sink: Sink | None = None
+        self._held: list[tuple[bytes, Any]] = []
+        self._replay: asyncio.Future[None] | None = None
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def spawn(cls, command: list[str], cwd: str, env: Mapping[str, str], errlog: TextIO) -> Pipe:
+        """Start `command` in a process group of its own (so `stop` reaches its children too)."""
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errlog,
+            start_new_session=True,
+        )
+        return cls(process)
+
+    def attach(self, sink: Sink) -> None:
+        """From now on, lines that are not lane answers go to `sink`; the held ones first, in order."""
+        held, self._held = self._held, []
+
+        async def replay() -> None:
+            for line, value in held:
+                await sink(line, value)
+            self._sink = sink
+
+        self._replay = asyncio.ensure_future(replay())
+
+    # -- writing -----------------------------------------------------------
+
+    async def send(self, data: bytes) -> None:
+        """Write one message (a line, newline included); PipeClosed when the child stopped reading."""
+        if self.closed.is_set():
+            raise PipeClosed
+        try:
+            self._stdin.write(data)
+            await self._stdin.drain()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: the transport is already closing
+            raise PipeClosed from exc
+
+    async def request(
+        self, method: str, params: Mapping[str, Any] | None, timeout: float
+    ) -> tuple[dict[str, Any], bytes]:
+        """A request on the lane: the answer's JSON and its line as read.
+
+        TimeoutError after `timeout` seconds, PipeClosed when the pipe ends first. A request
+        that times out or is cancelled is cancelled at the backend too.
+        """
+        if self.closed.is_set():
+            raise PipeClosed
+        rid = self._ids()
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            message["params"] = params
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
+        self._pending[rid] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            await self.send(pydantic_core.to_json(message) + b"\n")
+            try:
+                return await future
+            except TimeoutError:
+                self._cancel(rid, "timed out")
+                raise
+            except asyncio.CancelledError:
+                self._cancel(rid, "cancelled by the client")
+                raise
+        finally:
+            timer.cancel()
+            self._pending.pop(rid, None)
+
+    def _cancel(self, rid: int, reason: str) -> None:
+        """`notifications/cancelled` for a lane request; written at once, never awaited (it may be cancelling)."""
+        if self.closed.is_set():
+            return
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
+        with contextlib.suppress(OSError, RuntimeError):
+            self._stdin.write(pydantic_core.to_json(note) + b"\n")
+
+    # -- reading -----------------------------------------------------------
+
+    async def _read(self) -> None:
+        parts: list[bytes] = []  # the line so far, joined once its newline arrives
+        size, skipping = 0, False
+        try:
+            while received := await self._stdout.read(READ_BYTES):
+                chunk = received
+                while (newline := chunk.find(b"\n")) >= 0:
+                    parts.append(chunk[:newline])
+                    line, chunk = b"".join(parts), chunk[newline + 1 :]
+                    parts, size, was_skipping, skipping = [], 0, skipping, False
+                    if line and not line.isspace() and not was_skipping:
+                        await self._line(line.rstrip(b"\r"))
+                if chunk and not skipping:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_LINE_BYTES:  # never buffer an endless line: drop it up to its newline
+                        parts, size, skipping = [], 0, True
+                        await self._hand_on(b"", ValueError(f"stdout line over {MAX_LINE_BYTES} bytes dropped"))
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            self.abandon()
+            if self._replay is not None and not self._replay.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._replay)
+            self.closed.set()
+
+    async def _line(self, line: bytes) -> None:
+        try:
+            try:
+                value = pydantic_core.from_json(line)
+            except ValueError:
+                value = pydantic_core.from_json(line.decode(errors="replace"))  # as the SDK reads a bad byte
+        except ValueError as exc:
+            await self._hand_on(line, exc)
+            return
+        if type(value) is dict:
+            rid = value.get("id")
+            if type(rid) is int and rid >= LANE_FIRST_ID and "method" not in value:
+                future = self._pending.get(rid)
+                if future is not None and not future.done():
+                    future.set_result((value, line))
+                return
+        await self._hand_on(line, value)
+
+    async def _hand_on(self, line: bytes, value: Any) -> None:
+        replay = self._replay
+        if replay is not None and not replay.done():
+            await asyncio.shield(replay)  # the held lines go first
+        sink = self._sink
+        if sink is not None:
+            await sink(line, value)
+            return
+        if self.screen is not None and await self.screen(line, value):
+            return
+        self._held.append((line, value))
+        if self.on_held is not None:
+            self.on_held()
+
+    # -- stopping ----------------------------------------------------------
+
+    def abandon(self) -> None:
+        """Fail every lane request in flight now (PipeClosed), before the process is stopped."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PipeClosed())
+
+    async def stop(self) -> None:
+        """Close stdin, give the child `STDIN_GRACE` to exit, then stop its whole process group."""
+        with contextlib.suppress(OSError, RuntimeError):
+            self._stdin.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STDIN_GRACE
+        while self.process.returncode is None and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await stop_process_group(self.process)
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class _Process(Protocol):
+    """What stopping needs of a process (asyncio's and anyio's both have it)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+
+async def stop_process_group(process: _Process, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after `grace` seconds.
+
+    The group, not only the leader: a child that ignores SIGTERM, or a grandchild
+    the leader left behind, is still killed. Never waits more than about `2 * grace`.
+    """
+    _signal_group(process.pid, signal.SIGTERM)
+    if not await _wait_group(process, grace):
+        _signal_group(process.pid, signal.SIGKILL)
+        await _wait_group(process, grace)
+
+
+async def _wait_group(process: _Process, timeout: float) -> bool:
+    """Poll until the leader is reaped and (POSIX) no member of its group is left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while process.returncode is None or _group_alive(process.pid):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    if sys.platform == "win32":
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # zombies or foreign members: keep waiting, the deadline bounds it
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if sys.platform == "win32":
+            os.kill(pid, sig)
+        else:
+            os.killpg(pid, sig)
+
+
+# ---- runtime: prestart.py ----
+
+HANDSHAKE_VERSION = "2025-11-25"
+"""The version the SDK's client asks for in `initialize` (`LATEST_HANDSHAKE_VERSION`; a test keeps them equal)."""
+
+CLIENT_CAPABILITIES: JSON = {"elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True}, "sampling": {}}
+"""What the core's client advertises to a backend (backends.open_backend; a test keeps them equal)."""
+
+INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
+"""The SDK's `DEFAULT_INHERITED_ENV_VARS` on POSIX: all a backend inherits besides its own `env`."""
+
+RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+"""Envelope keys of the upstream connection; they describe that hop, not the backend's."""
+
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REQUEST_TIMEOUT = -32001
+BACKEND_UNAVAILABLE = -32002
+"""The JSON-RPC codes the core answers with in the same cases (mcp_types; backends.py)."""
+
+
+def _answer(reply: JSON, line: bytes, secrets: Mapping[str, str]) -> memoryview | bytes:
+    """The bytes after the id of a backend's answer to `tools/call`; CallFailed for its error."""
+    error = reply.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = redact(str(error.get("message", "")), secrets)
+        raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
+    result = reply.get("result")
+    if not isinstance(result, dict):
+        raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
+    tail = answer_tail(line, reply["id"])
+    return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+
+
+def strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy params, keeping only `_meta` entries that belong to the request itself."""
+    out = dict(params)
+    meta = out.get("_meta")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
+        if kept:
+            out["_meta"] = kept
+        else:
+            del out["_meta"]
+    return out
+
+
+def default_environment() -> dict[str, str]:
+    """The environment a stdio backend inherits, as the SDK's `get_default_environment` builds it."""
+    return {k: v for k in INHERITED_ENV if (v := os.environ.get(k)) is not None and not v.startswith("()")}
+
+
+def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[str]:
+    """The command with its program found on the backend's PATH (or the gateway's)."""
+    exe = shutil.which(resolved_command[0], path=env.get("PATH") or os.environ.get("PATH"))
+    return [exe or resolved_command[0], *resolved_command[1:]]
+
+
+class Channel(Protocol):
+    """Where a log entry the backend sends during a forwarded call goes (front.Reply)."""
+
+    async def notify(self, method: str, params: Any) -> None: ...
+
+
+class StartFailed(Exception):
+    """A backend answered its handshake or its lists with something else than results."""
+
+
+class CallFailed(Exception):
+    """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.error: JSON = {"code": code, "message": message}
+        if data is not None:
+            self.error["data"] = data
+
+
+@dataclass(slots=True)
+class Takeover:
+    """A running backend the core takes over from the front."""
+
+    pipe: Pipe | None
+    """None: the front has no running process to give (it exited, or was still starting)."""
+    init: JSON | None
+    """The backend's `initialize` result, for the SDK session to adopt."""
+    stats: CallStats
+    restarts: int = 0
+
+
+class EarlyBackend:
+    """One backend as the front runs it (its state changes reach the console like the core's)."""
+
+    state = ObservedState()
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self.error: str | None = None
+        self.pipe: Pipe | None = None
+        self.init: JSON | None = None
+        self.verdicts: dict[str, Verdict] | None = None
+        self.stats = CallStats()
+        self.calls: list[Channel] = []
+        """The calls the front has forwarded and not yet seen answered."""
+        self.handed = False
+        self.secrets = secret_values(spec.texts())
+        """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
+        self.ready = asyncio.Event()
+        """Set once the backend is ready or has failed."""
+        self.state = "starting"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pin(self) -> JSON:
+        return status(self.spec.pin, self.verdicts)
+
+    @property
+    def server(self) -> str | None:
+        info = (self.init or {}).get("serverInfo")
+        name = info.get("name") if isinstance(info, dict) else None
+        return name if isinstance(name, str) else None
+
+    def health(self) -> JSON:
+        """This backend in `/healthz`, the shape of `Backend.health()`."""
+        return {
+            "state": self.state,
+            "error": self.error,
+            "restarts": 0,
+            "transport": self.spec.type,
+            "pin": self.pin,
+            "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
+            "in_flight": len(self.calls),
+            "queued": 0,
+        }
+
+
+class EarlyBackends:
+    """The backends as the front runs them; `need_core(reason)` is how they ask for the core."""
+
+    def __init__(self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self.need_core = need_core
+        self.backends = {b.name: EarlyBackend(b) for b in spec.backends}
+        self._pinned = {
+            b.name: {
+                "tool": pinned_items(b.name, spec.tools, spec.tool_routes, spec.tool_pins),
+                "prompt": pinned_items(b.name, spec.prompts, spec.prompt_routes, spec.prompt_pins),
+            }
+            for b in spec.backends
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stops: list[asyncio.Future[None]] = []
+        self.stopping = False
+        """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
+
+    @staticmethod
+    def unsupported(spec: GatewaySpec) -> str | None:
+        """Why this gateway cannot run its backends in the front, or None when it can."""
+        if sys.platform == "win32":
+            return "Windows (the core starts stdio backends in Job Objects there)"
+        for b in spec.backends:
+            if b.type != "stdio" or b.session != "shared":
+                return f"backend {b.name!r} is {b.type} with session {b.session!r} (only shared stdio backends)"
+        return None
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._run(b)) for b in self.backends.values()]
+
+    async def _run(self, backend: EarlyBackend) -> None:
+        spec = backend.spec
+        try:
+            resolved = resolve(spec, self.base_dir)
+            assert resolved.command is not None
+            env = default_environment() | resolved.env
+            pipe = await Pipe.spawn(command_line(resolved.command, env), resolved.cwd, env, sys.stderr)
+            backend.pipe = pipe
+            pipe.screen = lambda line, value: self._screen(backend, value)
+            pipe.on_held = lambda: self.need_core(f"backend {spec.name!r} sent a message only the core can take")
+            async with asyncio.timeout(spec.startup_timeout):
+                await self._handshake(backend, pipe)
+        except Exception as exc:  # noqa: BLE001 -- the core retries it with backoff and reports it
+            why = "no answer to initialize" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            backend.error = redact(f"backend {spec.name!r}: {why}", backend.secrets)
+            backend.state = "failed"
+            log.error("%s", backend.error)
+            backend.ready.set()
+            self.need_core(f"backend {spec.name!r} failed to start")
+            return
+        if any(v.changes or v.held for v in (backend.verdicts or {}).values()):
+            backend.ready.set()
+            self.need_core(f"backend {spec.name!r} differs from its pins")
+            return
+        backend.state = "ready"
+        backend.ready.set()
+        log.info("backend %s ready (%s), served by the front", spec.name, backend.server)
+        await pipe.closed.wait()
+        if not backend.handed and not self.stopping:
+            backend.state = "restarting"
+            log.warning("backend %s: connection closed", spec.name)
+            self.need_core(f"backend {spec.name!r} exited")
+
+    async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
+        """A log entry: to the one call in flight, as the core's relay would; anything else waits for the core.
+
+        With no call or several in flight the entry has no known origin: the core would
+        broadcast it to the clients listening for logs outside a request, and before the
+        core there are none (GET streams are the core's); among several callers handing
+        it to the wrong one would leak it. So it stays in the gateway's own log.
+        """
+        if type(value) is not dict or value.get("method") != "notifications/message" or "id" in value:
+            return False
+        if len(backend.calls) == 1:
+            await backend.calls[0].notify("notifications/message", value.get("params"))
+        else:
+            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, value.get("params"))
+        return True
+
+    async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
+        spec = backend.spec
+        params = {
+            "capabilities": CLIENT_CAPABILITIES,
+            "clientInfo": {"name": "mcpgw", "version": self.spec.generator},
+            "protocolVersion": HANDSHAKE_VERSION,
+        }
+        reply, _ = await pipe.request("initialize", params, spec.startup_timeout)
+        init = reply.get("result")
+        if not isinstance(init, dict) or not isinstance(init.get("capabilities"), dict):
+            raise StartFailed(f"initialize failed: {reply.get('error') or 'no result'}")
+        backend.init = init
+        await pipe.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        verdicts: dict[str, Verdict] = {}
+        for kind in KINDS:
+            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+            offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
+            live = await self._pages(pipe, method, key, spec.timeout) if offered else []
+            verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
+        backend.verdicts = verdicts
+
+    @staticmethod
+    async def _pages(pipe: Pipe, method: str, key: str, timeout: float) -> list[JSON]:
+        items: list[JSON] = []
+        cursor: str | None = None
+        for _ in range(1000):
+            reply, _ = await pipe.request(method, {"cursor": cursor} if cursor else None, timeout)
+            page = reply.get("result")
+            if not isinstance(page, dict):
+                raise StartFailed(f"{method} failed: {reply.get('error')}")
+            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return items
+        raise StartFailed(f"{method} still returned a nextCursor after 1000 pages")
+
+    async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
+        """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
+        name = params.get("name")
+        route = self.spec.tool_routes.get(name) if isinstance(name, str) else None
+        if route is None:
+            return None  # unknown or held back: the core says which
+        backend = self.backends[route.backend]
+        if not await self._serving(backend):
+            return None
+        spec = backend.spec
+        forwarded = strip_meta(params)
+        forwarded["name"] = route.name
+        timeout = spec.tool_timeouts.get(route.name, spec.timeout)
+        series = backend.stats.get("tools/call", route.name)
+        started = time.perf_counter()
+        assert backend.pipe is not None
+        backend.calls.append(channel)
+        try:
+            reply, line = await backend.pipe.request("tools/call", forwarded, timeout)
+        except TimeoutError:
+            series.timeouts += 1
+            series.errors += 1
+            raise CallFailed(REQUEST_TIMEOUT, f"backend {spec.name!r} did not answer within {timeout:g}s") from None
+        except PipeClosed:
+            series.errors += 1
+            if self.stopping:
+                why = f"gateway is shutting down: call to backend {spec.name!r} abandoned"
+                raise CallFailed(BACKEND_UNAVAILABLE, why) from None
+            raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
+        finally:
+            backend.calls.remove(channel)
+            series.observe(time.perf_counter() - started)
+        result = reply.get("result")
+        if type(result) is dict and result.get("isError") is True:
+            series.tool_errors += 1
+        try:
+            return _answer(reply, line, backend.secrets)
+        except CallFailed:
+            series.errors += 1
+            raise
+
+    async def _serving(self, backend: EarlyBackend) -> bool:
+        """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
+        spec = backend.spec
+        if backend.state == "starting":
+            try:
+                async with asyncio.timeout(spec.startup_timeout):
+                    await backend.ready.wait()
+            except TimeoutError:
+                return False
+        if self.stopping:
+            why = f"gateway is shutting down: backend {spec.name!r} takes no more calls"
+            raise CallFailed(BACKEND_UNAVAILABLE, why)
+        if backend.state != "ready" or backend.handed or backend.pipe is None:
+            return False
+        if len(backend.calls) >= spec.max_concurrency:
+            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
+            return False
+        return True
+
+    def health(self) -> JSON:
+        backends = {name: b.health() for name, b in sorted(self.backends.items())}
+        ready = all(b["state"] == "ready" for b in backends.values())
+        return {"status": "ok" if ready else "degraded", "backends": backends}
+
+    def handover(self) -> dict[str, Takeover]:
+        """Every running backend, for the core; the front forwards no new call from here on."""
+        taken: dict[str, Takeover] = {}
+        for task in self._tasks:
+            task.cancel()
+        for name, backend in self.backends.items():
+            backend.handed = True
+            pipe = backend.pipe
+            if pipe is not None and backend.state == "ready" and not pipe.closed.is_set():
+                taken[name] = Takeover(pipe, backend.init, backend.stats)
+                continue
+            if pipe is not None:  # exited, failed or still starting: the core starts its own
+                self._stops.append(asyncio.ensure_future(pipe.stop()))
+            restarts = 0 if backend.state in ("starting", "ready") else 1
+            taken[name] = Takeover(None, None, backend.stats, restarts)
+        return taken
+
+    def shut_down(self) -> None:
+        """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
+        with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
+        self.stopping = True
+        for backend in self.backends.values():
+            if backend.pipe is not None and not backend.handed:
+                backend.pipe.abandon()
+        self._stops.append(asyncio.ensure_future(self.stop()))
+
+    async def stop(self) -> None:
+        """At shutdown before the core loaded: stop every process the front started."""
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        pipes = [b.pipe for b in self.backends.values() if b.pipe is not None and not b.handed]
+        await asyncio.gather(*(pipe.stop() for pipe in pipes), return_exceptions=True)
+
+
+# ---- runtime: front.py ----
+
+AsgiScope = MutableMapping[str, Any]
+AsgiMessage = MutableMapping[str, Any]
+AsgiReceive = Callable[[], Awaitable[AsgiMessage]]
+AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
+AsgiApp = Callable[[AsgiScope, AsgiReceive, AsgiSend], Awaitable[None]]
+"""ASGI's shapes, spelled out: starlette is not imported before the core."""
+
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
+
+CAPABILITIES: JSON = {
+    "completions": {},
+    "logging": {},
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
+    "tools": {"listChanged": True},
+}
+"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
+
+EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
+SESSION_HEADER = b"mcp-session-id"
+VERSION_HEADER = b"mcp-protocol-version"
+HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
+"""What a backend may ask the client for during a call; a client that declares any of them needs the core."""
+
+SPLIT_BYTES = 64 * 1024
+"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
+
+
+def initialize_result(spec: GatewaySpec, version: str) -> JSON:
+    """The gateway's answer to `initialize` at a handshake-era version."""
+    result: JSON = {
+        "capabilities": CAPABILITIES,
+        "protocolVersion": version,
+        "serverInfo": {"name": spec.name, "version": spec.version},
+    }
+    if spec.instructions is not None:
+        result["instructions"] = spec.instructions
+    return result
+
+
+def starting_health(spec: GatewaySpec) -> JSON:
+    """What `/healthz` says before the core is up: what the core's would say before any backend ran.
+
+    The same shape as `Gateway.health()` (a unit test keeps the two equal), so a probe
+    reads the same fields whichever half answers.
+    """
+    backends: dict[str, JSON] = {}
+    for b in sorted(spec.backends, key=lambda b: b.name):
+        backends[b.name] = {
+            "state": "starting",
+            "error": None,
+            "restarts": 0,
+            "transport": b.type,
+            "pin": {"policy": b.pin, "status": "pending", "held": {}, "changes": []},
+            "pid": None,
+            "in_flight": 0,
+            "queued": 0,
+        }
+        if b.session == "per-client":
+            backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
+    return {"status": "degraded" if backends else "ok", "backends": backends}
+
+
+@dataclass(slots=True)
+class EarlySession:
+    """A session the front opened before the core was up: what the core needs to take it over."""
+
+    initialize: bytes
+    """The client's initialize request, byte for byte."""
+    headers: list[tuple[bytes, bytes]]
+    """That request's headers (they passed the guard)."""
+    version: str
+    asks: bool = False
+    """The client declared a capability a backend could use mid-call (sampling, elicitation, roots)."""
+    initialized: bool = False
+    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
+
+
+class Core(Protocol):
+    """What the front needs of the loaded core (http.py builds it)."""
+
+    app: AsgiApp
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        """Backends and session manager running for as long as the context is open."""
+        ...
+
+    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
+
+    def start_backends(self) -> None:
+        """Start the backends (once the sessions the front opened are the core's)."""
+        ...
+
+    def stop_backends(self) -> None: ...
+
+    def initialize_result(self, version: str) -> JSON: ...
+
+
+class Front:
+    """The ASGI app uvicorn runs: the early answers until the core is ready, the core's app after."""
+
+    def __init__(
+        self,
+        spec: GatewaySpec,
+        guard: Guard,
+        load: Callable[[], Core],
+        *,
+        http: bool,
+        stateless: bool,
+        load_in_thread: Callable[[], object] | None = None,
+        lazy_base_dir: Path | None = None,
+    ) -> None:
+        self.spec = spec
+        self.guard = guard
+        self.http = http
+        self.stateless = stateless
+        self.core: Core | None = None
+        self.early: dict[bytes, EarlySession] = {}
+        """Sessions the front opened that the core has not adopted yet."""
+        self.exit: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
+        """How the front stops the server when the core cannot load (`serve_http` sets uvicorn's own)."""
+        self.failed: str | None = None
+        """Why the core could not load (the gateway then stops, exit status 1)."""
+        self._load = load
+        self._import = load_in_thread
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._boot: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
+        """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
+        self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        self._lists = {
+            "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
+            "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
+            "ping": b"{}",
+        }
+
+    async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        core = self.core
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif core is not None and not self.early:
+            await core.app(scope, receive, send)
+        else:
+            await self._early_request(scope, receive, send)
+
+    def stop_backends(self) -> None:
+        """From the signal handler: the core fails in-flight calls and stops its backends.
+
+        A core still loading stops them as soon as it is built.
+        """
+        self._stopping = True
+        if self.core is not None:
+            self.core.stop_backends()
+        elif self.backends is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.backends.shut_down)
+
+    # -- lifespan ---------------------------------------------------------------
+
+    async def _lifespan(self, receive: AsgiReceive, send: AsgiSend) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._loop = asyncio.get_running_loop()
+                if self.backends is not None:
+                    self.backends.start()
+                else:
+                    self.need_core("")
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._stop.set()
+                if self._boot is not None:
+                    await self._boot
+                if self.backends is not None:
+                    await self.backends.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def need_core(self, reason: str) -> None:
+        """Start loading the core, once (with `--lazy-core`, the first time something needs it)."""
+        if self._boot is not None or self._stop.is_set():
+            return
+        if reason:
+            log.info("loading the core: %s", reason)
+        self._boot = asyncio.ensure_future(self._run_core())
+
+    async def _run_core(self) -> None:
+        """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
+        try:
+            if self._import is not None:
+                await asyncio.to_thread(self._import)
+            core = self._load()
+            for version in HANDSHAKE_VERSIONS:  # what the front answered must be what the SDK answers
+                if core.initialize_result(version) != initialize_result(self.spec, version):
+                    log.error("the front's initialize answer differs from the SDK's at %s; mcpgw bug", version)
+        except Exception as exc:  # noqa: BLE001 -- whatever stops the core stops the gateway, said plainly
+            self._fail("cannot load the gateway core", exc)
+            return
+        if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
+            self._ready.set()
+            return
+        try:
+            async with core.run():
+                self.core = core
+                self._ready.set()
+                adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
+                if adoptions:  # a list change found by the backends' first check then reaches these sessions
+                    await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
+                core.start_backends()
+                await self._stop.wait()
+                for adoption in adoptions:
+                    adoption.cancel()
+        except Exception as exc:  # noqa: BLE001 -- the same once the core runs
+            self._fail("the gateway core failed", exc)
+
+    def _fail(self, what: str, exc: Exception) -> None:
+        """The core cannot load or run: say why (a traceback only at debug) and stop the server."""
+        self.failed = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        log.critical("%s: %s; stopping", what, self.failed)
+        log.debug("the core failed", exc_info=exc)
+        self.core = None
+        self._ready.set()
+        self.exit()
+
+    # -- requests before the core ---------------------------------------------------
+
+    async def _early_request(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        if scope["type"] != "http":  # websocket: nothing here serves one; the core refuses it
+            await self._ready.wait()
+            if self.core is not None:
+                await self.core.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        refusal = self.guard.refusal(headers)
+        if refusal is not None:
+            await refuse(scope, send, refusal)
+            return
+        if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
+            state = self.backends.health() if self.backends is not None else starting_health(self.spec)
+            health = json.dumps(state, sort_keys=True).encode()
+            await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
+            return
+        reason = f"{scope['method']} {scope['path']}"
+        if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
+            body, complete = await read_body(receive, self.spec.max_body_bytes)
+            if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
+                return
+            receive = replay_body(body, receive)
+            reason = "a request the front does not serve"
+        self.need_core(reason)
+        await self._ready.wait()
+        core = self.core
+        if core is None:  # the core failed to load; the process is stopping
+            await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
+            return
+        sid = headers.get(SESSION_HEADER)
+        if sid is not None and sid in self.early:
+            await self._adopt(core, sid)
+        await core.app(scope, receive, send)
+
+    async def _answer(
+        self,
+        headers: Mapping[bytes, bytes],
+        raw: list[tuple[bytes, bytes]],
+        body: bytes,
+        receive: AsgiReceive,
+        send: AsgiSend,
+    ) -> bool:
+        """Answer a request the tables can answer; False to leave it for the core."""
+        message = parse_json(body)
+        accept = headers.get(b"accept", b"")
+        plain = (
+            isinstance(message, dict)
+            and message.get("jsonrpc") == "2.0"
+            and b"application/json" in accept
+            and b"text/event-stream" in accept
+            and headers.get(b"content-type", b"").startswith(b"application/json")
+        )
+        if not plain:
+            return False
+        sid = headers.get(SESSION_HEADER)
+        if message.get("method") == "initialize":
+            return sid is None and await self._initialize(message, raw, body, send)
+        session = self.early.get(sid) if sid is not None else None
+        known = session is not None or (self.stateless and sid is None)
+        version = headers.get(VERSION_HEADER)
+        if known and (version is None or version in HANDSHAKE_BYTES):
+            return await self._in_session(message, session, sid, receive, send)
+        return False
+
+    async def _initialize(
+        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+    ) -> bool:
+        rid, version = message.get("id"), _handshake_version(message.get("params"))
+        if not is_request_id(rid) or version is None:
+            return False
+        result = pydantic_core.to_json(initialize_result(self.spec, version))
+        sid = None if self.stateless else uuid.uuid4().hex.encode()
+        if sid is not None:
+            declared = message["params"]["capabilities"]
+            asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
+            self.early[sid] = EarlySession(body, raw, version, asks)
+        await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
+        return True
+
+    async def _in_session(
+        self,
+        message: dict[str, Any],
+        session: EarlySession | None,
+        sid: bytes | None,
+        receive: AsgiReceive,
+        send: AsgiSend,
+    ) -> bool:
+        method, rid, params = message.get("method"), message.get("id"), message.get("params")
+        if self.backends is not None and (session is None or not session.asks):
+            if method == "tools/call" and is_request_id(rid) and isinstance(params, dict) and without_progress(params):
+                return await self._call(params, rid, sid, receive, send)
+            if method == "notifications/cancelled" and "id" not in message and isinstance(params, dict):
+                call = self._calls.get((sid or b"", id_key(params.get("requestId"))))
+                if call is not None:
+                    call.cancel()
+                    await _respond(send, 202, b"", None, session=sid)
+                    return True
+        if method == "notifications/initialized" and "id" not in message:
+            if session is not None:
+                session.initialized = True
+            await _respond(send, 202, b"", None, session=sid)
+            return True
+        if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
+            await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
+            return True
+        return False
+
+    async def _call(
+        self, params: dict[str, Any], rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
+    ) -> bool:
+        """`--lazy-core`: a tool call forwarded by the front; False when the core must take it."""
+        assert self.backends is not None
+        if not isinstance(params.get("name"), str):
+            body = error_answer(rid, {"code": INVALID_PARAMS, "message": "tools/call needs a string 'name'"})
+            await _respond(send, 200, body, b"application/json", session=sid)
+            return True
+        if params["name"] not in self.spec.tool_routes:
+            body = error_answer(rid, {"code": INVALID_PARAMS, "message": f"unknown tool: {params['name']!r}"})
+            await _respond(send, 200, body, b"application/json", session=sid)
+            return True
+        reply = Reply(send, sid or b"")
+        call = asyncio.ensure_future(self.backends.call(params, reply))
+        key = (sid or b"", id_key(rid))
+        self._calls[key] = call
+        watcher = asyncio.ensure_future(disconnected(receive))
+        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
+        head = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)
+        try:
+            tail = await call
+        except CallFailed as failed:
+            await reply.finish(error_answer(rid, failed.error))
+            return True
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the server is stopping this request, not the client
+            await reply.finish(error_answer(rid, {"code": INVALID_REQUEST, "message": "Request cancelled"}))
+            return True
+        finally:
+            watcher.cancel()
+            if self._calls.get(key) is call:
+                del self._calls[key]
+        if tail is None:
+            return False
+        await reply.finish(head, tail)
+        return True
+
+    async def _adopt(self, core: Core, sid: bytes) -> None:
+        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
+        session = self.early.get(sid)
+        if session is None:
+            return
+        if session.adoption is None:
+            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
+        try:
+            await asyncio.shield(session.adoption)
+        except Exception:  # the core then answers 404 for the session, and the client starts a new one
+            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
+        finally:
+            self.early.pop(sid, None)
+
+
+def _handshake_version(params: object) -> str | None:
+    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
+    if not isinstance(params, dict):
+        return None
+    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
+    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
+        return None
+    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
+        return None
+    if not all(isinstance(value, dict) for value in capabilities.values()):
+        return None
+    return str(version)
+
+
+def without_progress(params: object) -> bool:
+    if params is None:
+        return True
+    if not isinstance(params, dict):
+        return False
+    meta = params.get("_meta")
+    return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
+class Reply:
+    """One fast-path answer: a plain JSON response, unless something for the request must go first.
+
+    A backend may log (or otherwise notify) during a call; the relay (or, with
+    `--lazy-core`, the front's own screen of the backend's pipe) hands such a
+    message to `notify`, which turns the response into an SSE stream (the headers
+    are not sent before the answer is known, so the choice is still open), exactly
+    as the SDK's transport would have answered. The answer then ends the stream.
+    """
+
+    def __init__(self, send: AsgiSend, sid: bytes) -> None:
+        self._send = send
+        self._sid = sid
+        self._streaming = False
+        self._done = False
+        self._lock = asyncio.Lock()
+
+    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
+        headers = [(b"content-type", kind)]
+        if self._sid:
+            headers.append((SESSION_HEADER, self._sid))
+        return headers
+
+    async def notify(self, method: str, params: Any) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        async with self._lock:
+            if self._done:
+                return  # the answer is out: too late for this request, as on the SDK's stream
+            if not self._streaming:
+                self._streaming = True
+                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
+                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            await self._send(
+                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
+            )
+
+    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
+        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
+        async with self._lock:
+            self._done = True
+            if self._streaming:
+                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
+                return
+            size = len(body) + len(tail)
+            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
+            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+            if len(tail) < SPLIT_BYTES:
+                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
+                return
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._send({"type": "http.response.body", "body": tail})
+
+
+def _event(data: bytes) -> bytes:
+    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
+
+
+def id_key(value: object) -> object:
+    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
+    return (type(value).__name__, value)
+
+
+async def disconnected(receive: AsgiReceive) -> bool:
+    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
+    message = await receive()
+    return bool(message["type"] == "http.disconnect")
+
+
+def error_answer(rid: object, error: JSON) -> bytes:
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": rid, "error": error})
+
+
+def is_request_id(value: object) -> bool:
+    return type(value) is str or type(value) is int
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError:
+        return None
+
+
+def _result(rid: object, result: bytes) -> bytes:
+    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
+
+
+async def _respond(
+    send: AsgiSend,
+    status: int,
+    body: bytes,
+    content_type: bytes | None,
+    *,
+    session: bytes | None = None,
+) -> None:
+    headers = [(b"content-length", b"%d" % len(body))]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    if session is not None:
+        headers.append((SESSION_HEADER, session))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
+    """The request body, or what was read of it when it grew past `limit` (then False)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), False
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
+
+
+def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
+    """A `receive` that first gives back the body already read, then the client's own."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> AsgiMessage:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+ADOPTION_WAIT = 5.0
+"""Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
+
+SHUTDOWN_GRACE = 1
+"""Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
+
+
+def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
+    """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
+
+    Stopping a backend fails its in-flight calls with an MCP error ("gateway is
+    shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
+    after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
+            front.stop_backends()
+
+    config = uvicorn.Config(
+        front,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
+    )
+    server = _Server(config)
+    front.exit = lambda: setattr(server, "should_exit", True)
+    server.run()
+
+
+# ---- runtime: cli.py ----
+
+EXIT_USAGE = 2
+
+
+def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=f"MCP gateway {spec.name!r}, generated by mcpgw {spec.generator}.",
+        epilog="Set MCPGW_TOKEN to require 'Authorization: Bearer <token>' on every HTTP route.",
+    )
+    parser.add_argument("--host", default=spec.host, help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=spec.port, help="port to bind (default: %(default)s)")
+    parser.add_argument(
+        "--transport",
+        default="http,sse",
+        help="'http,sse' (Streamable HTTP at /mcp and legacy SSE at /sse), 'http', 'sse', or 'stdio'",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="level of the console and the log file; tool arguments are logged only at debug (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help=f"folder for log files mcpgw_YYYYmmdd_HHMMSS_LEVEL.log, rotated at 10 MB "
+        f"(default: {spec.log_dir!r} in the config's folder)",
+    )
+    parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    parser.add_argument(
+        "--lazy-core",
+        action="store_true",
+        help="start the backends and serve tool calls from the front; load the SDK core only when something "
+        "needs it (saves about 40 MiB; shared stdio backends only)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also accept this Host header, besides the config's allowed_hosts (repeatable; a proxy's or "
+        "a Service's name)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept this Origin header, besides the config's allowed_origins (repeatable)",
+    )
+    parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
+    parser.add_argument(
+        "--base-dir",
+        default=None,
+        help="folder that relative backend paths resolve against (default: the config's folder)",
+    )
+    args = parser.parse_args(argv)
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    valid = {"http", "sse"} if transports != ["stdio"] else {"stdio"}
+    if not transports or not set(transports) <= valid:
+        parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
+    args.transports = transports
+    return args
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+CORE_MARKER = "# ---- core: loaded by the front once the port is open (cli.load_core) ----"
+"""The line of `gateway.py` where the core begins (the template writes it from here)."""
+
+
+def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType:
+    """Run the core: the part of `gateway.py` after `CORE_MARKER`, compiled on its own, in this namespace.
+
+    In `gateway.py` every runtime module shares one namespace, so the core's
+    classes and functions join the front's, and it uses the front's tables
+    (`SPEC`) as they are. Why not run the whole file again as a module: a
+    second copy of the front, the tables and their compile cost 15-20 MiB of
+    resident memory (bench/README.md). The text before the marker becomes blank
+    lines, so tracebacks keep the file's line numbers.
+    """
+    text = Path(gateway_file).read_text(encoding="utf-8")
+    head, marker, tail = text.partition(f"\n{CORE_MARKER}\n")  # a line of its own, not the constant above
+    if not marker:
+        raise RuntimeError(f"{gateway_file} has no core (the line {CORE_MARKER!r}): rebuild it with mcpgw build")
+    source = "\n" * (head.count("\n") + 2) + tail
+    code = compile(source, gateway_file, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
+    module = module if module is not None else sys.modules[__name__]
+    exec(code, module.__dict__)  # noqa: S102 -- our own file, the part the front has not run
+    return module
+
+
+def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
+    """Whether `--lazy-core` was asked for and can be honoured (else a warning says why not)."""
+    why = EarlyBackends.unsupported(spec) if args.lazy_core else None
+    if why is not None:
+        log.warning("--lazy-core ignored: %s", why)
+    return bool(args.lazy_core) and why is None
+
+
+def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
+    """Entry point of every generated gateway."""
+    args = parse_args(spec, argv)
+    stdio = args.transports == ["stdio"]
+    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+    for chatty in ("httpx2", "httpx", "httpcore"):  # their INFO lines quote backend URLs, keys included
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(max(logging.WARNING, logging.getLogger().level))
+    here = Path(gateway_file).resolve().parent
+    base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
+    log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
+    log_path = open_log_file(log_dir, args.log_level)
+    logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
+    if stdio:  # the client's initialize needs the SDK's stdio server: load it now
+        core = load_core(gateway_file)
+        gateway = core.Gateway(core.SPEC, base_dir)
+        core.STATE_LISTENERS.append(console.changed)
+        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
+        core.run_stdio(gateway)
+        return 0
+    token = os.environ.get("MCPGW_TOKEN") or None
+    if token is None and not is_loopback(args.host):
+        if not args.no_auth:
+            print(
+                f"error: refusing to bind {args.host} without authentication: set MCPGW_TOKEN, "
+                "or pass --no-auth to serve anyone who can reach this address",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        log.warning(
+            "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
+        )
+    hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
+    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
+    STATE_LISTENERS.append(console.changed)  # the core's backends and the front's (one namespace)
+    loaded: list[ModuleType] = []
+
+    lazy = _lazy_core(args, spec)
+
+    def build() -> Core:
+        core = loaded[0]
+        running = front.backends.handover() if front.backends is not None else {}
+        gateway = core.Gateway(core.SPEC, base_dir, running)
+        built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
+        return built
+
+    front = Front(
+        spec,
+        guard,
+        build,
+        http="http" in args.transports,
+        stateless=args.stateless,
+        load_in_thread=lambda: loaded.append(load_core(gateway_file)),
+        lazy_base_dir=base_dir if lazy else None,
+    )
+    origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
+    endpoints = []
+    if "http" in args.transports:
+        endpoints.append(f"{origin}/mcp (Streamable HTTP)")
+    if "sse" in args.transports:
+        endpoints.append(f"{origin}/sse (legacy SSE)")
+    endpoints.append(f"{origin}/healthz (health)")
+    if token:
+        auth = "bearer token (MCPGW_TOKEN)"
+    else:
+        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
+    log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
+    console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
+    serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
+    return 1 if front.failed else 0
+
+
+# ---- tables: generated from config.json and snapshot.json ----
+
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec(
+        name="bash",
+        type="stdio",
+        command="python",
+        args=("servers/bash_server.py",),
+        env={},
+        cwd=None,
+        url=None,
+        headers={},
+        timeout=60.0,
+        tool_timeouts={},
+        startup_timeout=30.0,
+        max_concurrency=32,
+        max_queue=256,
+        session="shared",
+        pin="strict",
+        prefix="bash",
+        tool_include=("*",),
+        tool_exclude=(),
+        tool_rename={},
+        tool_describe={},
+        prompt_include=("*",),
+        prompt_exclude=(),
+        prompt_rename={},
+        resource_include=("*",),
+        resource_exclude=(),
+    ),
+    BackendSpec(
+        name="time",
+        type="stdio",
+        command="python",
+        args=("-m", "mcp_server_time"),
+        env={},
+        cwd=None,
+        url=None,
+        headers={},
+        timeout=60.0,
+        tool_timeouts={},
+        startup_timeout=30.0,
+        max_concurrency=32,
+        max_queue=256,
+        session="shared",
+        pin="strict",
+        prefix="time",
+        tool_include=("*",),
+        tool_exclude=(),
+        tool_rename={},
+        tool_describe={},
+        prompt_include=("*",),
+        prompt_exclude=(),
+        prompt_rename={},
+        resource_include=("*",),
+        resource_exclude=(),
+    ),
+)
+
+TOOLS: tuple[JSON, ...] = (
+    {
+        "annotations": {"destructiveHint": True, "idempotentHint": False, "openWorldHint": True, "readOnlyHint": False},
+        "description": "Run a command line with `bash -c` and return its exit code, stdout and stderr. Output over the server's cap is cut with a marker; on timeout the command's whole process tree is killed.",
+        "inputSchema": {
+            "properties": {
+                "command": {
+                    "description": "The command line, run with `bash -c`.",
+                    "title": "Command",
+                    "type": "string",
+                },
+                "cwd": {
+                    "anyOf": [{"type": "string"}, {"type": "null"}],
+                    "default": None,
+                    "description": "Working directory (default: the server's).",
+                    "title": "Cwd",
+                },
+                "timeout": {
+                    "anyOf": [{"exclusiveMinimum": 0, "type": "number"}, {"type": "null"}],
+                    "default": None,
+                    "description": "Seconds before the command is killed (capped by the server).",
+                    "title": "Timeout",
+                },
+            },
+            "required": ["command"],
+            "title": "bashArguments",
+            "type": "object",
+        },
+        "name": "bash__bash",
+        "outputSchema": {
+            "description": "Structured result of one command.",
+            "properties": {
+                "exit_code": {"anyOf": [{"type": "integer"}, {"type": "null"}], "title": "Exit Code"},
+                "stderr": {"title": "Stderr", "type": "string"},
+                "stdout": {"title": "Stdout", "type": "string"},
+                "timed_out": {"title": "Timed Out", "type": "boolean"},
+                "truncated": {"title": "Truncated", "type": "boolean"},
+            },
+            "required": ["exit_code", "stdout", "stderr", "timed_out", "truncated"],
+            "title": "BashOutput",
+            "type": "object",
+        },
+        "title": "Run a bash command",
+    },
+    {
+        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
+        "description": "Convert time between timezones",
+        "inputSchema": {
+            "properties": {
+                "source_timezone": {
+                    "description": "Source IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no source timezone provided by the user.",
+                    "title": "Source Timezone",
+                    "type": "string",
+                },
+                "target_timezone": {
+                    "description": "Target IANA timezone name (e.g., 'Asia/Tokyo', 'America/San_Francisco'). Use 'Etc/UTC' as local timezone if no target timezone provided by the user.",
+                    "title": "Target Timezone",
+                    "type": "string",
+                },
+                "time": {"description": "Time to convert in 24-hour format (HH:MM)", "title": "Time", "type": "string"},
+            },
+            "required": ["source_timezone", "time", "target_timezone"],
+            "title": "convert_timeArguments",
+            "type": "object",
+        },
+        "name": "time__convert_time",
+        "outputSchema": {
+            "$defs": {
+                "TimeResult": {
+                    "properties": {
+                        "datetime": {"title": "Datetime", "type": "string"},
+                        "day_of_week": {"title": "Day Of Week", "type": "string"},
+                        "is_dst": {"title": "Is Dst", "type": "boolean"},
+                        "timezone": {"title": "Timezone", "type": "string"},
+                    },
+                    "required": ["timezone", "datetime", "day_of_week", "is_dst"],
+                    "title": "TimeResult",
+                    "type": "object",
+                }
+            },
+            "properties": {
+                "source": {"$ref": "#/$defs/TimeResult"},
+                "target": {"$ref": "#/$defs/TimeResult"},
+                "time_difference": {"title": "Time Difference", "type": "string"},
+            },
+            "required": ["source", "target", "time_difference"],
+            "title": "TimeConversionResult",
+            "type": "object",
+        },
+    },
+    {
+        "annotations": {"destructiveHint": False, "idempotentHint": True, "openWorldHint": False, "readOnlyHint": True},
+        "description": "Get current time in a specific timezone",
+        "inputSchema": {
+            "properties": {
+                "timezone": {
+                    "description": "IANA timezone name (e.g., 'America/New_York', 'Europe/London'). Use 'Etc/UTC' as local timezone if no timezone provided by the user.",
+                    "title": "Timezone",
+                    "type": "string",
+                }
+            },
+            "required": ["timezone"],
+            "title": "get_current_timeArguments",
+            "type": "object",
+        },
+        "name": "time__get_current_time",
+        "outputSchema": {
+            "properties": {
+                "datetime": {"title": "Datetime", "type": "string"},
+                "day_of_week": {"title": "Day Of Week", "type": "string"},
+                "is_dst": {"title": "Is Dst", "type": "boolean"},
+                "timezone": {"title": "Timezone", "type": "string"},
+            },
+            "required": ["timezone", "datetime", "day_of_week", "is_dst"],
+            "title": "TimeResult",
+            "type": "object",
+        },
+    },
+)
+
+TOOL_ROUTES: dict[str, Target] = {
+    "bash__bash": Target("bash", "bash"),
+    "time__convert_time": Target("time", "convert_time"),
+    "time__get_current_time": Target("time", "get_current_time"),
+}
+
+PROMPTS: tuple[JSON, ...] = ()
+
+PROMPT_ROUTES: dict[str, Target] = {}
+
+RESOURCE_TEMPLATES: tuple[tuple[str, JSON], ...] = ()
+
+RESOURCES: dict[str, str] = {}
+
+TOOL_PINS: dict[str, str] = {
+    "bash__bash": "sha256:474253050104cdb7ea1150287daea8782a41bd347a6f8cd5047aca40195ed547",
+    "time__convert_time": "sha256:865a5ccbc302e540137a0093661be10f39679b625d6596dbeb784ae027d57707",
+    "time__get_current_time": "sha256:67c57ff62b51941330feb7483860e1b6a6614fe82d581053427e971a808342f5",
+}
+"""Digest of each exposed tool's backend definition at snapshot time (rug-pull protection)."""
+
+PROMPT_PINS: dict[str, str] = {}
+"""Digest of each exposed prompt's backend definition at snapshot time."""
+
+SPEC = GatewaySpec(
+    name="mcpgw",
+    version="0.1.0",
+    generator="0.1.0",
+    config_dir="..",
+    backends=BACKENDS,
+    tools=TOOLS,
+    tool_routes=TOOL_ROUTES,
+    prompts=PROMPTS,
+    prompt_routes=PROMPT_ROUTES,
+    resource_templates=RESOURCE_TEMPLATES,
+    resources=RESOURCES,
+    tool_pins=TOOL_PINS,
+    prompt_pins=PROMPT_PINS,
+    separator="__",
+    instructions=None,
+    host="127.0.0.1",
+    port=9000,
+    log_dir="logs",
+    allowed_hosts=(),
+    allowed_origins=(),
+    max_body_bytes=4194304,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(SPEC, __file__))
+
+
+# ---- core: loaded by the front once the port is open (cli.load_core) ----
+
+
+import base64
+import collections
+import dataclasses
+import functools
+import math
+import random
+import secrets
+import subprocess
+import traceback
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Self, cast
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import httpx2
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.connection import Connection as UpstreamConnection
+from mcp.server.connection import allowed_log_levels
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from mcp.shared.message import SessionMessage
+from mcp.shared.uri_template import UriTemplate
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.methods import serialize_server_result
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# ---- runtime: limits.py ----
+
+BACKEND_BUSY = -32003
+"""JSON-RPC error code for "the backend's concurrency cap and queue are both full"."""
+
+
+class Limiter:
+    """At most `limit` requests at once; at most `queue_limit` more waiting for a slot."""
+
+    __slots__ = ("_waiters", "active", "limit", "name", "queue_limit", "rejected")
+
+    def __init__(self, name: str, limit: int, queue_limit: int) -> None:
+        self.name = name
+        self.limit = max(1, limit)
+        self.queue_limit = max(0, queue_limit)
+        self.active = 0
+        self.rejected = 0
+        self._waiters: deque[anyio.Event] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    @property
+    def saturated(self) -> bool:
+        """Every slot busy and the queue full: the next request is rejected."""
+        return self.active >= self.limit and len(self._waiters) >= self.queue_limit
+
+    async def acquire(self, timeout: float) -> None:
+        """Take a slot, waiting in line up to `timeout` seconds; raise MCPError when refused."""
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+            return
+        if len(self._waiters) >= self.queue_limit:
+            self.rejected += 1
+            raise MCPError(
+                BACKEND_BUSY,
+                f"backend {self.name!r} is saturated: {self.active} requests in flight and "
+                f"{len(self._waiters)} queued (max_concurrency {self.limit}, max_queue {self.queue_limit}); "
+                "try again later",
+            )
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            with anyio.move_on_after(timeout):
+                await event.wait()
+        except BaseException:  # cancelled while waiting, or just after being handed a slot
+            self._leave(event)
+            raise
+        if not event.is_set():
+            self._leave(event)
+            raise MCPError(
+                types.REQUEST_TIMEOUT, f"backend {self.name!r}: no free slot within {timeout:g}s (queued behind others)"
+            )
+
+    def _leave(self, event: anyio.Event) -> None:
+        if event.is_set():
+            self.release()  # a slot was handed to us; pass it on
+        else:
+            self._waiters.remove(event)
+
+    def release(self) -> None:
+        """Free a slot: hand it to the oldest waiter, if any."""
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self.active -= 1
 
 
 # ---- runtime: relay.py ----
@@ -2941,7 +3552,6 @@ class Rounds:
 
 # ---- runtime: backends.py ----
 
-BACKEND_UNAVAILABLE = -32002
 """JSON-RPC error code for "the backend behind this name is not serving"."""
 
 MAX_PAGES = 1000
@@ -2952,46 +3562,9 @@ LIST_CHANGED: dict[type[Any], str] = {
     types.PromptListChangedNotification: "prompt",
 }
 
-PYTHON_ALIASES = frozenset({"python", "python3"})
-"""`"command": "python"` means the interpreter that runs the gateway (spec section 2)."""
-
 
 class BackendError(Exception):
     """A backend could not be started, reached or initialized; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A backend spec with `${VAR}` expanded and paths resolved, ready to launch."""
-
-    command: list[str] | None
-    env: dict[str, str]
-    cwd: str
-    url: str | None
-    headers: dict[str, str]
-
-
-def resolve(spec: BackendSpec, base_dir: Path, environ: Mapping[str, str] | None = None) -> Resolved:
-    """Expand references and resolve `cwd` against the config's folder."""
-    where = f"backend {spec.name!r}"
-
-    def x(text: str) -> str:
-        return expand(text, where, environ)
-
-    command: list[str] | None = None
-    if spec.command is not None:
-        exe = x(spec.command)
-        if exe in PYTHON_ALIASES:
-            exe = sys.executable
-        command = [exe, *(x(a) for a in spec.args)]
-    cwd = base_dir if spec.cwd is None else base_dir / x(spec.cwd)
-    return Resolved(
-        command=command,
-        env={k: x(v) for k, v in spec.env.items()},
-        cwd=str(cwd),
-        url=x(spec.url) if spec.url is not None else None,
-        headers={k: x(v) for k, v in spec.headers.items()},
-    )
 
 
 async def _not_relayed(context: Any, params: Any = None) -> types.ErrorData:
@@ -3119,14 +3692,6 @@ class Wire(dict[str, Any]):
         self.tail = tail
 
 
-def _answer_tail(line: bytes, rid: int) -> memoryview | None:
-    """The bytes after the id of a backend's answer, when the line has the usual layout."""
-    head = b'{"jsonrpc":"2.0","id":%d' % rid
-    if line.startswith(head) and line.startswith(b',"result":{', len(head)) and line.endswith(b"}}"):
-        return memoryview(line)[len(head) :]
-    return None
-
-
 class StdioLane:
     """Requests written straight to a stdio backend's pipe (`Pipe.request`), beside the dispatcher.
 
@@ -3156,7 +3721,7 @@ class StdioLane:
         result = reply.get("result")
         if not isinstance(result, dict):
             raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
-        tail = _answer_tail(line, reply["id"])
+        tail = answer_tail(line, reply["id"])
         return Wire(result, tail) if tail is not None else result
 
     def relay(self) -> BackendRelay | None:
@@ -3328,6 +3893,26 @@ def backend_http_client(headers: Mapping[str, str]) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(headers=dict(headers), timeout=HTTP_TIMEOUT)
 
 
+async def _stdio_streams(
+    stack: contextlib.AsyncExitStack,
+    spec: BackendSpec,
+    resolved: Resolved,
+    err: TextIO,
+    pids: list[int] | None,
+    running: Takeover | None,
+) -> tuple[tuple[Any, Any], StdioLane | None]:
+    assert resolved.command is not None
+    command = command_line(resolved.command, resolved.env)
+    try:
+        if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
+            params = StdioServerParameters(command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd)
+            return await stack.enter_async_context(stdio_client(params, errlog=err)), None
+        pipe = running.pipe if running is not None else None
+        return await stack.enter_async_context(posix_stdio(command, resolved, err, pids, pipe))
+    except OSError as exc:
+        raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
+
+
 @contextlib.asynccontextmanager
 async def open_backend(
     spec: BackendSpec,
@@ -3337,12 +3922,12 @@ async def open_backend(
     errlog: TextIO | None = None,
     message_handler: MessageHandlerFnT | None = None,
     pids: list[int] | None = None,
-    running: Pipe | None = None,
+    running: Takeover | None = None,
 ) -> AsyncIterator[Connection]:
     """Connect to one backend and complete the initialize handshake within `startup_timeout`.
 
     The pid of a process it starts (stdio child, local server) is appended to `pids`.
-    `running`: a stdio backend's pipe to take over instead of starting one.
+    `running`: a stdio backend the front started and initialized, taken over as it is.
     """
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
@@ -3350,19 +3935,7 @@ async def open_backend(
     lane: StdioLane | None = None
     async with contextlib.AsyncExitStack() as stack:
         if spec.type == "stdio":
-            assert resolved.command is not None
-            exe = shutil.which(resolved.command[0], path=(resolved.env.get("PATH") or os.environ.get("PATH")))
-            command = [exe or resolved.command[0], *resolved.command[1:]]
-            try:
-                if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
-                    params = StdioServerParameters(
-                        command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd
-                    )
-                    streams = await stack.enter_async_context(stdio_client(params, errlog=err))
-                else:
-                    streams, lane = await stack.enter_async_context(posix_stdio(command, resolved, err, pids, running))
-            except OSError as exc:
-                raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
+            streams, lane = await _stdio_streams(stack, spec, resolved, err, pids, running)
         else:
             assert resolved.url is not None
             process = None
@@ -3393,6 +3966,11 @@ async def open_backend(
                 list_roots_callback=_not_relayed,
             )
         )
+        if running is not None and running.init is not None:  # the front made the handshake: adopt it
+            init = types.InitializeResult.model_validate(running.init)
+            session.adopt(init)
+            yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
+            return
         with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)) as scope:
             try:
                 init = await session.initialize()
@@ -3458,14 +4036,22 @@ class Backend:
 
     state = ObservedState()  # every change reaches observe.STATE_LISTENERS (the console)
 
-    def __init__(self, spec: BackendSpec, base_dir: Path, client_version: str, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        spec: BackendSpec,
+        base_dir: Path,
+        client_version: str,
+        max_backoff: float = 30.0,
+        *,
+        running: Takeover | None = None,
+    ) -> None:
         self.spec = spec
         self.client_version = client_version
         self.base_dir = base_dir
         self.max_backoff = max_backoff
         self.state = "starting"
         self.error: str | None = None
-        self.restarts = 0
+        self.restarts = running.restarts if running is not None else 0
         self.connection: Connection | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
@@ -3474,7 +4060,9 @@ class Backend:
         self._changed: set[str] = set()
         self._dirty = anyio.Event()
         self.relay = BackendRelay(spec.name)
-        self.stats = CallStats()
+        self.stats = running.stats if running is not None else CallStats()
+        self._running = running if running is not None and running.pipe is not None else None
+        """`--lazy-core`: the process the front started, taken over on the first connect."""
         self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
         self.pids: list[int] = []
         self.secrets = secret_values(spec.texts())
@@ -3505,6 +4093,7 @@ class Backend:
         """Keep the backend connected until the task is cancelled."""
         backoff = Backoff(self.max_backoff)
         while True:
+            running, self._running = self._running, None
             try:
                 async with open_backend(
                     self.spec,
@@ -3512,6 +4101,7 @@ class Backend:
                     client_version=self.client_version,
                     message_handler=self._on_message,
                     pids=self.pids,
+                    running=running,
                 ) as conn:
                     if self.verify is not None:
                         await self.verify(self, conn, frozenset(LIST_CHANGED.values()))
@@ -3870,22 +4460,6 @@ async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
 
 # ---- runtime: server.py ----
 
-RESERVED_META_PREFIX = "io.modelcontextprotocol/"
-"""Envelope keys of the upstream connection; they describe that hop, not the backend's."""
-
-
-def _strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy params, keeping only `_meta` entries that belong to the request itself."""
-    out = dict(params)
-    meta = out.get("_meta")
-    if isinstance(meta, dict):
-        kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
-        if kept:
-            out["_meta"] = kept
-        else:
-            del out["_meta"]
-    return out
-
 
 def _encode_cursor(index: int, inner: str | None) -> str:
     raw = json.dumps([index, inner], separators=(",", ":")).encode()
@@ -3928,9 +4502,12 @@ class _AnnouncingServer(Server[Any]):
 class Gateway:
     """Routing state shared by every upstream connection."""
 
-    def __init__(self, spec: GatewaySpec, base_dir: Path) -> None:
+    def __init__(self, spec: GatewaySpec, base_dir: Path, running: Mapping[str, Takeover] | None = None) -> None:
         self.spec = spec
-        self.backends = {b.name: Backend(b, base_dir, spec.generator) for b in spec.backends}
+        running = running or {}
+        self.backends = {
+            b.name: Backend(b, base_dir, spec.generator, running=running.get(b.name)) for b in spec.backends
+        }
         tables = {"tool": (spec.tools, spec.tool_routes, spec.tool_pins)}
         tables["prompt"] = (spec.prompts, spec.prompt_routes, spec.prompt_pins)
         # What clients see right now, per kind: the embedded tables until a backend is verified.
@@ -4121,18 +4698,18 @@ class Gateway:
         if not isinstance(name, str):
             raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
         backend, original = self._route("tool", name)
-        forwarded = _strip_meta(params)
+        forwarded = strip_meta(params)
         forwarded["name"] = original
         return await backend.request("tools/call", forwarded, tool=original)
 
     async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
         backend, original = self._route("prompt", str(params.get("name")))
-        forwarded = _strip_meta(params)
+        forwarded = strip_meta(params)
         forwarded["name"] = original
         return await backend.request("prompts/get", forwarded)
 
     async def read_resource(self, params: Mapping[str, Any]) -> JSON:
-        return await self._resource_backend(str(params.get("uri"))).request("resources/read", _strip_meta(params))
+        return await self._resource_backend(str(params.get("uri"))).request("resources/read", strip_meta(params))
 
     async def list_resources(self, cursor: str | None) -> JSON:
         """One page of one backend at a time; the cursor remembers which backend and where."""
@@ -4170,7 +4747,7 @@ class Gateway:
 
     async def complete(self, params: Mapping[str, Any]) -> JSON:
         ref = params.get("ref")
-        forwarded = _strip_meta(params)
+        forwarded = strip_meta(params)
         if isinstance(ref, dict) and ref.get("type") == "ref/prompt":
             backend, original = self._route("prompt", str(ref.get("name")))
             forwarded["ref"] = {**ref, "name": original}
@@ -4374,12 +4951,6 @@ class Gateway:
 # ---- runtime: fastpath.py ----
 
 FAST_METHODS = frozenset({"tools/call", "tools/list", "prompts/list"})
-CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
-"""What a backend may ask the client for during a call; a client that declares any of them takes the SDK path."""
-
-SPLIT_BYTES = 64 * 1024
-"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
-
 MAX_SESSIONS = 10_000
 """Sessions remembered for the fast path; the oldest is forgotten first (it then takes the SDK path)."""
 
@@ -4494,14 +5065,14 @@ class FastPath:
 
     def _cancel(self, sid: bytes, params: Any) -> None:
         if isinstance(params, dict):
-            call = self.inflight.get((sid, _id_key(params.get("requestId"))))
+            call = self.inflight.get((sid, id_key(params.get("requestId"))))
             if call is not None:
                 call.cancel()
 
     async def _answer(self, message: dict[str, Any], sid: bytes, receive: Receive, send: Send) -> None:
         rid = message["id"]
         method = message["method"]
-        reply = Reply(send, sid)
+        reply = FastReply(send, sid)
         tail: bytes | memoryview = b""
         try:
             if method == "tools/call":
@@ -4541,15 +5112,15 @@ class FastPath:
         return cached[1]
 
     async def _call(
-        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: Reply
+        self, params: dict[str, Any], sid: bytes, rid: object, receive: Receive, reply: FastReply
     ) -> bytes | memoryview:
         """Run the call in its own task, so a disconnect or a cancellation can stop it (and the backend's)."""
         meta = params.get("_meta")
         origin = FastOrigin(self._connection(sid), reply, meta, rid)
         call = asyncio.ensure_future(self._call_as(origin, params))
-        key = (sid, _id_key(rid))
+        key = (sid, id_key(rid))
         self.inflight[key] = call
-        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher = asyncio.ensure_future(disconnected(receive))
         watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
         try:
             result = await call
@@ -4567,7 +5138,7 @@ class FastOrigin:
 
     The SDK builds no request context here, so this stands in for one: the session's
     upstream connection (from the hub, for log levels and identity), the request's
-    `_meta`, and `Reply` as the back-channel. It can carry notifications (a backend's
+    `_meta`, and `FastReply` as the back-channel. It can carry notifications (a backend's
     log entries for this call) but not requests: a client on the fast path declared
     none of the capabilities a backend could ask for.
     """
@@ -4577,7 +5148,7 @@ class FastOrigin:
     ask = None
     live = True
 
-    def __init__(self, connection: Any, channel: Reply, meta: Any, request_id: object) -> None:
+    def __init__(self, connection: Any, channel: FastReply, meta: Any, request_id: object) -> None:
         self.connection = connection
         self.channel = channel
         self.meta = meta if isinstance(meta, dict) else None
@@ -4616,78 +5187,13 @@ class _Sessionless:
         self.protocol_version = protocol_version
 
 
-class Reply:
-    """One fast-path answer: a plain JSON response, unless something for the request must go first.
-
-    A backend may log (or otherwise notify) during a call; the relay hands such a
-    message to `notify`, which turns the response into an SSE stream (the headers
-    are not sent before the answer is known, so the choice is still open), exactly
-    as the SDK's transport would have answered. The answer then ends the stream.
-    """
+class FastReply(Reply):
+    """The answer of a fast-path request, as the relay's back-channel: notifications only."""
 
     can_send_request = False
 
-    def __init__(self, send: Send, sid: bytes) -> None:
-        self._send = send
-        self._sid = sid
-        self._streaming = False
-        self._done = False
-        self._lock = asyncio.Lock()
-
-    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
-        headers = [(b"content-type", kind)]
-        if self._sid:
-            headers.append((SESSION_HEADER, self._sid))
-        return headers
-
-    async def notify(self, method: str, params: Any) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        async with self._lock:
-            if self._done:
-                return  # the answer is out: too late for this request, as on the SDK's stream
-            if not self._streaming:
-                self._streaming = True
-                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
-                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._send(
-                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
-            )
-
     async def send_raw_request(self, method: str, params: Any, opts: Any = None) -> dict[str, Any]:
         raise MCPError(types.INVALID_REQUEST, f"mcpgw cannot relay {method}: the client declared no such capability")
-
-    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
-        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
-        async with self._lock:
-            self._done = True
-            if self._streaming:
-                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
-                return
-            size = len(body) + len(tail)
-            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
-            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            if len(tail) < SPLIT_BYTES:
-                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
-                return
-            await self._send({"type": "http.response.body", "body": body, "more_body": True})
-            await self._send({"type": "http.response.body", "body": tail})
-
-
-def _event(data: bytes) -> bytes:
-    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
-
-
-async def _disconnected(receive: Receive) -> bool:
-    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
-    message = await receive()
-    return bool(message["type"] == "http.disconnect")
-
-
-def _id_key(value: object) -> object:
-    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
-    return (type(value).__name__, value)
 
 
 def _error(rid: object, error: types.ErrorData) -> bytes:
@@ -4794,16 +5300,19 @@ class LoadedCore:
     manager: StreamableHTTPSessionManager
     init_options: Any
     _stop: tuple[asyncio.AbstractEventLoop, anyio.CancelScope] | None = None
+    _go: anyio.Event | None = None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """The backends (each reconnecting on its own) and the session manager, until the context ends."""
+        """The session manager, and the backends once `start_backends` is called, until the context ends."""
         async with anyio.create_task_group() as tg:
             backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
             self._stop = (asyncio.get_running_loop(), backends_scope)
+            go = self._go = anyio.Event()
 
             async def run_backends() -> None:
                 with backends_scope:
+                    await go.wait()
                     await self.gateway.run_backends()
 
             tg.start_soon(run_backends)
@@ -4812,6 +5321,10 @@ class LoadedCore:
                     yield
                 finally:
                     tg.cancel_scope.cancel()
+
+    def start_backends(self) -> None:
+        if self._go is not None:
+            self._go.set()
 
     def stop_backends(self) -> None:
         """Called from the signal handler: mark every backend stopping, cancel them on the loop."""

@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,10 +74,10 @@ def health(gw: Gated) -> dict[str, Any]:
     return result
 
 
-def wait_ready(gw: Gated, *, not_pid: int | None = None) -> dict[str, Any]:
+def wait_ready(gw: Gated, *, not_pid: int | None = None, name: str = "as") -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
-        backend: dict[str, Any] = health(gw)["backends"]["as"]
+        backend: dict[str, Any] = health(gw)["backends"][name]
         if backend["state"] == "ready" and backend["pid"] not in (None, not_pid):
             return backend
         assert time.monotonic() < deadline, backend
@@ -196,18 +197,31 @@ def test_a_log_entry_during_a_call_reaches_that_call(logging_script: Path, tmp_p
         assert "loading the core" not in log_text(tmp_path)
 
 
-def test_sigterm_before_the_core_stops_the_backends_the_front_started(script: Path, tmp_path: Path) -> None:
+def test_sigterm_before_the_core_fails_the_call_in_flight_and_stops_the_backends(
+    logging_script: Path, tmp_path: Path
+) -> None:
     port = peers.free_port()
-    command = [sys.executable, str(script), "--port", str(port), "--lazy-core", "--log-dir", str(tmp_path / "logs")]
+    logs = str(tmp_path / "logs")
+    command = [sys.executable, str(logging_script), "--port", str(port), "--lazy-core", "--log-dir", logs]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         peers.wait_for_port(peers.LOCALHOST, port, 30, process=process)
         gw = Gated(f"http://127.0.0.1:{port}", tmp_path / "no-gate")
-        backend = wait_ready(gw)["pid"]
+        backend = wait_ready(gw, name="fx")["pid"]
+        sid = open_session(gw)
+        answered: list[dict[str, Any]] = []
+        slow = {"name": "slow_echo", "arguments": {"tag": "t", "steps": 1, "delay": 30}}
+        caller = threading.Thread(
+            target=lambda: answered.append(answer(gw.post({"id": 5, "method": "tools/call", "params": slow}, sid))[1])
+        )
+        caller.start()
+        time.sleep(0.5)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
+        caller.join(5)
+        assert answered and "gateway is shutting down" in answered[0]["error"]["message"], answered
+        assert time.monotonic() - started < 3
         assert process.wait(timeout=10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it drained
-        assert time.monotonic() - started < 5
         deadline = time.monotonic() + 5
         while peers.alive(backend):
             assert time.monotonic() < deadline, "the backend outlived the gateway"
@@ -215,3 +229,25 @@ def test_sigterm_before_the_core_stops_the_backends_the_front_started(script: Pa
         assert "loading the core" not in log_text(tmp_path)
     finally:
         peers.kill_process_group(process)
+
+
+def test_a_cancelled_call_is_cancelled_at_the_backend(logging_script: Path, tmp_path: Path) -> None:
+    with gated(logging_script, tmp_path, "--lazy-core", "--log-dir", str(tmp_path / "logs")) as gw:
+        wait_ready(gw, name="fx")
+        sid = open_session(gw)
+        answered: list[dict[str, Any]] = []
+        slow = {"name": "slow_echo", "arguments": {"tag": "gone", "steps": 1, "delay": 30}}
+        caller = threading.Thread(
+            target=lambda: answered.append(answer(gw.post({"id": 7, "method": "tools/call", "params": slow}, sid))[1])
+        )
+        caller.start()
+        time.sleep(0.5)
+        cancel = {"method": "notifications/cancelled", "params": {"requestId": 7, "reason": "test"}}
+        assert gw.post(cancel, sid).status_code == 202
+        caller.join(5)
+        assert answered and answered[0]["error"]["message"] == "Request cancelled", answered
+        deadline = time.monotonic() + 10
+        while "gone" not in text(call(gw, sid, "cancelled_tags", 8)):
+            assert time.monotonic() < deadline, "the backend never saw the cancel"
+            time.sleep(0.1)
+        assert "loading the core" not in log_text(tmp_path)

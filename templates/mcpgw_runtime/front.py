@@ -129,6 +129,10 @@ class Core(Protocol):
 
     async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
 
+    def start_backends(self) -> None:
+        """Start the backends (once the sessions the front opened are the core's)."""
+        ...
+
     def stop_backends(self) -> None: ...
 
     def initialize_result(self, version: str) -> JSON: ...
@@ -244,6 +248,9 @@ class Front:
                 self.core = core
                 self._ready.set()
                 adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
+                if adoptions:  # a list change found by the backends' first check then reaches these sessions
+                    await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
+                core.start_backends()
                 await self._stop.wait()
                 for adoption in adoptions:
                     adoption.cancel()
@@ -580,6 +587,9 @@ def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
 
     return replay
 
+
+ADOPTION_WAIT = 5.0
+"""Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
 
 SHUTDOWN_GRACE = 1
 """Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""

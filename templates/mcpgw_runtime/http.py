@@ -132,16 +132,19 @@ class LoadedCore:
     manager: StreamableHTTPSessionManager
     init_options: Any
     _stop: tuple[asyncio.AbstractEventLoop, anyio.CancelScope] | None = None
+    _go: anyio.Event | None = None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """The backends (each reconnecting on its own) and the session manager, until the context ends."""
+        """The session manager, and the backends once `start_backends` is called, until the context ends."""
         async with anyio.create_task_group() as tg:
             backends_scope = anyio.CancelScope()  # only the backends: sessions live on to send the errors
             self._stop = (asyncio.get_running_loop(), backends_scope)
+            go = self._go = anyio.Event()
 
             async def run_backends() -> None:
                 with backends_scope:
+                    await go.wait()
                     await self.gateway.run_backends()
 
             tg.start_soon(run_backends)
@@ -150,6 +153,10 @@ class LoadedCore:
                     yield
                 finally:
                     tg.cancel_scope.cancel()
+
+    def start_backends(self) -> None:
+        if self._go is not None:
+            self._go.set()
 
     def stop_backends(self) -> None:
         """Called from the signal handler: mark every backend stopping, cancel them on the loop."""

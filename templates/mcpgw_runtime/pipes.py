@@ -223,9 +223,7 @@ class Pipe:
         except (OSError, ConnectionError):
             pass
         finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(PipeClosed())
+            self.abandon()
             if self._replay is not None and not self._replay.done():
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._replay)
@@ -264,6 +262,12 @@ class Pipe:
             self.on_held()
 
     # -- stopping ----------------------------------------------------------
+
+    def abandon(self) -> None:
+        """Fail every lane request in flight now (PipeClosed), before the process is stopped."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PipeClosed())
 
     async def stop(self) -> None:
         """Close stdin, give the child `STDIN_GRACE` to exit, then stop its whole process group."""

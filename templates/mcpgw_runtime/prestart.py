@@ -104,6 +104,10 @@ class Channel(Protocol):
     async def notify(self, method: str, params: Any) -> None: ...
 
 
+class StartFailed(Exception):
+    """A backend answered its handshake or its lists with something else than results."""
+
+
 class CallFailed(Exception):
     """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
 
@@ -267,7 +271,7 @@ class EarlyBackends:
         reply, _ = await pipe.request("initialize", params, spec.startup_timeout)
         init = reply.get("result")
         if not isinstance(init, dict) or not isinstance(init.get("capabilities"), dict):
-            raise RuntimeError(f"initialize failed: {reply.get('error') or 'no result'}")
+            raise StartFailed(f"initialize failed: {reply.get('error') or 'no result'}")
         backend.init = init
         await pipe.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
         verdicts: dict[str, Verdict] = {}
@@ -286,12 +290,12 @@ class EarlyBackends:
             reply, _ = await pipe.request(method, {"cursor": cursor} if cursor else None, timeout)
             page = reply.get("result")
             if not isinstance(page, dict):
-                raise RuntimeError(f"{method} failed: {reply.get('error')}")
+                raise StartFailed(f"{method} failed: {reply.get('error')}")
             items += [i for i in page.get(key) or [] if isinstance(i, dict)]
             cursor = page.get("nextCursor")
             if not cursor:
                 return items
-        raise RuntimeError(f"{method} still returned a nextCursor after 1000 pages")
+        raise StartFailed(f"{method} still returned a nextCursor after 1000 pages")
 
     async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
         """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
@@ -379,6 +383,9 @@ class EarlyBackends:
         """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
         with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
         self.stopping = True
+        for backend in self.backends.values():
+            if backend.pipe is not None and not backend.handed:
+                backend.pipe.abandon()
         self._stops.append(asyncio.ensure_future(self.stop()))
 
     async def stop(self) -> None:
