@@ -197,6 +197,17 @@ def test_a_log_entry_during_a_call_reaches_that_call(logging_script: Path, tmp_p
         assert "loading the core" not in log_text(tmp_path)
 
 
+def slow_call_in_background(gw: Gated, sid: str, tag: str, rid: int) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """A 30-second `slow_echo` call of the fixture server, in flight on return; its answer lands in the list."""
+    answered: list[dict[str, Any]] = []
+    slow = {"name": "slow_echo", "arguments": {"tag": tag, "steps": 1, "delay": 30}}
+    body = {"id": rid, "method": "tools/call", "params": slow}
+    caller = threading.Thread(target=lambda: answered.append(answer(gw.post(body, sid))[1]))
+    caller.start()
+    time.sleep(0.5)
+    return caller, answered
+
+
 def test_sigterm_before_the_core_fails_the_call_in_flight_and_stops_the_backends(
     logging_script: Path, tmp_path: Path
 ) -> None:
@@ -209,13 +220,7 @@ def test_sigterm_before_the_core_fails_the_call_in_flight_and_stops_the_backends
         gw = Gated(f"http://127.0.0.1:{port}", tmp_path / "no-gate")
         backend = wait_ready(gw, name="fx")["pid"]
         sid = open_session(gw)
-        answered: list[dict[str, Any]] = []
-        slow = {"name": "slow_echo", "arguments": {"tag": "t", "steps": 1, "delay": 30}}
-        caller = threading.Thread(
-            target=lambda: answered.append(answer(gw.post({"id": 5, "method": "tools/call", "params": slow}, sid))[1])
-        )
-        caller.start()
-        time.sleep(0.5)
+        caller, answered = slow_call_in_background(gw, sid, "t", 5)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         caller.join(5)
@@ -235,13 +240,7 @@ def test_a_cancelled_call_is_cancelled_at_the_backend(logging_script: Path, tmp_
     with gated(logging_script, tmp_path, "--lazy-core", "--log-dir", str(tmp_path / "logs")) as gw:
         wait_ready(gw, name="fx")
         sid = open_session(gw)
-        answered: list[dict[str, Any]] = []
-        slow = {"name": "slow_echo", "arguments": {"tag": "gone", "steps": 1, "delay": 30}}
-        caller = threading.Thread(
-            target=lambda: answered.append(answer(gw.post({"id": 7, "method": "tools/call", "params": slow}, sid))[1])
-        )
-        caller.start()
-        time.sleep(0.5)
+        caller, answered = slow_call_in_background(gw, sid, "gone", 7)
         cancel = {"method": "notifications/cancelled", "params": {"requestId": 7, "reason": "test"}}
         assert gw.post(cancel, sid).status_code == 202
         caller.join(5)
