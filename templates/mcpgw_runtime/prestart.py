@@ -5,11 +5,12 @@ is about 63 MiB, bench/README.md), and a gateway that only lists and calls tools
 needs none of it. With `--lazy-core` (every backend stdio with a shared session)
 the front starts each backend, does the MCP handshake and the pin check on the
 pipe's lane, and forwards `tools/call` through it, with the backend's limits,
-timeouts and call counters.
+timeouts and call counters; a log entry the backend sends during a call goes to
+that call (`EarlyBackends._screen`).
 
 The core loads only when something needs it: a method or route the front does
 not serve, a client that declared sampling, elicitation or roots, a backend that
-sends anything but answers (a log entry, a request of its own, a list change),
+sends anything but answers and log entries (a request of its own, a list change),
 one that fails to start, exits, drifts from its pins or is saturated. The core
 then takes over the running processes as they are (`Takeover`): the SDK session
 adopts the handshake the front made, the pipe's held lines go to it first, and
