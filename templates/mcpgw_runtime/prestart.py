@@ -358,6 +358,10 @@ class EarlyBackends:
             return False
         return True
 
+    def all_ready(self) -> bool:
+        """Every backend started and matches its pins: the embedded tables are exactly what is offered."""
+        return all(b.state == "ready" for b in self.backends.values())
+
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
         ready = all(b["state"] == "ready" for b in backends.values())

@@ -1934,6 +1934,10 @@ class EarlyBackends:
             return False
         return True
 
+    def all_ready(self) -> bool:
+        """Every backend started and matches its pins: the embedded tables are exactly what is offered."""
+        return all(b.state == "ready" for b in self.backends.values())
+
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
         ready = all(b["state"] == "ready" for b in backends.values())
@@ -2318,13 +2322,15 @@ class Front:
     ) -> bool:
         """`--lazy-core`: a tool call forwarded by the front; False when the core must take it."""
         assert self.backends is not None
-        if not isinstance(params.get("name"), str):
-            body = error_answer(rid, {"code": INVALID_PARAMS, "message": "tools/call needs a string 'name'"})
-            await _respond(send, 200, body, b"application/json", session=sid)
-            return True
-        if params["name"] not in self.spec.tool_routes:
-            body = error_answer(rid, {"code": INVALID_PARAMS, "message": f"unknown tool: {params['name']!r}"})
-            await _respond(send, 200, body, b"application/json", session=sid)
+        name, error = params.get("name"), None
+        if not isinstance(name, str):
+            error = {"code": INVALID_PARAMS, "message": "tools/call needs a string 'name'"}
+        elif name not in self.spec.tool_routes:
+            if self._boot is not None or not self.backends.all_ready():
+                return False  # a backend that drifted may offer it: the core's verdict decides
+            error = {"code": INVALID_PARAMS, "message": f"unknown tool: {name!r}"}
+        if error is not None:
+            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
             return True
         reply = Reply(send, sid or b"")
         call = asyncio.ensure_future(self.backends.call(params, reply))
