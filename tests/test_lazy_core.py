@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -250,3 +251,23 @@ def test_a_cancelled_call_is_cancelled_at_the_backend(logging_script: Path, tmp_
             assert time.monotonic() < deadline, "the backend never saw the cancel"
             time.sleep(0.1)
         assert "loading the core" not in log_text(tmp_path)
+
+
+def test_a_backend_that_cannot_start_is_said_so_and_left_to_the_core(tmp_path: Path) -> None:
+    server = tmp_path / "asking_copy.py"
+    shutil.copy(ASKING, server)
+    script = peers.build_gateway(tmp_path, {"as": {"type": "stdio", "command": "python", "args": [str(server)]}})
+    server.unlink()  # the interpreter starts, finds no script and exits before the handshake
+    port = peers.free_port()
+    command = [sys.executable, str(script), "--port", str(port), "--lazy-core", "--log-dir", str(tmp_path / "logs")]
+    with peers.run_process(command, port):
+        gw = Gated(f"http://127.0.0.1:{port}", tmp_path / "no-gate")
+        deadline = time.monotonic() + 30
+        while "loading the core: backend 'as' failed to start" not in log_text(tmp_path):
+            assert time.monotonic() < deadline, log_text(tmp_path)
+            time.sleep(0.05)
+        written = log_text(tmp_path)
+        said = written.find("backend 'as': initialize failed: Connection closed")  # in the core's words
+        assert -1 < said < written.index("loading the core"), written  # and by the front, before the core
+        backend = health(gw)["backends"]["as"]  # the core's now, retrying with backoff
+        assert backend["state"] in ("failed", "starting") and backend["pid"] is None, backend

@@ -75,6 +75,17 @@ def _answer(reply: JSON, line: bytes, secrets: Mapping[str, str]) -> memoryview 
     return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
 
 
+def _start_failure(exc: Exception, spec: BackendSpec, pipe: Pipe | None) -> str:
+    """Why a backend did not start, in the core's words for the same cases (backends.open_backend)."""
+    if pipe is None and isinstance(exc, OSError):
+        return f"cannot start {spec.command!r}: {exc}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer to initialize within {spec.startup_timeout:g}s"
+    if isinstance(exc, PipeClosed):
+        return "initialize failed: Connection closed"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
     """Copy params, keeping only `_meta` entries that belong to the request itself."""
     out = dict(params)
@@ -226,8 +237,7 @@ class EarlyBackends:
             async with asyncio.timeout(spec.startup_timeout):
                 await self._handshake(backend, pipe)
         except Exception as exc:  # noqa: BLE001 -- the core retries it with backoff and reports it
-            why = "no answer to initialize" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-            backend.error = redact(f"backend {spec.name!r}: {why}", backend.secrets)
+            backend.error = redact(f"backend {spec.name!r}: {_start_failure(exc, spec, backend.pipe)}", backend.secrets)
             backend.state = "failed"
             log.error("%s", backend.error)
             backend.ready.set()
