@@ -31,7 +31,7 @@ import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
@@ -42,8 +42,8 @@ from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.limits import Limiter
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.pipes import Pipe, PipeClosed, Resolved, answer_tail, resolve, stop_process_group
-from mcpgw_runtime.prestart import Takeover, command_line
+from mcpgw_runtime.pipes import Pipe, PipeClosed, Resolved, all_pages, answer_tail, resolve, stop_process_group
+from mcpgw_runtime.prestart import Takeover, command_line, default_environment
 from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
@@ -51,9 +51,6 @@ log = logging.getLogger("mcpgw")
 
 BACKEND_UNAVAILABLE = -32002
 """JSON-RPC error code for "the backend behind this name is not serving"."""
-
-MAX_PAGES = 1000
-"""A cursor that never ends is a broken backend, not a reason to hang."""
 
 LIST_CHANGED: dict[type[Any], str] = {
     types.ToolListChangedNotification: "tool",
@@ -142,21 +139,13 @@ class Connection:
 
     async def pages(self, method: str, key: str, timeout: float) -> list[JSON]:
         """Every item of a paginated list, following `nextCursor` to the end."""
-        items: list[JSON] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await self.request(method, {"cursor": cursor} if cursor else None, timeout)
-            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
-            cursor = page.get("nextCursor")
-            if not cursor:
-                return items
-        raise BackendError(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
+        return await all_pages(lambda params: self.request(method, params, timeout), method, key, BackendError)
 
 
 @contextlib.asynccontextmanager
 async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO) -> AsyncIterator[anyio.abc.Process]:
     """Start the local server behind an SSE/HTTP backend; always stop its whole group."""
-    env = get_default_environment() | resolved.env
+    env = default_environment() | resolved.env
     process = await anyio.open_process(
         command,
         cwd=resolved.cwd,
@@ -295,7 +284,7 @@ async def posix_stdio(
 
 
 def _environment(resolved: Resolved) -> dict[str, str]:
-    return get_default_environment() | resolved.env
+    return default_environment() | resolved.env
 
 
 def _session_message(value: Any) -> SessionMessage | Exception:

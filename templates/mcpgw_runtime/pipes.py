@@ -93,6 +93,28 @@ def answer_tail(line: bytes, rid: int) -> memoryview | None:
     return None
 
 
+MAX_PAGES = 1000
+"""A cursor that never ends is a broken backend, not a reason to hang."""
+
+
+async def all_pages(
+    fetch: Callable[[Mapping[str, Any] | None], Awaitable[Mapping[str, Any]]],
+    method: str,
+    key: str,
+    error: type[Exception],
+) -> list[dict[str, Any]]:
+    """Every item of a paginated list (`fetch` returns one page's result), following `nextCursor` to the end."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await fetch({"cursor": cursor} if cursor else None)
+        items += [i for i in page.get(key) or [] if isinstance(i, dict)]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return items
+    raise error(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
+
+
 Sink = Callable[[bytes, Any], Awaitable[None]]
 """Gets each line that is not a lane answer, with its JSON value (a ValueError when it is not JSON)."""
 

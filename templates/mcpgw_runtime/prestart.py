@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +36,7 @@ from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
-from mcpgw_runtime.pipes import Pipe, PipeClosed, answer_tail, resolve
+from mcpgw_runtime.pipes import Pipe, PipeClosed, all_pages, answer_tail, resolve
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -47,8 +47,13 @@ HANDSHAKE_VERSION = "2025-11-25"
 CLIENT_CAPABILITIES: JSON = {"elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True}, "sampling": {}}
 """What the core's client advertises to a backend (backends.open_backend; a test keeps them equal)."""
 
-INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
-"""The SDK's `DEFAULT_INHERITED_ENV_VARS` on POSIX: all a backend inherits besides its own `env`."""
+WINDOWS_ENV = (
+    "APPDATA", "HOMEDRIVE", "HOMEPATH", "LOCALAPPDATA", "PATH", "PATHEXT", "PROCESSOR_ARCHITECTURE",
+    "SYSTEMDRIVE", "SYSTEMROOT", "TEMP", "USERNAME", "USERPROFILE",
+)  # fmt: skip
+POSIX_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
+INHERITED_ENV = WINDOWS_ENV if sys.platform == "win32" else POSIX_ENV
+"""The SDK's `DEFAULT_INHERITED_ENV_VARS`: all a backend (or a local server) inherits besides its own `env`."""
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 """Envelope keys of the upstream connection; they describe that hop, not the backend's."""
@@ -289,24 +294,20 @@ class EarlyBackends:
         for kind in KINDS:
             method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
             offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
-            live = await self._pages(pipe, method, key, spec.timeout) if offered else []
+            live = await all_pages(self._fetch(pipe, method, spec.timeout), method, key, StartFailed) if offered else []
             verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
         backend.verdicts = verdicts
 
     @staticmethod
-    async def _pages(pipe: Pipe, method: str, key: str, timeout: float) -> list[JSON]:
-        items: list[JSON] = []
-        cursor: str | None = None
-        for _ in range(1000):
-            reply, _ = await pipe.request(method, {"cursor": cursor} if cursor else None, timeout)
+    def _fetch(pipe: Pipe, method: str, timeout: float) -> Callable[[Mapping[str, Any] | None], Awaitable[JSON]]:
+        async def fetch(params: Mapping[str, Any] | None) -> JSON:
+            reply, _ = await pipe.request(method, params, timeout)
             page = reply.get("result")
             if not isinstance(page, dict):
                 raise StartFailed(f"{method} failed: {reply.get('error')}")
-            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
-            cursor = page.get("nextCursor")
-            if not cursor:
-                return items
-        raise StartFailed(f"{method} still returned a nextCursor after 1000 pages")
+            return page
+
+        return fetch
 
     async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
         """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""

@@ -1367,6 +1367,28 @@ def answer_tail(line: bytes, rid: int) -> memoryview | None:
     return None
 
 
+MAX_PAGES = 1000
+"""A cursor that never ends is a broken backend, not a reason to hang."""
+
+
+async def all_pages(
+    fetch: Callable[[Mapping[str, Any] | None], Awaitable[Mapping[str, Any]]],
+    method: str,
+    key: str,
+    error: type[Exception],
+) -> list[dict[str, Any]]:
+    """Every item of a paginated list (`fetch` returns one page's result), following `nextCursor` to the end."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await fetch({"cursor": cursor} if cursor else None)
+        items += [i for i in page.get(key) or [] if isinstance(i, dict)]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return items
+    raise error(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
+
+
 Sink = Callable[[bytes, Any], Awaitable[None]]
 """Gets each line that is not a lane answer, with its JSON value (a ValueError when it is not JSON)."""
 
@@ -1623,8 +1645,13 @@ HANDSHAKE_VERSION = "2025-11-25"
 CLIENT_CAPABILITIES: JSON = {"elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True}, "sampling": {}}
 """What the core's client advertises to a backend (backends.open_backend; a test keeps them equal)."""
 
-INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
-"""The SDK's `DEFAULT_INHERITED_ENV_VARS` on POSIX: all a backend inherits besides its own `env`."""
+WINDOWS_ENV = (
+    "APPDATA", "HOMEDRIVE", "HOMEPATH", "LOCALAPPDATA", "PATH", "PATHEXT", "PROCESSOR_ARCHITECTURE",
+    "SYSTEMDRIVE", "SYSTEMROOT", "TEMP", "USERNAME", "USERPROFILE",
+)  # fmt: skip
+POSIX_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
+INHERITED_ENV = WINDOWS_ENV if sys.platform == "win32" else POSIX_ENV
+"""The SDK's `DEFAULT_INHERITED_ENV_VARS`: all a backend (or a local server) inherits besides its own `env`."""
 
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 """Envelope keys of the upstream connection; they describe that hop, not the backend's."""
@@ -1865,24 +1892,20 @@ class EarlyBackends:
         for kind in KINDS:
             method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
             offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
-            live = await self._pages(pipe, method, key, spec.timeout) if offered else []
+            live = await all_pages(self._fetch(pipe, method, spec.timeout), method, key, StartFailed) if offered else []
             verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
         backend.verdicts = verdicts
 
     @staticmethod
-    async def _pages(pipe: Pipe, method: str, key: str, timeout: float) -> list[JSON]:
-        items: list[JSON] = []
-        cursor: str | None = None
-        for _ in range(1000):
-            reply, _ = await pipe.request(method, {"cursor": cursor} if cursor else None, timeout)
+    def _fetch(pipe: Pipe, method: str, timeout: float) -> Callable[[Mapping[str, Any] | None], Awaitable[JSON]]:
+        async def fetch(params: Mapping[str, Any] | None) -> JSON:
+            reply, _ = await pipe.request(method, params, timeout)
             page = reply.get("result")
             if not isinstance(page, dict):
                 raise StartFailed(f"{method} failed: {reply.get('error')}")
-            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
-            cursor = page.get("nextCursor")
-            if not cursor:
-                return items
-        raise StartFailed(f"{method} still returned a nextCursor after 1000 pages")
+            return page
+
+        return fetch
 
     async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
         """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
@@ -2926,7 +2949,7 @@ import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
 from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.connection import Connection as UpstreamConnection
 from mcp.server.connection import allowed_log_levels
@@ -3477,9 +3500,6 @@ class Rounds:
 
 """JSON-RPC error code for "the backend behind this name is not serving"."""
 
-MAX_PAGES = 1000
-"""A cursor that never ends is a broken backend, not a reason to hang."""
-
 LIST_CHANGED: dict[type[Any], str] = {
     types.ToolListChangedNotification: "tool",
     types.PromptListChangedNotification: "prompt",
@@ -3567,21 +3587,13 @@ class Connection:
 
     async def pages(self, method: str, key: str, timeout: float) -> list[JSON]:
         """Every item of a paginated list, following `nextCursor` to the end."""
-        items: list[JSON] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await self.request(method, {"cursor": cursor} if cursor else None, timeout)
-            items += [i for i in page.get(key) or [] if isinstance(i, dict)]
-            cursor = page.get("nextCursor")
-            if not cursor:
-                return items
-        raise BackendError(f"{method} still returned a nextCursor after {MAX_PAGES} pages")
+        return await all_pages(lambda params: self.request(method, params, timeout), method, key, BackendError)
 
 
 @contextlib.asynccontextmanager
 async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO) -> AsyncIterator[anyio.abc.Process]:
     """Start the local server behind an SSE/HTTP backend; always stop its whole group."""
-    env = get_default_environment() | resolved.env
+    env = default_environment() | resolved.env
     process = await anyio.open_process(
         command,
         cwd=resolved.cwd,
@@ -3720,7 +3732,7 @@ async def posix_stdio(
 
 
 def _environment(resolved: Resolved) -> dict[str, str]:
-    return get_default_environment() | resolved.env
+    return default_environment() | resolved.env
 
 
 def _session_message(value: Any) -> SessionMessage | Exception:
