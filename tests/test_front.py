@@ -36,14 +36,17 @@ VERSION = "2025-06-18"
 GATE_HOOK = """
 import os
 import sys
+import threading
 import time
 
 _gate = os.environ.pop("MCPGW_TEST_CORE_GATE", None)  # popped: the backends this process starts are not held
 
 
 class _Gate:
+    # Only the core's import is held (it runs in a worker thread): the front's check at start
+    # that the SDK is installed (find_spec, on the event loop) must not wait for the gate.
     def find_spec(self, name, path=None, target=None):
-        if _gate and name in ("mcp", "mcp_types"):
+        if _gate and name in ("mcp", "mcp_types") and threading.current_thread() is not threading.main_thread():
             while not os.path.exists(_gate):
                 time.sleep(0.01)
         return None
@@ -118,7 +121,7 @@ def initialize(gw: Gated, version: str = VERSION, **headers: str) -> httpx2.Resp
 
 
 def test_front_answers_while_the_core_loads_and_hands_the_session_over(script: Path, tmp_path: Path) -> None:
-    with gated(script, tmp_path) as gw:
+    with gated(script, tmp_path, "--eager-core") as gw:
         opened = initialize(gw)
         kind, early_init = answer(opened)
         assert kind == "application/json"  # the SDK answers initialize as an SSE stream: this is the front
@@ -170,8 +173,8 @@ def test_front_answers_while_the_core_loads_and_hands_the_session_over(script: P
 
 
 def test_what_the_front_cannot_answer_waits_for_the_core(script: Path, tmp_path: Path) -> None:
-    """An unknown session, an unsupported version, a batch: the core's answers, not guesses."""
-    with gated(script, tmp_path) as gw:
+    """An unsupported version waits for the core's answer; an unknown session is the SDK's 404 at once."""
+    with gated(script, tmp_path, "--eager-core") as gw:
         pending: dict[str, httpx2.Response] = {}
 
         def send(key: str, make: Any) -> threading.Thread:
@@ -179,16 +182,15 @@ def test_what_the_front_cannot_answer_waits_for_the_core(script: Path, tmp_path:
             thread.start()
             return thread
 
-        threads = [
-            send("unknown", lambda: gw.post({"id": 1, "method": "tools/list"}, "0123456789abcdef")),
-            send("old", lambda: initialize(gw, version="1999-01-01")),
-        ]
+        threads = [send("old", lambda: initialize(gw, version="1999-01-01"))]
+        # before the core, the front's sessions are the only ones: nobody has this one
+        unknown = gw.post({"id": 1, "method": "tools/list"}, "0123456789abcdef")
+        assert (unknown.status_code, unknown.json()["error"]["message"]) == (404, "Session not found")
         time.sleep(1.0)
         assert not pending, "answered without the core"
         gw.open()
         for thread in threads:
             thread.join(30)
-        assert pending["unknown"].status_code == 404  # the SDK's answer to a session it never had
         kind, negotiated = answer(pending["old"])
         assert kind == "text/event-stream" and negotiated["result"]["protocolVersion"] == "2025-11-25"
 
@@ -227,8 +229,12 @@ def test_stateless_front(script: Path, tmp_path: Path) -> None:
         assert called["result"]["content"][0]["type"] == "text", called
 
 
-def test_a_gateway_without_the_sdk_says_so(script: Path, tmp_path: Path) -> None:
-    """The core failing to load stops the gateway with the reason, instead of leaving a front that waits forever."""
+@pytest.mark.parametrize("flags", [["--eager-core"], []], ids=["eager", "lazy"])
+def test_a_gateway_without_the_sdk_says_so(script: Path, tmp_path: Path, flags: list[str]) -> None:
+    """The core failing to load stops the gateway with the reason, instead of leaving a front that waits forever.
+
+    Lazily too: a missing SDK is found at start, not when the first request needs it.
+    """
     hooks = tmp_path / "nosdk"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(
@@ -241,7 +247,7 @@ def test_a_gateway_without_the_sdk_says_so(script: Path, tmp_path: Path) -> None
     )
     port = peers.free_port()
     proc = subprocess.run(
-        [sys.executable, str(script), "--port", str(port), "--transport", "http"],
+        [sys.executable, str(script), "--port", str(port), "--transport", "http", *flags],
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(hooks)},
         capture_output=True,
         text=True,

@@ -128,6 +128,80 @@ def test_the_core_takes_over_the_running_backend(lazy: Gated, tmp_path: Path) ->
     assert 'mcpgw_requests_total{backend="as",method="tools/call",tool="count"} 3' in metrics, metrics
 
 
+def test_an_sdk_client_that_lists_and_calls_never_needs_the_core(lazy: Gated, tmp_path: Path) -> None:
+    """The SDK's client opens a GET stream after `initialize` and deletes its session on exit: the front does both."""
+    wait_ready(lazy)
+
+    async def main() -> list[str]:
+        async with Client(f"{lazy.base}/mcp", mode="legacy") as client:
+            assert "count" in {t.name for t in (await client.list_tools()).tools}
+            results = [await client.call_tool("count", {}) for _ in range(2)]
+            return [b.text for r in results for b in r.content if isinstance(b, types.TextContent)]
+
+    assert anyio.run(main) == ["1", "2"]
+    assert "loading the core" not in log_text(tmp_path)
+
+
+def open_stream(gw: Gated, sid: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """The session's GET stream, read in the background until it ends; status and headers as soon as they come."""
+    seen: dict[str, Any] = {}
+    opened = threading.Event()
+
+    def read() -> None:
+        headers = {"accept": "text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+        with gw.http.stream("GET", f"{gw.base}/mcp", headers=headers, timeout=60) as response:
+            seen["status"], seen["headers"] = response.status_code, dict(response.headers)
+            opened.set()
+            seen["body"] = b"".join(response.iter_bytes())
+        seen["ended"] = True
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(10), "the GET stream was not answered"
+    return reader, seen
+
+
+def test_the_front_holds_a_get_stream_and_answers_delete(lazy: Gated, tmp_path: Path) -> None:
+    wait_ready(lazy)
+    sid = open_session(lazy)
+    reader, stream = open_stream(lazy, sid)  # answered with the gate shut: by the front
+    assert stream["status"] == 200 and stream["headers"]["content-type"] == "text/event-stream"
+    assert stream["headers"]["mcp-session-id"] == sid
+    assert text(call(lazy, sid, "count")) == "1"
+    headers = {"mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+    assert lazy.http.delete(f"{lazy.base}/mcp", headers=headers).status_code == 200
+    reader.join(5)
+    assert stream.get("ended"), "deleting the session must end its stream"
+    gone = lazy.post({"id": 4, "method": "tools/list"}, sid)
+    assert (gone.status_code, gone.json()["error"]["message"]) == (404, "Session not found")
+    assert "loading the core" not in log_text(tmp_path)
+
+
+def test_a_held_get_stream_becomes_the_sdks(lazy: Gated, tmp_path: Path) -> None:
+    """Once the core is up, the stream the front held is the session's SDK stream: a second one is refused."""
+    wait_ready(lazy)
+    sid = open_session(lazy)
+    reader, stream = open_stream(lazy, sid)
+    lazy.open()
+    _, templates = answer(lazy.post({"id": 5, "method": "resources/templates/list"}, sid))
+    assert "resourceTemplates" in templates["result"], templates
+    deadline = time.monotonic() + 10
+    while True:
+        headers = {"accept": "text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+        with lazy.http.stream("GET", f"{lazy.base}/mcp", headers=headers, timeout=5) as second:
+            status = second.status_code  # the headers are enough: a 200 here would be a second live stream
+        if status == 409:  # the SDK's "only one SSE stream per session"
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert reader.is_alive() and "ended" not in stream, "the held stream must stay open through the handover"
+    assert text(call(lazy, sid, "count", 6)) == "1"
+    headers = {"mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+    assert lazy.http.delete(f"{lazy.base}/mcp", headers=headers).status_code == 200
+    reader.join(5)
+    assert stream.get("ended"), "the SDK ends the stream it took over when the session ends"
+
+
 def test_a_client_that_can_be_asked_gets_the_core(lazy: Gated) -> None:
     wait_ready(lazy)
     lazy.open()

@@ -14,7 +14,7 @@ from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
 from mcpgw_runtime.cli import CORE_MARKER, load_core
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
-from mcpgw_runtime.front import HANDSHAKE_VERSIONS, starting_health
+from mcpgw_runtime.front import HANDSHAKE_VERSIONS, SESSION_NOT_FOUND, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.pipes import resolve
 from mcpgw_runtime.prestart import strip_meta
@@ -119,6 +119,14 @@ def test_front_negotiates_the_versions_the_sdk_does() -> None:
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
     assert HANDSHAKE_VERSIONS == HANDSHAKE_PROTOCOL_VERSIONS
+
+
+def test_front_answers_an_unknown_session_as_the_sdk_does() -> None:
+    """Before the core loads the front answers 404 itself; the body must be the SDK's, byte for byte."""
+    from mcp.server.streamable_http_manager import _error_response
+
+    response = _error_response("Session not found", 404)
+    assert (response.status_code, bytes(response.body)) == (404, SESSION_NOT_FOUND)
 
 
 def test_embed_refuses_a_name_bound_twice(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ fail loudly, naming the adapter, when the SDK renames those attributes or change
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -18,6 +19,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcpgw_runtime.relay import Origin, sdk_channels
+from starlette.types import Message
 
 CHANGED = "the mcp SDK changed ServerSession's internals: update relay.sdk_channels (and its docstring)"
 
@@ -93,5 +95,74 @@ def test_adopting_manager_names_the_session_it_admits() -> None:
         assert adopted is not None and adopted.mcp_session_id == "front-made-id", renamed
         assert manager._server_instances.get("front-made-id") is adopted, renamed
         assert set(manager._server_instances) == {plain.mcp_session_id, "front-made-id"}, renamed
+
+    anyio.run(main)
+
+
+def test_a_sessions_get_stream_is_where_the_core_looks_for_it() -> None:
+    """http.LoadedCore.listening reads the SDK transport's `_request_streams[GET_STREAM_KEY]` (private).
+
+    The front waits on it before the core's backends start, so that a list change they
+    announce reaches a GET stream the front held; here a real GET through the SDK's
+    session manager must make it true, and the client leaving must make it false.
+    """
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+    from mcpgw_runtime.http import ADOPTING, AdoptingManager, LoadedCore, _replay
+
+    moved = "SDK changed where a session's GET stream lives: update http.LoadedCore.listening"
+    sid = "listen-probe-session"
+    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}).encode()
+    posted = [(b"accept", b"application/json, text/event-stream"), (b"content-type", b"application/json")]
+
+    async def main() -> None:
+        manager = AdoptingManager(app=Server("listen-probe"))
+        app = StreamableHTTPASGIApp(manager)
+        core = LoadedCore(app=app, gateway=None, manager=manager, init_options=None)  # type: ignore[arg-type]
+        async with manager.run():
+            token = ADOPTING.set(sid)  # the session gets this id, as an adopted one does
+            try:
+                assert await _replay(app, posted, body) == 200
+            finally:
+                ADOPTING.reset(token)
+            assert not core.listening(sid.encode())
+            left = anyio.Event()
+
+            request: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
+
+            async def receive() -> Message:
+                if request:
+                    return request.pop()
+                await left.wait()
+                return {"type": "http.disconnect"}
+
+            sent: list[Message] = []
+
+            async def send(message: Message) -> None:
+                sent.append(message)
+
+            headers = [
+                (b"accept", b"text/event-stream"),
+                (b"mcp-session-id", sid.encode()),
+                (b"mcp-protocol-version", b"2025-06-18"),
+            ]
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/mcp",
+                "raw_path": b"/mcp",
+                "query_string": b"",
+                "headers": headers,
+                "client": ("127.0.0.1", 0),
+                "server": ("127.0.0.1", 0),
+            }
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(app, scope, receive, send)
+                with anyio.fail_after(5):
+                    while not core.listening(sid.encode()):
+                        await anyio.sleep(0.01)
+                assert sent and sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200, sent
+                left.set()
+            assert core.listening(sid.encode()) is False, moved
 
     anyio.run(main)

@@ -285,8 +285,13 @@ def serve(
         Path | None, typer.Option("--log-dir", help="Folder for log files (default: the config's, beside it).")
     ] = None,
     stateless: Annotated[bool, typer.Option("--stateless", help="Serve /mcp without session state.")] = False,
-    lazy_core: Annotated[
-        bool, typer.Option("--lazy-core", help="Serve tool calls from the front; load the SDK only when needed.")
+    eager_core: Annotated[
+        bool,
+        typer.Option(
+            "--eager-core/--lazy-core",
+            help="Load the SDK core at start, or only when a request needs it (the default, where every backend "
+            "is a shared stdio one).",
+        ),
     ] = False,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Serve off loopback without a bearer token (MCPGW_TOKEN).")
@@ -306,7 +311,7 @@ def serve(
             flags += [name, str(value)]
     if log_dir is not None:
         flags += ["--log-dir", str(log_dir.resolve())]
-    flags += ["--stateless"] * stateless + ["--lazy-core"] * lazy_core + ["--no-auth"] * no_auth
+    flags += ["--stateless"] * stateless + ["--eager-core"] * eager_core + ["--no-auth"] * no_auth
     _guard(debug, lambda: _serve(config, flags, error_format))
 
 

@@ -54,11 +54,21 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
-    parser.add_argument(
+    core = parser.add_mutually_exclusive_group()
+    core.add_argument(
         "--lazy-core",
+        dest="lazy_core",
         action="store_true",
-        help="start the backends and serve tool calls from the front; load the SDK core only when something "
-        "needs it (saves about 40 MiB; shared stdio backends only)",
+        default=None,
+        help="the default where it applies (every backend stdio with a shared session, POSIX): the front starts "
+        "the backends and serves tool calls; the SDK core loads only when something needs it (about 40 MiB less); "
+        "given explicitly, a warning says why it does not apply",
+    )
+    core.add_argument(
+        "--eager-core",
+        dest="lazy_core",
+        action="store_false",
+        help="load the SDK core at start, in the background, so no request ever waits for it",
     )
     parser.add_argument(
         "--allow-host",
@@ -125,11 +135,16 @@ def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType
 
 
 def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
-    """Whether `--lazy-core` was asked for and can be honoured (else a warning says why not)."""
-    why = EarlyBackends.unsupported(spec) if args.lazy_core else None
-    if why is not None:
+    """Whether the core loads on demand: unless `--eager-core`, wherever the front can run the backends.
+
+    Only an explicit `--lazy-core` that cannot be honoured is worth a warning.
+    """
+    if args.lazy_core is False:
+        return False
+    why = EarlyBackends.unsupported(spec)
+    if why is not None and args.lazy_core:
         log.warning("--lazy-core ignored: %s", why)
-    return bool(args.lazy_core) and why is None
+    return why is None
 
 
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http import GET_STREAM_KEY, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp_types.methods import serialize_server_result
 from starlette.applications import Starlette
@@ -182,6 +182,11 @@ class LoadedCore:
             if status != 202:
                 raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
         log.debug("session %s: adopted from the front", sid.decode("latin-1"))
+
+    def listening(self, sid: bytes) -> bool:
+        """Whether the session's SDK transport has its GET stream (tests/test_sdk_adapter.py checks the names)."""
+        transport = self.manager._server_instances.get(sid.decode("latin-1"))
+        return transport is not None and GET_STREAM_KEY in transport._request_streams
 
     def initialize_result(self, version: str) -> dict[str, Any]:
         """What the SDK's server puts on the wire for `initialize` at this handshake-era version.

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import importlib.util
 import ipaddress
 import itertools
 import json
@@ -2039,6 +2040,9 @@ HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
 CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
 """What a backend may ask the client for during a call; a client that declares any of them needs the core."""
 
+SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+"""The SDK's answer (HTTP 404) to a request naming a session it does not have (a test keeps them equal)."""
+
 SPLIT_BYTES = 64 * 1024
 """An answer's tail this large is sent as a write of its own rather than copied into one body."""
 
@@ -2091,6 +2095,10 @@ class EarlySession:
     """The client declared a capability a backend could use mid-call (sampling, elicitation, roots)."""
     initialized: bool = False
     adoption: asyncio.Future[None] | None = field(default=None, repr=False)
+    listening: bool = False
+    """The front holds the session's GET stream open for the core (`Front._listen`)."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    """The client deleted the session before the core took it."""
 
 
 class Core(Protocol):
@@ -2103,6 +2111,10 @@ class Core(Protocol):
         ...
 
     async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
+
+    def listening(self, sid: bytes) -> bool:
+        """Whether the SDK serves a GET stream for this session (its notifications have somewhere to go)."""
+        ...
 
     def start_backends(self) -> None:
         """Start the backends (once the sessions the front opened are the core's)."""
@@ -2143,11 +2155,15 @@ class Front:
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
+        self._closing = asyncio.Event()
+        """Set on SIGINT/SIGTERM: the GET streams the front holds end at once."""
         self._boot: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
         self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        self._held: set[bytes] = set()
+        """Sessions whose GET stream the front holds, until the SDK serves it."""
         self._lists = {
             "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
             "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
@@ -2169,6 +2185,8 @@ class Front:
         A core still loading stops them as soon as it is built.
         """
         self._stopping = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._closing.set)
         if self.core is not None:
             self.core.stop_backends()
         elif self.backends is not None and self._loop is not None:
@@ -2182,6 +2200,11 @@ class Front:
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
                 if self.backends is not None:
+                    missing = _missing_core()
+                    if missing is not None:  # said now, not when the first request needs the core
+                        self._fail("cannot load the gateway core", missing)
+                        await send({"type": "lifespan.startup.complete"})
+                        continue
                     self.backends.start()
                 else:
                     self.need_core("")
@@ -2222,9 +2245,15 @@ class Front:
             async with core.run():
                 self.core = core
                 self._ready.set()
+                deadline = asyncio.get_running_loop().time() + ADOPTION_WAIT
+                listening = [sid for sid, session in self.early.items() if session.listening]
                 adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
                 if adoptions:  # a list change found by the backends' first check then reaches these sessions
                     await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
+                # ... on their GET streams, once the SDK serves the streams the front held for them
+                while listening and asyncio.get_running_loop().time() < deadline:
+                    listening = [sid for sid in listening if not core.listening(sid) and sid in self._held]
+                    await asyncio.sleep(0.01)
                 core.start_backends()
                 await self._stop.wait()
                 for adoption in adoptions:
@@ -2260,6 +2289,9 @@ class Front:
             await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         reason = f"{scope['method']} {scope['path']}"
+        if self.core is None and self.http and not self.stateless and scope["path"] == "/mcp":
+            if await self._outside_posts(scope, headers, receive, send):
+                return
         if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
@@ -2276,6 +2308,85 @@ class Front:
         if sid is not None and sid in self.early:
             await self._adopt(core, sid)
         await core.app(scope, receive, send)
+
+    async def _outside_posts(
+        self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
+    ) -> bool:
+        """A session's GET and DELETE, and any request naming a session nobody knows; False to go on.
+
+        Until the core is up the front's sessions are the only ones there are, so an
+        unknown id gets the SDK's 404 here: loading the core would not find it either.
+        """
+        sid = headers.get(SESSION_HEADER)
+        if sid is None:
+            return False
+        session = self.early.get(sid)
+        if session is None:
+            await _respond(send, 404, SESSION_NOT_FOUND, b"application/json")
+            return True
+        version = headers.get(VERSION_HEADER)
+        if version is not None and version not in HANDSHAKE_BYTES:
+            return False
+        if scope["method"] == "DELETE":
+            self._end(sid, session)
+            await _respond(send, 200, b"", b"application/json", session=sid)
+            return True
+        wants_stream = b"text/event-stream" in headers.get(b"accept", b"") and b"last-event-id" not in headers
+        if scope["method"] == "GET" and wants_stream and not session.listening:
+            await self._listen(scope, sid, session, receive, send)
+            return True
+        return False
+
+    def _end(self, sid: bytes, session: EarlySession) -> None:
+        """The client deleted a session the front opened: forget it, end its stream, cancel its calls."""
+        self.early.pop(sid, None)
+        session.ended.set()
+        for (owner, _), call in list(self._calls.items()):
+            if owner == sid:
+                call.cancel()
+
+    async def _listen(
+        self, scope: AsgiScope, sid: bytes, session: EarlySession, receive: AsgiReceive, send: AsgiSend
+    ) -> None:
+        """Open the session's GET stream now and hold it; once the core is up, the SDK serves it.
+
+        Why: a client opens this stream right after `initialize`; answering it here keeps
+        the core unloaded (`--lazy-core`) for clients that only list and call tools. The
+        stream carries nothing until the core, the only sender of notifications, is up.
+        """
+        session.listening = True
+        self._held.add(sid)
+        headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache, no-transform"),
+            (b"connection", b"keep-alive"),
+            (b"x-accel-buffering", b"no"),
+            (SESSION_HEADER, sid),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        waits = [
+            asyncio.ensure_future(_gone(receive)),
+            asyncio.ensure_future(self._ready.wait()),
+            asyncio.ensure_future(session.ended.wait()),
+            asyncio.ensure_future(self._closing.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        core = self.core
+        try:
+            if waits[0].done() and not waits[0].cancelled():
+                return  # the client left
+            if core is None or session.ended.is_set() or self._closing.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await self._adopt(core, sid)
+            await core.app(scope, replay_body(b"", receive), _started(send))
+        finally:
+            self._held.discard(sid)
+            session.listening = False
 
     async def _answer(
         self,
@@ -2500,6 +2611,48 @@ async def disconnected(receive: AsgiReceive) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
+CORE_PACKAGES = ("mcp", "mcp_types", "starlette", "anyio", "httpx2", "pydantic")
+"""What the core imports; `--lazy-core` checks at start that each is there (without importing it)."""
+
+
+def _missing_core() -> ImportError | None:
+    for name in CORE_PACKAGES:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError) as exc:
+            return exc if isinstance(exc, ImportError) else ImportError(f"No module named {name} ({exc})")
+        if found is None:
+            return ImportError(f"No module named {name}")
+    return None
+
+
+async def _gone(receive: AsgiReceive) -> None:
+    """Returns once the client has gone; a request without a body (a GET) has nothing else to say."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _started(send: AsgiSend) -> AsgiSend:
+    """`send` for a response whose start the front already sent: the SDK's own start is dropped.
+
+    A start other than 200 (the session could not be handed over) ends the stream instead
+    of writing an error body into it.
+    """
+    refused = False
+
+    async def forward(message: AsgiMessage) -> None:
+        nonlocal refused
+        if message["type"] == "http.response.start":
+            refused = message["status"] != 200
+            if refused:
+                log.warning("GET /mcp: the core answered HTTP %s for a stream the front held", message["status"])
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif not refused:
+            await send(message)
+
+    return forward
+
+
 def error_answer(rid: object, error: JSON) -> bytes:
     return pydantic_core.to_json({"jsonrpc": "2.0", "id": rid, "error": error})
 
@@ -2631,11 +2784,21 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
-    parser.add_argument(
+    core = parser.add_mutually_exclusive_group()
+    core.add_argument(
         "--lazy-core",
+        dest="lazy_core",
         action="store_true",
-        help="start the backends and serve tool calls from the front; load the SDK core only when something "
-        "needs it (saves about 40 MiB; shared stdio backends only)",
+        default=None,
+        help="the default where it applies (every backend stdio with a shared session, POSIX): the front starts "
+        "the backends and serves tool calls; the SDK core loads only when something needs it (about 40 MiB less); "
+        "given explicitly, a warning says why it does not apply",
+    )
+    core.add_argument(
+        "--eager-core",
+        dest="lazy_core",
+        action="store_false",
+        help="load the SDK core at start, in the background, so no request ever waits for it",
     )
     parser.add_argument(
         "--allow-host",
@@ -2702,11 +2865,16 @@ def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType
 
 
 def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
-    """Whether `--lazy-core` was asked for and can be honoured (else a warning says why not)."""
-    why = EarlyBackends.unsupported(spec) if args.lazy_core else None
-    if why is not None:
+    """Whether the core loads on demand: unless `--eager-core`, wherever the front can run the backends.
+
+    Only an explicit `--lazy-core` that cannot be honoured is worth a warning.
+    """
+    if args.lazy_core is False:
+        return False
+    why = EarlyBackends.unsupported(spec)
+    if why is not None and args.lazy_core:
         log.warning("--lazy-core ignored: %s", why)
-    return bool(args.lazy_core) and why is None
+    return why is None
 
 
 def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
@@ -3051,7 +3219,7 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http import GET_STREAM_KEY, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
 from mcp.shared.exceptions import MCPError
@@ -5378,6 +5546,11 @@ class LoadedCore:
             if status != 202:
                 raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
         log.debug("session %s: adopted from the front", sid.decode("latin-1"))
+
+    def listening(self, sid: bytes) -> bool:
+        """Whether the session's SDK transport has its GET stream (tests/test_sdk_adapter.py checks the names)."""
+        transport = self.manager._server_instances.get(sid.decode("latin-1"))
+        return transport is not None and GET_STREAM_KEY in transport._request_streams
 
     def initialize_result(self, version: str) -> dict[str, Any]:
         """What the SDK's server puts on the wire for `initialize` at this handshake-era version.
