@@ -2289,10 +2289,10 @@ class Front:
             await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         reason = f"{scope['method']} {scope['path']}"
-        if self.core is None and self.http and not self.stateless and scope["path"] == "/mcp":
-            if await self._outside_posts(scope, headers, receive, send):
-                return
-        if self.core is None and self.http and scope["path"] == "/mcp" and scope["method"] == "POST":
+        on_mcp = self.core is None and self.http and scope["path"] == "/mcp"
+        if on_mcp and not self.stateless and await self._outside_posts(scope, headers, receive, send):
+            return
+        if on_mcp and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
                 return
