@@ -14,7 +14,7 @@ from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
 from mcpgw_runtime.cli import CORE_MARKER, load_core
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
-from mcpgw_runtime.front import HANDSHAKE_VERSIONS, SESSION_NOT_FOUND, starting_health
+from mcpgw_runtime.front import CORE_PACKAGES, HANDSHAKE_VERSIONS, SESSION_NOT_FOUND, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.pipes import resolve
 from mcpgw_runtime.prestart import strip_meta
@@ -119,6 +119,11 @@ def test_front_negotiates_the_versions_the_sdk_does() -> None:
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
     assert HANDSHAKE_VERSIONS == HANDSHAKE_PROTOCOL_VERSIONS
+
+
+def test_the_lazy_front_checks_for_every_package_the_front_keeps_out() -> None:
+    """What `--lazy-core` checks is installed at start is what the embedder keeps out of the front."""
+    assert sorted(CORE_PACKAGES) == sorted(HEAVY_PACKAGES)
 
 
 def test_front_answers_an_unknown_session_as_the_sdk_does() -> None:
