@@ -41,7 +41,6 @@ GOALS: tuple[Goal, ...] = (
     Goal("cold start → tools/list ≤ 0.5 s, 1 backend", "cold1_s", limit=0.5),
     Goal("cold start → tools/list ≤ 0.5 s, 5 backends", "cold5_s", limit=0.5),
     Goal("gateway RSS ≤ 60 MiB with 5 backends", "rss5_mib", limit=60),
-    Goal("gateway RSS ≤ 60 MiB with 5 backends, --lazy-core", "rss5_mib", limit=60, target="mcpgw-lazy"),
     Goal("256 KB result ≤ 1.2x direct", "big_p50_ms", reference="direct-stdio", factor=1.2),
 )
 

@@ -44,7 +44,7 @@ TARGETS: tuple[Target, ...] = (
     Target("direct-http-json", "direct SDK HTTP (JSON)", "direct", multi=False),
     Target("mcpgw-mcp", "mcpgw /mcp", "gateway"),
     Target("mcpgw-sse", "mcpgw /sse", "gateway", multi=False),
-    Target("mcpgw-lazy", "mcpgw /mcp --lazy-core", "gateway"),
+    Target("mcpgw-eager", "mcpgw /mcp --eager-core", "gateway"),
     Target("fastmcp", "FastMCP proxy", "peer", venv="fastmcp"),
     Target("mcp-proxy", "mcp-proxy", "peer", venv="mcp-proxy"),
 )
@@ -102,11 +102,11 @@ def _command(target: Target, backends: int, port: int, gateways: dict[int, Path]
             return backend_command(tools, "--transport", "http", "--port", str(port)), ["/mcp"]
         case "direct-http-json":
             return backend_command(tools, "--transport", "http-json", "--port", str(port)), ["/mcp"]
-        case "mcpgw-mcp" | "mcpgw-sse" | "mcpgw-lazy":
+        case "mcpgw-mcp" | "mcpgw-sse" | "mcpgw-eager":
             gateway = gateways[backends]
             command = [sys.executable, str(gateway), "--port", str(port), "--log-level", "warning"]
-            if target.key == "mcpgw-lazy":
-                command.append("--lazy-core")
+            if target.key == "mcpgw-eager":
+                command.append("--eager-core")
             return command, ["/sse" if target.key == "mcpgw-sse" else "/mcp"]
         case "fastmcp":
             script = peers.BENCH_DIR / "peers" / "fastmcp_proxy.py"

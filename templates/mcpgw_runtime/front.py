@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import pydantic_core
 
 from mcpgw_runtime.guard import Guard, refuse
-from mcpgw_runtime.prestart import INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
+from mcpgw_runtime.prestart import BACKEND_UNAVAILABLE, INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -317,22 +317,32 @@ class Front:
         on_mcp = self.core is None and self.http and scope["path"] == "/mcp"
         if on_mcp and not self.stateless and await self._outside_posts(scope, headers, receive, send):
             return
+        body: bytes | None = None
         if on_mcp and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
                 return
             receive = replay_body(body, receive)
             reason = "a request the front does not serve"
-        self.need_core(reason)
-        await self._ready.wait()
+        if not self._stopping:  # no core is loaded for a gateway on its way out
+            self.need_core(reason)
+            await self._ready.wait()
         core = self.core
-        if core is None:  # the core failed to load; the process is stopping
-            await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
+        if core is None:  # the core failed to load, or the process is stopping
+            await self._without_core(body, headers.get(SESSION_HEADER), send)
             return
         sid = headers.get(SESSION_HEADER)
         if sid is not None and sid in self.early:
             await self._adopt(core, sid)
         await core.app(scope, receive, send)
+
+    async def _without_core(self, body: bytes | None, sid: bytes | None, send: AsgiSend) -> None:
+        rid = _request_id(body)
+        if self._stopping and rid is not None:  # as the core answers a call it cannot take any more
+            error = {"code": BACKEND_UNAVAILABLE, "message": "gateway is shutting down"}
+            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
+            return
+        await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
 
     async def _outside_posts(
         self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
@@ -676,6 +686,13 @@ def _started(send: AsgiSend) -> AsgiSend:
             await send(message)
 
     return forward
+
+
+def _request_id(body: bytes | None) -> object:
+    """The id of the JSON-RPC request in `body`, or None (no body, a notification, a batch, not JSON)."""
+    message = parse_json(body) if body is not None else None
+    rid = message.get("id") if isinstance(message, dict) and "method" in message else None
+    return rid if is_request_id(rid) else None
 
 
 def error_answer(rid: object, error: JSON) -> bytes:

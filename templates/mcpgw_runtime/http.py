@@ -147,6 +147,7 @@ class LoadedCore:
                     await go.wait()
                     await self.gateway.run_backends()
 
+            await tg.start(self.gateway.rounds.run)  # a 2026-07-28 call may come before the backends start
             tg.start_soon(run_backends)
             async with self.manager.run():
                 try:

@@ -212,7 +212,8 @@ class EarlyBackends:
             for b in spec.backends
         }
         self._tasks: list[asyncio.Task[None]] = []
-        self._stops: list[asyncio.Future[None]] = []
+        self._stops: dict[Pipe, asyncio.Future[None]] = {}
+        """Every pipe the front is stopping; shutdown waits for them all, whoever started the stop."""
         self.stopping = False
         """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
 
@@ -390,7 +391,7 @@ class EarlyBackends:
                 taken[name] = Takeover(pipe, backend.init, backend.stats)
                 continue
             if pipe is not None:  # exited, failed or still starting: the core starts its own
-                self._stops.append(asyncio.ensure_future(pipe.stop()))
+                self._stop_pipe(pipe)
             restarts = 0 if backend.state in ("starting", "ready") else 1
             taken[name] = Takeover(None, None, backend.stats, restarts)
         return taken
@@ -399,15 +400,27 @@ class EarlyBackends:
         """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
         with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
         self.stopping = True
+        for task in self._tasks:
+            task.cancel()
         for backend in self.backends.values():
             if backend.pipe is not None and not backend.handed:
                 backend.pipe.abandon()
-        self._stops.append(asyncio.ensure_future(self.stop()))
+                self._stop_pipe(backend.pipe)
 
     async def stop(self) -> None:
-        """At shutdown before the core loaded: stop every process the front started."""
+        """At shutdown: stop every process the front still has, and wait for every stop begun before.
+
+        A pipe handed to a core that never ran (SIGTERM while it loaded) is among those
+        begun before: nobody else would stop it.
+        """
         self.stopping = True
         for task in self._tasks:
             task.cancel()
-        pipes = [b.pipe for b in self.backends.values() if b.pipe is not None and not b.handed]
-        await asyncio.gather(*(pipe.stop() for pipe in pipes), return_exceptions=True)
+        for backend in self.backends.values():
+            if backend.pipe is not None and not backend.handed:
+                self._stop_pipe(backend.pipe)
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+
+    def _stop_pipe(self, pipe: Pipe) -> None:
+        if pipe not in self._stops:
+            self._stops[pipe] = asyncio.ensure_future(pipe.stop())

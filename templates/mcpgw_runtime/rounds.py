@@ -175,10 +175,11 @@ class Rounds:
     def __len__(self) -> int:
         return len(self._exchanges)
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Host the backend calls of exchanges until cancelled (gateway shutdown cancels them all)."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            task_status.started()
             try:
                 await anyio.sleep_forever()
             finally:

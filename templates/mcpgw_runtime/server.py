@@ -126,9 +126,12 @@ class Gateway:
         """`session: per-client` backends: one connection per upstream session (sessions.py)."""
 
     async def run_backends(self) -> None:
-        """Start every backend concurrently; each reconnects on its own. Cancelled at shutdown."""
+        """Start every backend concurrently; each reconnects on its own. Cancelled at shutdown.
+
+        `rounds.run` is not among them: it must run from the first request on, which with
+        sessions to adopt (front.py) comes before the backends start.
+        """
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.rounds.run)
             for backend in self.backends.values():
                 backend.relay.hub = self.hub
                 tg.start_soon(backend.run)

@@ -36,6 +36,7 @@ async def serve_stdio(gateway: Gateway) -> None:
             backends_stopped.set()
 
     async with anyio.create_task_group() as tg:
+        await tg.start(gateway.rounds.run)
         tg.start_soon(run_backends)
         tg.start_soon(_stop_on_signal, tg.cancel_scope, backends_stopped)
         async with stdio_server() as (read, write):

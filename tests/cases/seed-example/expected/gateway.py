@@ -1811,7 +1811,8 @@ class EarlyBackends:
             for b in spec.backends
         }
         self._tasks: list[asyncio.Task[None]] = []
-        self._stops: list[asyncio.Future[None]] = []
+        self._stops: dict[Pipe, asyncio.Future[None]] = {}
+        """Every pipe the front is stopping; shutdown waits for them all, whoever started the stop."""
         self.stopping = False
         """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
 
@@ -1989,7 +1990,7 @@ class EarlyBackends:
                 taken[name] = Takeover(pipe, backend.init, backend.stats)
                 continue
             if pipe is not None:  # exited, failed or still starting: the core starts its own
-                self._stops.append(asyncio.ensure_future(pipe.stop()))
+                self._stop_pipe(pipe)
             restarts = 0 if backend.state in ("starting", "ready") else 1
             taken[name] = Takeover(None, None, backend.stats, restarts)
         return taken
@@ -1998,18 +1999,30 @@ class EarlyBackends:
         """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
         with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
         self.stopping = True
+        for task in self._tasks:
+            task.cancel()
         for backend in self.backends.values():
             if backend.pipe is not None and not backend.handed:
                 backend.pipe.abandon()
-        self._stops.append(asyncio.ensure_future(self.stop()))
+                self._stop_pipe(backend.pipe)
 
     async def stop(self) -> None:
-        """At shutdown before the core loaded: stop every process the front started."""
+        """At shutdown: stop every process the front still has, and wait for every stop begun before.
+
+        A pipe handed to a core that never ran (SIGTERM while it loaded) is among those
+        begun before: nobody else would stop it.
+        """
         self.stopping = True
         for task in self._tasks:
             task.cancel()
-        pipes = [b.pipe for b in self.backends.values() if b.pipe is not None and not b.handed]
-        await asyncio.gather(*(pipe.stop() for pipe in pipes), return_exceptions=True)
+        for backend in self.backends.values():
+            if backend.pipe is not None and not backend.handed:
+                self._stop_pipe(backend.pipe)
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+
+    def _stop_pipe(self, pipe: Pipe) -> None:
+        if pipe not in self._stops:
+            self._stops[pipe] = asyncio.ensure_future(pipe.stop())
 
 
 # ---- runtime: front.py ----
@@ -2292,22 +2305,32 @@ class Front:
         on_mcp = self.core is None and self.http and scope["path"] == "/mcp"
         if on_mcp and not self.stateless and await self._outside_posts(scope, headers, receive, send):
             return
+        body: bytes | None = None
         if on_mcp and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
                 return
             receive = replay_body(body, receive)
             reason = "a request the front does not serve"
-        self.need_core(reason)
-        await self._ready.wait()
+        if not self._stopping:  # no core is loaded for a gateway on its way out
+            self.need_core(reason)
+            await self._ready.wait()
         core = self.core
-        if core is None:  # the core failed to load; the process is stopping
-            await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
+        if core is None:  # the core failed to load, or the process is stopping
+            await self._without_core(body, headers.get(SESSION_HEADER), send)
             return
         sid = headers.get(SESSION_HEADER)
         if sid is not None and sid in self.early:
             await self._adopt(core, sid)
         await core.app(scope, receive, send)
+
+    async def _without_core(self, body: bytes | None, sid: bytes | None, send: AsgiSend) -> None:
+        rid = _request_id(body)
+        if self._stopping and rid is not None:  # as the core answers a call it cannot take any more
+            error = {"code": BACKEND_UNAVAILABLE, "message": "gateway is shutting down"}
+            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
+            return
+        await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
 
     async def _outside_posts(
         self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
@@ -2651,6 +2674,13 @@ def _started(send: AsgiSend) -> AsgiSend:
             await send(message)
 
     return forward
+
+
+def _request_id(body: bytes | None) -> object:
+    """The id of the JSON-RPC request in `body`, or None (no body, a notification, a batch, not JSON)."""
+    message = parse_json(body) if body is not None else None
+    rid = message.get("id") if isinstance(message, dict) and "method" in message else None
+    return rid if is_request_id(rid) else None
 
 
 def error_answer(rid: object, error: JSON) -> bytes:
@@ -3682,10 +3712,11 @@ class Rounds:
     def __len__(self) -> int:
         return len(self._exchanges)
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Host the backend calls of exchanges until cancelled (gateway shutdown cancels them all)."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            task_status.started()
             try:
                 await anyio.sleep_forever()
             finally:
@@ -4738,9 +4769,12 @@ class Gateway:
         """`session: per-client` backends: one connection per upstream session (sessions.py)."""
 
     async def run_backends(self) -> None:
-        """Start every backend concurrently; each reconnects on its own. Cancelled at shutdown."""
+        """Start every backend concurrently; each reconnects on its own. Cancelled at shutdown.
+
+        `rounds.run` is not among them: it must run from the first request on, which with
+        sessions to adopt (front.py) comes before the backends start.
+        """
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self.rounds.run)
             for backend in self.backends.values():
                 backend.relay.hub = self.hub
                 tg.start_soon(backend.run)
@@ -5511,6 +5545,7 @@ class LoadedCore:
                     await go.wait()
                     await self.gateway.run_backends()
 
+            await tg.start(self.gateway.rounds.run)  # a 2026-07-28 call may come before the backends start
             tg.start_soon(run_backends)
             async with self.manager.run():
                 try:
@@ -5640,6 +5675,7 @@ async def serve_stdio(gateway: Gateway) -> None:
             backends_stopped.set()
 
     async with anyio.create_task_group() as tg:
+        await tg.start(gateway.rounds.run)
         tg.start_soon(run_backends)
         tg.start_soon(_stop_on_signal, tg.cancel_scope, backends_stopped)
         async with stdio_server() as (read, write):
