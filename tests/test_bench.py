@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from mcpbench import goals, report, stats, wire
 from mcpbench.measure import Plan, one_backend
 from mcpbench.profile import summarize_collapsed, summarize_importtime
+from mcpbench.sidebyside import side_by_side, turns
 from mcpbench.targets import BY_KEY, build_gateways, launch
 
 
@@ -113,6 +114,27 @@ def test_quick_smoke_of_the_gateway_target(tmp_path: Path) -> None:
             return await one_backend(running, plan)
 
     figures = anyio.run(smoke)
-    for key in ("cpu_us_per_call", "echo_p50_ms", "big_p50_ms", "throughput_rps", "rss1_mib"):
+    for key in ("throughput_rps", "rss1_mib"):
         value = figures.get(key)
         assert value is not None and value >= 0, key
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_side_by_side_measures_every_target_in_turns(tmp_path: Path) -> None:
+    """The gateway and the direct stdio backend, running at once, each get their sequential figures."""
+    gateways = build_gateways(tmp_path, counts=(1,))
+    plan = Plan(calls=6, warmup=2, big_calls=2)
+    errors: list[str] = []
+    targets = [BY_KEY["direct-stdio"], BY_KEY["mcpgw-mcp"]]
+    table = anyio.run(side_by_side, targets, gateways, plan, errors)
+    assert not errors and set(table) == {"direct-stdio", "mcpgw-mcp"}
+    for figures in table.values():
+        for key in ("cpu_us_per_call", "echo_p50_ms", "echo_p99_ms", "big_p50_ms"):
+            value = figures.get(key)
+            assert value is not None and value >= 0, key
+
+
+def test_side_by_side_turns_rotate_so_no_target_always_goes_first() -> None:
+    assert turns(["a", "b", "c"], 4) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert turns([], 3) == []

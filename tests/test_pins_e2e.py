@@ -6,6 +6,10 @@ switches tool set when its state file changes and announces it with
 gateway must re-verify its pins each time: `strict` hides and refuses the
 changed and new tools, `warn` exposes them and logs the drift codes, `off`
 passes them through quietly; the unchanged tool answers throughout.
+
+The gateway runs as it starts by default: the front serves the SDK client (its GET
+stream held open) until the backend's first `list_changed` brings in the core, whose
+announcement must then reach that stream (`notified`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from mcpbench.nginx import NginxUnavailableError, ensure_nginx
 from mcpbench.profile import profile_calls, profile_imports
 from mcpbench.report import as_json, markdown, scale_out_section
 from mcpbench.scaleout import ScalePlan, run_scale_out
+from mcpbench.sidebyside import side_by_side
 from mcpbench.stats import median_or_none
 from mcpbench.targets import BY_KEY, TARGETS, Target, build_gateways, launch
 
@@ -154,6 +155,12 @@ async def run_once(targets: Sequence[Target], gateways: dict[int, Path], plan: P
     for target in targets:
         _log(f"- {target.label}")
         table[target.key] = await measure_target(target, gateways, plan, errors)
+    _log("- side by side: sequential echo and 256 KB calls, every target in turn")
+    t0 = time.perf_counter()
+    with anyio.fail_after(PHASE_TIMEOUT * 2):
+        for key, figures in (await side_by_side(targets, gateways, plan, errors)).items():
+            table[key].update(figures)
+    _log(f"  side by side: {time.perf_counter() - t0:.1f}s")
     return table
 
 

@@ -47,20 +47,20 @@ class Plan:
         return cls(calls=60, warmup=10, big_calls=8, load_seconds=1.0, list_calls=5, list_budget=2.0)
 
 
-def _tool(names: list[str], suffix: str) -> str:
+def tool_named(names: list[str], suffix: str) -> str:
     for name in names:
         if name == suffix or name.endswith(("_" + suffix, "-" + suffix, "." + suffix)):
             return name
     raise LookupError(f"no tool named like {suffix!r} among {names[:10]}")
 
 
-def _measured_pid(running: Running, session: Session) -> int | None:
+def measured_pid(running: Running, session: Session) -> int | None:
     if running.server is not None:
         return running.server.pid
     return session.process.pid if isinstance(session, StdioSession) else None
 
 
-async def _timed(n: int, call: Callable[[], Awaitable[object]], budget: float = math.inf) -> list[float]:
+async def timed(n: int, call: Callable[[], Awaitable[object]], budget: float = math.inf) -> list[float]:
     """Latency of `n` sequential calls; stops early once `budget` seconds are spent."""
     samples: list[float] = []
     start = time.perf_counter()
@@ -99,23 +99,15 @@ async def _load(endpoint: Endpoint, echo: str, plan: Plan, pid: int | None) -> t
 
 
 async def one_backend(running: Running, plan: Plan) -> Figures:
-    """Sequential echo (latency, CPU/call), the 256 KB result, 8-session load, RSS."""
+    """The 8-session load (throughput, p50 and CPU under load) and RSS; the sequential figures are
+    taken with every target running side by side (`sidebyside.py`)."""
     endpoint = running.endpoints[0]
     figures: Figures = {}
     async with open_session(endpoint) as session:
         names = [str(t.get("name")) for t in await list_tools(session)]
-        echo, big = _tool(names, "echo"), _tool(names, "big")
-        await _timed(plan.warmup, lambda: call_tool(session, echo, ECHO_ARGS))
-        pid = _measured_pid(running, session)
-        cpu0 = procfs.cpu_seconds(pid) if pid else 0.0
-        samples = await _timed(plan.calls, lambda: call_tool(session, echo, ECHO_ARGS))
-        if pid:
-            figures["cpu_us_per_call"] = (procfs.cpu_seconds(pid) - cpu0) / plan.calls * 1e6
-        figures["echo_p50_ms"] = percentile(samples, 50) * 1e3
-        figures["echo_p99_ms"] = percentile(samples, 99) * 1e3
-        await call_tool(session, big, {})
-        big_samples = await _timed(plan.big_calls, lambda: call_tool(session, big, {}))
-        figures["big_p50_ms"] = percentile(big_samples, 50) * 1e3
+        echo = tool_named(names, "echo")
+        await timed(plan.warmup, lambda: call_tool(session, echo, ECHO_ARGS))
+        pid = measured_pid(running, session)
         if endpoint.kind != "stdio":  # a stdio "session" is a process: 8 sessions are 8 servers, not one under load
             rps, p50, cpu = await _load(endpoint, echo, plan, pid)
             figures["throughput_rps"], figures["load_p50_ms"] = rps, p50 * 1e3
@@ -146,7 +138,7 @@ async def five_backends(running: Running, plan: Plan) -> Figures:
         total = sum(map(len, listed))
         if total != 5 * TOOLS_PER_BACKEND[5]:
             raise RuntimeError(f"{running.target.key}: listed {total} tools over 5 backends")
-        samples = await _timed(plan.list_calls, lambda: _list_all(sessions), plan.list_budget)
+        samples = await timed(plan.list_calls, lambda: _list_all(sessions), plan.list_budget)
         for session, names in zip(sessions, listed, strict=True):  # every backend connected before RSS is read
             for name in names:
                 if name == "echo" or name.endswith("echo"):
@@ -192,7 +184,7 @@ async def cold_start(target: Target, backends: int, gateways: dict[int, Path], p
         sessions, names = await _poll(deadline, running.server, listed)
         figures: Figures = {f"cold{backends}_s": time.perf_counter() - t0}
         if backends == 1:
-            echo = _tool(names, "echo")
+            echo = tool_named(names, "echo")
             await _poll(deadline, running.server, lambda: call_tool(sessions[0], echo, ECHO_ARGS))
             figures["first_call_s"] = time.perf_counter() - t0
         return figures
