@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from mcpbench import goals, report, stats, wire
+from mcpbench.http11 import HttpConnection
 from mcpbench.measure import Plan, one_backend
 from mcpbench.profile import summarize_collapsed, summarize_importtime
 from mcpbench.sidebyside import side_by_side, turns
@@ -138,3 +140,29 @@ def test_side_by_side_measures_every_target_in_turns(tmp_path: Path) -> None:
 def test_side_by_side_turns_rotate_so_no_target_always_goes_first() -> None:
     assert turns(["a", "b", "c"], 4) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
     assert turns([], 3) == []
+
+
+def test_http11_sends_again_on_a_kept_alive_connection_the_server_closed() -> None:
+    """uvicorn closes a connection idle for 5 s; the next request goes out on a new one, not as an error."""
+
+    async def main() -> list[int]:
+        served: list[int] = []
+
+        async def serve(client: anyio.abc.SocketStream) -> None:
+            async with client:
+                await client.receive()
+                served.append(len(served) + 1)
+                await client.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # then closes, as if idle
+
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, serve)
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            connection = HttpConnection("127.0.0.1", port)
+            statuses = [(await connection.request("POST", "/", {}, b"x")).status for _ in range(2)]
+            await connection.aclose()
+            tg.cancel_scope.cancel()
+        assert served == [1, 2], "the second request must reach the server on a new connection"
+        return statuses
+
+    assert anyio.run(main) == [200, 200]

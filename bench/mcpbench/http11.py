@@ -36,6 +36,7 @@ class HttpConnection:
         self.port = port
         self._stream: SocketStream | None = None
         self._reader: BufferedByteReceiveStream | None = None
+        self._answered = False
 
     async def _open(self) -> tuple[SocketStream, BufferedByteReceiveStream]:
         if self._stream is None or self._reader is None:
@@ -89,10 +90,26 @@ class HttpConnection:
             raise HttpError("response with neither Content-Length nor chunked encoding")
 
     async def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
-        """Send one request and read its whole response."""
+        """Send one request and read its whole response.
+
+        A kept-alive connection the server closed while it idled (uvicorn does after 5 s) ends
+        before the first byte of the answer: then the request is sent once more on a new one,
+        as general HTTP clients do.
+        """
+        if self._stream is not None:
+            try:
+                return await self._request(method, path, headers, body)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, ConnectionError) as exc:
+                if self._answered:
+                    raise HttpError(f"connection lost mid-answer: {type(exc).__name__}") from exc
+        return await self._request(method, path, headers, body)
+
+    async def _request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response:
+        self._answered = False
         try:
             await self._send_head(method, path, headers, body)
             status, response_headers = await self._read_head()
+            self._answered = True
             payload = b"".join([chunk async for chunk in self._body_chunks(response_headers)])
         except BaseException:
             await self.aclose()
