@@ -1998,13 +1998,10 @@ class EarlyBackends:
     def shut_down(self) -> None:
         """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
         with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
-        self.stopping = True
-        for task in self._tasks:
-            task.cancel()
         for backend in self.backends.values():
             if backend.pipe is not None and not backend.handed:
                 backend.pipe.abandon()
-                self._stop_pipe(backend.pipe)
+        self._stop_running()
 
     async def stop(self) -> None:
         """At shutdown: stop every process the front still has, and wait for every stop begun before.
@@ -2012,13 +2009,16 @@ class EarlyBackends:
         A pipe handed to a core that never ran (SIGTERM while it loaded) is among those
         begun before: nobody else would stop it.
         """
+        self._stop_running()
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+
+    def _stop_running(self) -> None:
         self.stopping = True
         for task in self._tasks:
             task.cancel()
         for backend in self.backends.values():
             if backend.pipe is not None and not backend.handed:
                 self._stop_pipe(backend.pipe)
-        await asyncio.gather(*self._stops.values(), return_exceptions=True)
 
     def _stop_pipe(self, pipe: Pipe) -> None:
         if pipe not in self._stops:
@@ -2175,8 +2175,6 @@ class Front:
         self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
         self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
-        self._held: set[bytes] = set()
-        """Sessions whose GET stream the front holds, until the SDK serves it."""
         self._lists = {
             "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
             "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
@@ -2259,14 +2257,14 @@ class Front:
                 self.core = core
                 self._ready.set()
                 deadline = asyncio.get_running_loop().time() + ADOPTION_WAIT
-                listening = [sid for sid, session in self.early.items() if session.listening]
+                held = [(sid, session) for sid, session in self.early.items() if session.listening]
                 adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
                 if adoptions:  # a list change found by the backends' first check then reaches these sessions
                     await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
                 # ... on their GET streams, once the SDK serves the streams the front held for them
-                while listening and asyncio.get_running_loop().time() < deadline:
-                    listening = [sid for sid in listening if not core.listening(sid) and sid in self._held]
+                while held and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(0.01)
+                    held = [(sid, session) for sid, session in held if session.listening and not core.listening(sid)]
                 core.start_backends()
                 await self._stop.wait()
                 for adoption in adoptions:
@@ -2354,11 +2352,12 @@ class Front:
             self._end(sid, session)
             await _respond(send, 200, b"", b"application/json", session=sid)
             return True
-        wants_stream = b"text/event-stream" in headers.get(b"accept", b"") and b"last-event-id" not in headers
-        if scope["method"] == "GET" and wants_stream and not session.listening:
+        if scope["method"] != "GET" or session.listening or b"last-event-id" in headers:
+            return False
+        wants_stream = b"text/event-stream" in headers.get(b"accept", b"")
+        if wants_stream:
             await self._listen(scope, sid, session, receive, send)
-            return True
-        return False
+        return wants_stream
 
     def _end(self, sid: bytes, session: EarlySession) -> None:
         """The client deleted a session the front opened: forget it, end its stream, cancel its calls."""
@@ -2378,7 +2377,6 @@ class Front:
         stream carries nothing until the core, the only sender of notifications, is up.
         """
         session.listening = True
-        self._held.add(sid)
         headers = [
             (b"content-type", b"text/event-stream"),
             (b"cache-control", b"no-cache, no-transform"),
@@ -2408,7 +2406,6 @@ class Front:
             await self._adopt(core, sid)
             await core.app(scope, replay_body(b"", receive), _started(send))
         finally:
-            self._held.discard(sid)
             session.listening = False
 
     async def _answer(
@@ -2634,18 +2631,19 @@ async def disconnected(receive: AsgiReceive) -> bool:
     return bool(message["type"] == "http.disconnect")
 
 
-CORE_PACKAGES = ("mcp", "mcp_types", "starlette", "anyio", "httpx2", "pydantic")
-"""What the core imports; `--lazy-core` checks at start that each is there (without importing it)."""
+HEAVY_PACKAGES: tuple[str, ...] = ("mcp", "mcp_types", "starlette", "httpx2", "anyio", "pydantic")
+"""Top-level packages the front must not import (the embedder refuses them in its modules): they are
+what the start would wait for. The core needs each; loading it on demand, the front checks at start
+that they are installed, without importing them."""
 
 
 def _missing_core() -> ImportError | None:
-    for name in CORE_PACKAGES:
+    for name in HEAVY_PACKAGES:
         try:
-            found = importlib.util.find_spec(name)
-        except (ImportError, ValueError) as exc:
-            return exc if isinstance(exc, ImportError) else ImportError(f"No module named {name} ({exc})")
-        if found is None:
-            return ImportError(f"No module named {name}")
+            if importlib.util.find_spec(name) is None:
+                return ImportError(f"No module named {name}")
+        except ImportError as exc:
+            return exc
     return None
 
 

@@ -11,10 +11,10 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcpgw.embed import EmbedError, embed_runtime
 from mcpgw.pyliteral import pyliteral
-from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER, HEAVY_PACKAGES
+from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER
 from mcpgw_runtime.cli import CORE_MARKER, load_core
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
-from mcpgw_runtime.front import CORE_PACKAGES, HANDSHAKE_VERSIONS, SESSION_NOT_FOUND, starting_health
+from mcpgw_runtime.front import HANDSHAKE_VERSIONS, HEAVY_PACKAGES, SESSION_NOT_FOUND, _missing_core, starting_health
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.pipes import resolve
 from mcpgw_runtime.prestart import strip_meta
@@ -121,9 +121,18 @@ def test_front_negotiates_the_versions_the_sdk_does() -> None:
     assert HANDSHAKE_VERSIONS == HANDSHAKE_PROTOCOL_VERSIONS
 
 
-def test_the_lazy_front_checks_for_every_package_the_front_keeps_out() -> None:
-    """What `--lazy-core` checks is installed at start is what the embedder keeps out of the front."""
-    assert sorted(CORE_PACKAGES) == sorted(HEAVY_PACKAGES)
+def test_the_lazy_front_checks_for_every_package_the_front_keeps_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the core on demand, the front says at start which package it lacks, for each it keeps out."""
+    import importlib.util
+
+    assert _missing_core() is None
+    real = importlib.util.find_spec
+    for gone in HEAVY_PACKAGES:
+        monkeypatch.setattr(
+            importlib.util, "find_spec", lambda name, *a, gone=gone: None if name == gone else real(name, *a)
+        )
+        missing = _missing_core()
+        assert missing is not None and str(missing) == f"No module named {gone}"
 
 
 def test_front_answers_an_unknown_session_as_the_sdk_does() -> None:

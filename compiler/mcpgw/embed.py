@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mcpgw_runtime
+from mcpgw_runtime.front import HEAVY_PACKAGES
 
 RUNTIME_PACKAGE = "mcpgw_runtime"
 
@@ -88,7 +89,7 @@ def _heavy(line: str) -> str | None:
     words = line.split()
     module = words[1] if len(words) > 1 else ""
     top = module.split(".")[0]
-    return top if top in mcpgw_runtime.HEAVY_PACKAGES else None
+    return top if top in HEAVY_PACKAGES else None
 
 
 def _part(
@@ -131,7 +132,7 @@ def _without_names(lines: list[str], bound: set[str]) -> list[str]:
 def embed_runtime(runtime_dir: Path | None = None) -> Embedded:
     """The runtime's imports and its concatenated bodies: the front's, then the core's.
 
-    The front must not import what makes the start slow (`HEAVY_PACKAGES`): that is
+    The front must not import what makes the start slow (`front.HEAVY_PACKAGES`): that is
     the point of having a front, so it is an error here, not a slow gateway later.
     """
     folder = runtime_dir or Path(mcpgw_runtime.__file__).parent

@@ -26,7 +26,7 @@ FRONT_ORDER: tuple[str, ...] = (
     "front",
     "cli",
 )
-"""What runs first: it must not import the SDK (the embedder refuses `HEAVY_PACKAGES` here)."""
+"""What runs first: it must not import the SDK (the embedder refuses `front.HEAVY_PACKAGES` here)."""
 
 CORE_ORDER: tuple[str, ...] = (
     "limits",
@@ -42,6 +42,3 @@ CORE_ORDER: tuple[str, ...] = (
 """Loaded by the front in a worker thread once the port is open."""
 
 EMBED_ORDER: tuple[str, ...] = FRONT_ORDER + CORE_ORDER
-
-HEAVY_PACKAGES: tuple[str, ...] = ("mcp", "mcp_types", "starlette", "httpx2", "anyio", "pydantic")
-"""Top-level packages the front must not import: they are what the start would wait for."""

@@ -399,13 +399,10 @@ class EarlyBackends:
     def shut_down(self) -> None:
         """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
         with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
-        self.stopping = True
-        for task in self._tasks:
-            task.cancel()
         for backend in self.backends.values():
             if backend.pipe is not None and not backend.handed:
                 backend.pipe.abandon()
-                self._stop_pipe(backend.pipe)
+        self._stop_running()
 
     async def stop(self) -> None:
         """At shutdown: stop every process the front still has, and wait for every stop begun before.
@@ -413,13 +410,16 @@ class EarlyBackends:
         A pipe handed to a core that never ran (SIGTERM while it loaded) is among those
         begun before: nobody else would stop it.
         """
+        self._stop_running()
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+
+    def _stop_running(self) -> None:
         self.stopping = True
         for task in self._tasks:
             task.cancel()
         for backend in self.backends.values():
             if backend.pipe is not None and not backend.handed:
                 self._stop_pipe(backend.pipe)
-        await asyncio.gather(*self._stops.values(), return_exceptions=True)
 
     def _stop_pipe(self, pipe: Pipe) -> None:
         if pipe not in self._stops:
