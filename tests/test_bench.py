@@ -166,3 +166,33 @@ def test_http11_sends_again_on_a_kept_alive_connection_the_server_closed() -> No
         return statuses
 
     assert anyio.run(main) == [200, 200]
+
+
+def test_http11_reads_bodies_that_arrive_in_pieces_by_length_and_chunked() -> None:
+    """A body split across writes (part of it in the head's packet) is read whole, and a chunked one too."""
+    body = bytes(range(256)) * 2048  # 512 KB, every byte value
+
+    async def main() -> list[bytes | bytearray]:
+        async def serve(client: anyio.abc.SocketStream) -> None:
+            async with client:
+                await client.receive()
+                await client.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:1000])
+                for start in range(1000, len(body), 100_000):
+                    await anyio.sleep(0.01)
+                    await client.send(body[start : start + 100_000])
+                await client.receive()
+                chunked = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in (body[:7], body[7:300_000], body[300_000:]))
+                await client.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked[:5])
+                await anyio.sleep(0.01)
+                await client.send(chunked[5:] + b"0\r\n\r\n")
+
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, serve)
+            connection = HttpConnection("127.0.0.1", listener.extra(anyio.abc.SocketAttribute.local_port))
+            bodies = [(await connection.request("POST", "/", {}, b"x")).body for _ in range(2)]
+            await connection.aclose()
+            tg.cancel_scope.cancel()
+        return bodies
+
+    assert anyio.run(main) == [body, body]

@@ -5,7 +5,7 @@ Modules, one job each:
 * `stats`    percentiles, medians and ratios (pure)
 * `procfs`   CPU time and RSS of one process (CPU of a process tree, of the machine) from /proc
 * `wire`     JSON-RPC message building and SSE parsing (pure)
-* `http11`   a minimal HTTP/1.1 client connection over anyio
+* `http11`   a minimal HTTP/1.1 client connection on asyncio sockets
 * `clients`  raw MCP sessions: stdio pipes, Streamable HTTP, legacy SSE
 * `procs`    starting and stopping the processes under test
 * `peers`    the peers' own venvs, created with pinned versions

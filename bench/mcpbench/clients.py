@@ -122,14 +122,14 @@ class SseSession:
         self._waiting: dict[int, tuple[anyio.Event, list[JSON]]] = {}
         self._endpoint = anyio.Event()
 
-    async def connect(self) -> AsyncIterator[bytes]:
+    async def connect(self) -> AsyncIterator[bytes | bytearray]:
         """Open the GET stream; its body is then read by `pump`."""
         status, chunks = await self.stream_conn.stream("GET", self.path, {"Accept": "text/event-stream"})
         if status != 200:
             raise HttpError(f"HTTP {status} from GET {self.path}")
         return chunks
 
-    async def pump(self, chunks: AsyncIterator[bytes]) -> None:
+    async def pump(self, chunks: AsyncIterator[bytes | bytearray]) -> None:
         """Route the stream's events: the endpoint announcement, then answers to their waiting callers."""
         parser = wire.SseParser()
         async for chunk in chunks:

@@ -64,7 +64,7 @@ class SseParser:
     def __init__(self) -> None:
         self._buffer = b""
 
-    def feed(self, chunk: bytes) -> list[SseEvent]:
+    def feed(self, chunk: bytes | bytearray) -> list[SseEvent]:
         self._buffer += chunk.replace(b"\r\n", b"\n")
         events: list[SseEvent] = []
         while True:
@@ -94,7 +94,7 @@ def _parse_block(block: str) -> SseEvent | None:
     return SseEvent(name, "\n".join(data))
 
 
-def messages_in_body(content_type: str, body: bytes) -> list[JSON]:
+def messages_in_body(content_type: str, body: bytes | bytearray) -> list[JSON]:
     """The JSON-RPC messages of one HTTP response body, JSON or a finished SSE stream."""
     if content_type.startswith("text/event-stream"):
         return [json.loads(e.data) for e in SseParser().feed(body + b"\n\n") if e.event == "message"]
