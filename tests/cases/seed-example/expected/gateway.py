@@ -1316,6 +1316,15 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 READ_BYTES = 64 * 1024
 """Bytes asked of the pipe per read (1 MiB reads measured slower, bench/README.md)."""
 
+READ_LIMIT = 1024 * 1024
+"""The stdout reader's limit: reading pauses only once twice this much is buffered.
+
+Why: at asyncio's default (64 KiB, a pause past 128 KiB), reading paused and resumed
+on every read of a large answer (two more system calls each time, seen with strace),
+while the backend waited in the middle of its write. The line is kept whole in
+memory anyway, up to `MAX_LINE_BYTES`.
+"""
+
 STDIN_GRACE = 0.5
 """Seconds a stdio backend gets to exit on its own after its stdin closes (the MCP shutdown sequence)."""
 
@@ -1431,6 +1440,7 @@ class Pipe:
             stdout=asyncio.subprocess.PIPE,
             stderr=errlog,
             start_new_session=True,
+            limit=READ_LIMIT,
         )
         return cls(process)
 
