@@ -9,13 +9,16 @@ through all of it. Every case is bounded in time and asserts what the client saw
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import runpy
 import signal
 import subprocess
 import sys
 import time
+import types
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -359,3 +362,58 @@ def test_random_json_rpc_gets_an_error_or_a_result_and_the_gateway_stays_up(gw: 
     check()
     assert gw.get("/healthz")[0] == 200
     assert run(gw, lambda c: call(c, "ok__echo", {"text": "alive"}))[0] == "alive"
+
+
+def test_sigterm_while_the_core_loads_fails_the_calls_handed_to_it(tmp_path: Path) -> None:
+    """SIGTERM after the front handed its backends to the core it is loading, before that core runs.
+
+    The gateway's own embedded `Front`, its lifespan driven by hand, over the fault server: a
+    call is in flight on the front's pipe; the core's load takes the backends over and the
+    signal arrives before the load returns (the window a flaky run of the SIGTERM test above
+    hit). That core never runs, so the front must fail the call at once with the shutdown
+    error and stop the process, not leave both to uvicorn's drain timeout.
+    """
+    config = {"ok": {"command": "python", "args": [str(FAULT_SERVER)], "env": {"FAULT_MODE": "ok"}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ns = runpy.run_path(str(peers.build_gateway(tmp_path, config)), run_name="gateway_under_test")
+
+    async def body() -> tuple[str, float, int | None]:
+        lifespan: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        sent: list[str] = []
+
+        async def send(message: dict[str, str]) -> None:
+            sent.append(message["type"])
+
+        def load() -> object:  # what the core's load does first, then the signal
+            front.backends.handover()
+            front.stop_backends()
+            return types.SimpleNamespace(initialize_result=lambda version: ns["initialize_result"](ns["SPEC"], version))
+
+        guard = ns["Guard"].for_bind("127.0.0.1", 9000, (), (), None)
+        front = ns["Front"](ns["SPEC"], guard, load, http=True, stateless=False, lazy_base_dir=tmp_path)
+        await lifespan.put({"type": "lifespan.startup"})
+        running = asyncio.ensure_future(front({"type": "lifespan"}, lifespan.get, send))
+        backend = front.backends.backends["ok"]
+        await asyncio.wait_for(backend.ready.wait(), 30)
+        assert backend.state == "ready", backend.error
+        call = asyncio.ensure_future(front.backends.call({"name": "ok__sleep", "arguments": {"seconds": 30}}, None))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        front.need_core("test")
+        try:
+            await asyncio.wait_for(call, 5)
+            failure = "the call ended without a failure"
+        except ns["CallFailed"] as failed:
+            failure = str(failed.error)
+        except TimeoutError:
+            failure = "the call was still waiting after 5 s"
+        took = time.monotonic() - started
+        await lifespan.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(running, 10)
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        return failure, took, backend.pipe.process.returncode
+
+    failure, took, returncode = asyncio.run(body())
+    assert "shutting down" in failure, failure
+    assert took < 1, took
+    assert returncode is not None, "the process handed to the core was stopped"

@@ -262,6 +262,8 @@ class Front:
             self._fail("cannot load the gateway core", exc)
             return
         if self._stopping or self._stop.is_set():  # stopped while loading: start no backends now
+            if self.backends is not None:  # ... and stop those handed to this core, which will never run
+                self.backends.shut_down(handed=True)
             self._ready.set()
             return
         try:

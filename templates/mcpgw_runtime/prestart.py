@@ -396,13 +396,17 @@ class EarlyBackends:
             taken[name] = Takeover(None, None, backend.stats, restarts)
         return taken
 
-    def shut_down(self) -> None:
-        """SIGINT/SIGTERM before the core loaded: no new calls; the processes stop now, in parallel
-        with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down")."""
+    def shut_down(self, *, handed: bool = False) -> None:
+        """SIGINT/SIGTERM before the core runs: no new calls; the processes stop now, in parallel
+        with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down").
+
+        `handed`: the processes already handed to the core too, when that core will never run
+        (the signal came while it loaded); nobody else would fail their calls in flight.
+        """
         for backend in self.backends.values():
-            if backend.pipe is not None and not backend.handed:
+            if backend.pipe is not None and (handed or not backend.handed):
                 backend.pipe.abandon()
-        self._stop_running()
+        self._stop_running(handed=handed)
 
     async def stop(self) -> None:
         """At shutdown: stop every process the front still has, and wait for every stop begun before.
@@ -413,12 +417,12 @@ class EarlyBackends:
         self._stop_running()
         await asyncio.gather(*self._stops.values(), return_exceptions=True)
 
-    def _stop_running(self) -> None:
+    def _stop_running(self, *, handed: bool = False) -> None:
         self.stopping = True
         for task in self._tasks:
             task.cancel()
         for backend in self.backends.values():
-            if backend.pipe is not None and not backend.handed:
+            if backend.pipe is not None and (handed or not backend.handed):
                 self._stop_pipe(backend.pipe)
 
     def _stop_pipe(self, pipe: Pipe) -> None:
