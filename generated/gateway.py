@@ -15,6 +15,7 @@ import __future__
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import importlib.util
@@ -1305,6 +1306,40 @@ def _pin_holds(
         out.sample("mcpgw_pin_refusals_total", {"backend": backend, "kind": kind, "name": name}, n)
 
 
+# ---- runtime: heap.py ----
+
+LARGE_MESSAGE = 128 * 1024
+"""A line this long or longer fixes the limits (glibc's first mmap threshold)."""
+
+MMAP_THRESHOLD = 4 * 1024 * 1024
+"""Blocks below this come from the heap, where freed ones are reused (`M_MMAP_THRESHOLD`)."""
+
+TRIM_THRESHOLD = 8 * 1024 * 1024
+"""Free memory at the heap's top is given back only past this (`M_TRIM_THRESHOLD`)."""
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+"""mallopt's parameter numbers (glibc's malloc.h)."""
+
+
+def glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (ValueError, OSError):  # no such name here: not glibc
+        return False
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Fix glibc's limits, once per process; False where the C library is not glibc or refused them."""
+    if not glibc():
+        return False
+    import ctypes  # only now: 3 ms and 0.4 MiB that a gateway without large messages never pays
+
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 # ---- runtime: pipes.py ----
 
 LANE_FIRST_ID = 1 << 40
@@ -1519,6 +1554,8 @@ class Pipe:
                     parts.append(chunk[:newline])
                     line, chunk = b"".join(parts), chunk[newline + 1 :]
                     parts, size, was_skipping, skipping = [], 0, skipping, False
+                    if len(line) >= LARGE_MESSAGE:
+                        keep_freed_memory()
                     if line and not line.isspace() and not was_skipping:
                         await self._line(line.rstrip(b"\r"))
                 if chunk and not skipping:
@@ -3233,7 +3270,6 @@ if __name__ == "__main__":
 import base64
 import collections
 import dataclasses
-import functools
 import math
 import random
 import secrets

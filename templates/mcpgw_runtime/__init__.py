@@ -21,6 +21,7 @@ FRONT_ORDER: tuple[str, ...] = (
     "drift",
     "pins",
     "metrics",
+    "heap",
     "pipes",
     "prestart",
     "front",

@@ -30,6 +30,7 @@ from typing import Any, Protocol, TextIO
 import pydantic_core
 
 from mcpgw_runtime.envsubst import expand
+from mcpgw_runtime.heap import LARGE_MESSAGE, keep_freed_memory
 from mcpgw_runtime.spec import BackendSpec
 
 LANE_FIRST_ID = 1 << 40
@@ -244,6 +245,8 @@ class Pipe:
                     parts.append(chunk[:newline])
                     line, chunk = b"".join(parts), chunk[newline + 1 :]
                     parts, size, was_skipping, skipping = [], 0, skipping, False
+                    if len(line) >= LARGE_MESSAGE:
+                        keep_freed_memory()
                     if line and not line.isspace() and not was_skipping:
                         await self._line(line.rstrip(b"\r"))
                 if chunk and not skipping:

@@ -1,0 +1,82 @@
+"""The allocator limits a large message fixes (runtime `heap.py`), and the stdio reader that fixes them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from mcpgw_runtime import pipes
+from mcpgw_runtime.heap import LARGE_MESSAGE, glibc
+from mcpgw_runtime.pipes import Pipe
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+ANSWERING_BACKEND = textwrap.dedent(
+    """
+    import json, sys
+    for line in sys.stdin:
+        request = json.loads(line)
+        size = request["params"]["size"]
+        answer = {"jsonrpc": "2.0", "id": request["id"], "result": {"text": "x" * size}}
+        sys.stdout.write(json.dumps(answer) + "\\n")
+        sys.stdout.flush()
+    """
+)
+
+
+@pytest.mark.skipif(not glibc(), reason="the limits are glibc's; other C libraries are left alone")
+def test_freed_large_blocks_are_reused_once_the_limits_are_fixed() -> None:
+    """In a fresh interpreter: blocks of 300 KB freed and allocated again fault every time, then never."""
+    script = textwrap.dedent(
+        """
+        import resource
+        from mcpgw_runtime.heap import keep_freed_memory
+
+        def faults(rounds=50):
+            start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(rounds):
+                blocks = [bytes(300_000) for _ in range(4)]
+                del blocks
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+        faults(5)
+        before = faults()
+        fixed = keep_freed_memory()
+        faults(5)
+        print(before, fixed, faults())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(TEMPLATES)}
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    before, fixed, after = out.stdout.split()
+    assert fixed == "True"
+    assert int(before) >= 500, f"glibc's defaults should hand these pages back: {out.stdout}"
+    assert int(after) * 10 < int(before), f"faults before / after the limits: {before} / {after}"
+
+
+def test_a_stdio_backends_large_answer_fixes_the_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Small answers leave the allocator alone; the first line of `LARGE_MESSAGE` bytes fixes its limits."""
+    calls: list[None] = []
+    monkeypatch.setattr(pipes, "keep_freed_memory", lambda: bool(calls.append(None)))
+
+    async def main() -> None:
+        command = [sys.executable, "-c", ANSWERING_BACKEND]
+        pipe = await Pipe.spawn(command, str(tmp_path), dict(os.environ), sys.stderr)
+        try:
+            reply, _ = await pipe.request("echo", {"size": 1000}, 10)
+            assert len(reply["result"]["text"]) == 1000
+            assert calls == []
+            reply, line = await pipe.request("echo", {"size": LARGE_MESSAGE}, 10)
+            assert len(reply["result"]["text"]) == LARGE_MESSAGE and len(line) > LARGE_MESSAGE
+            assert calls == [None]
+        finally:
+            await pipe.stop()
+
+    asyncio.run(main())
