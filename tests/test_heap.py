@@ -1,4 +1,4 @@
-"""The allocator limits a large message fixes (runtime `heap.py`), and the stdio reader that fixes them."""
+"""The allocator limits a large message fixes (runtime `heap.py`), and the readers that fix them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
-from mcpgw_runtime import pipes
+from mcpgw_runtime import front, pipes
+from mcpgw_runtime.front import read_body
 from mcpgw_runtime.heap import LARGE_MESSAGE, glibc
 from mcpgw_runtime.pipes import Pipe
 
@@ -80,3 +82,24 @@ def test_a_stdio_backends_large_answer_fixes_the_limits(monkeypatch: pytest.Monk
             await pipe.stop()
 
     asyncio.run(main())
+
+
+def test_a_large_request_body_fixes_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client's body of `LARGE_MESSAGE` bytes, in pieces, fixes them too; a small one or a refused one does not."""
+    calls: list[None] = []
+    monkeypatch.setattr(front, "keep_freed_memory", lambda: bool(calls.append(None)))
+
+    def receiver(*pieces: bytes) -> Any:
+        messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        return receive
+
+    piece = b"x" * (LARGE_MESSAGE // 2)
+    assert asyncio.run(read_body(receiver(b"{}"), 1 << 20)) == (b"{}", True)
+    assert asyncio.run(read_body(receiver(piece, piece), LARGE_MESSAGE - 1))[1] is False
+    assert calls == []
+    assert asyncio.run(read_body(receiver(piece, piece), 1 << 20)) == (piece + piece, True)
+    assert calls == [None]

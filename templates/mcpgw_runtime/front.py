@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import pydantic_core
 
 from mcpgw_runtime.guard import Guard, refuse
+from mcpgw_runtime.heap import LARGE_MESSAGE, keep_freed_memory
 from mcpgw_runtime.prestart import BACKEND_UNAVAILABLE, INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
@@ -745,6 +746,8 @@ async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
         if size > limit:
             return b"".join(chunks), False
         if not message.get("more_body", False):
+            if size >= LARGE_MESSAGE:
+                keep_freed_memory()
             return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
 
 

@@ -5,10 +5,11 @@ of its heap back to the kernel once more than twice that lies free (both limits
 move as it goes). A 512 KB answer from a stdio backend is read, joined, parsed
 (its text becomes strings as large), sent and freed on every call, and its pages
 kept coming back zero-filled from the kernel: 29 to 48 page faults per call in
-the gateway, about 1 with the limits fixed (the 256 KB result from 1.16x and
-1.17x direct stdio to 1.08x and 1.12x in two interleaved runs, bench/README.md). Once the gateway reads a line of
-`LARGE_MESSAGE` bytes or more, it fixes both limits for the rest of its life;
-one that only ever sees small messages never changes them.
+the gateway, about 1 with the limits fixed (the 256 KB result went from 1.16x
+and 1.17x direct stdio to 1.08x and 1.12x in two interleaved runs,
+bench/README.md). Once the gateway reads a message of `LARGE_MESSAGE` bytes or
+more (a backend's line, a client's request body), it fixes both limits for the
+rest of its life; one that only ever sees small messages never changes them.
 
 The cost is memory: up to `TRIM_THRESHOLD` of freed heap may stay mapped after
 large answers (glibc's own moving limits allow up to 64 MiB). Other C libraries
@@ -21,7 +22,7 @@ import functools
 import os
 
 LARGE_MESSAGE = 128 * 1024
-"""A line this long or longer fixes the limits (glibc's first mmap threshold)."""
+"""A message this long or longer fixes the limits (glibc's first mmap threshold)."""
 
 MMAP_THRESHOLD = 4 * 1024 * 1024
 """Blocks below this come from the heap, where freed ones are reused (`M_MMAP_THRESHOLD`)."""

@@ -1309,7 +1309,7 @@ def _pin_holds(
 # ---- runtime: heap.py ----
 
 LARGE_MESSAGE = 128 * 1024
-"""A line this long or longer fixes the limits (glibc's first mmap threshold)."""
+"""A message this long or longer fixes the limits (glibc's first mmap threshold)."""
 
 MMAP_THRESHOLD = 4 * 1024 * 1024
 """Blocks below this come from the heap, where freed ones are reused (`M_MMAP_THRESHOLD`)."""
@@ -2784,6 +2784,8 @@ async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
         if size > limit:
             return b"".join(chunks), False
         if not message.get("more_body", False):
+            if size >= LARGE_MESSAGE:
+                keep_freed_memory()
             return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
 
 
