@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcpgw_runtime import front, pipes
+from mcpgw_runtime import front, heap, pipes
 from mcpgw_runtime.front import read_body
 from mcpgw_runtime.heap import LARGE_MESSAGE, glibc
 from mcpgw_runtime.pipes import Pipe
@@ -103,3 +103,20 @@ def test_a_large_request_body_fixes_the_limits(monkeypatch: pytest.MonkeyPatch) 
     assert calls == []
     assert asyncio.run(read_body(receiver(piece, piece), 1 << 20)) == (piece + piece, True)
     assert calls == [None]
+
+
+def test_other_c_libraries_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No glibc (musl answers no such name, Windows has no `confstr`): nothing is changed, nothing raises."""
+    heap.keep_freed_memory.cache_clear()
+    try:
+
+        def musl(name: str) -> str:
+            raise ValueError("unrecognized configuration name")
+
+        monkeypatch.setattr(os, "confstr", musl)
+        assert heap.glibc() is False and heap.keep_freed_memory() is False
+        heap.keep_freed_memory.cache_clear()
+        monkeypatch.delattr(os, "confstr")
+        assert heap.glibc() is False and heap.keep_freed_memory() is False
+    finally:
+        heap.keep_freed_memory.cache_clear()

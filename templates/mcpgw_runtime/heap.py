@@ -36,8 +36,11 @@ M_MMAP_THRESHOLD = -3
 
 
 def glibc() -> bool:
+    confstr = getattr(os, "confstr", None)  # Windows has none
+    if confstr is None:
+        return False
     try:
-        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+        return confstr("CS_GNU_LIBC_VERSION") is not None
     except (ValueError, OSError):  # no such name here: not glibc
         return False
 
