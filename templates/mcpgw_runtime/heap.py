@@ -1,19 +1,19 @@
 """Large messages: memory freed after one is kept for the next, not handed back to the kernel at once.
 
 Why: glibc's malloc gets blocks of 128 KiB and more from mmap, and gives the top
-of its heap back to the kernel once more than twice that lies free (both limits
-move as it goes). A 512 KB answer from a stdio backend is read, joined, parsed
+of its heap back to the kernel once more than 128 KiB lies free there (both
+limits rise as it goes). A 512 KB answer from a stdio backend is read, joined, parsed
 (its text becomes strings as large), sent and freed on every call, and its pages
 kept coming back zero-filled from the kernel: 29 to 48 page faults per call in
-the gateway, about 1 with the limits fixed (the 256 KB result went from 1.16x
-and 1.17x direct stdio to 1.08x and 1.12x in two interleaved runs,
-bench/README.md). Once the gateway reads a message of `LARGE_MESSAGE` bytes or
-more (a backend's line, a client's request body), it fixes both limits for the
-rest of its life; one that only ever sees small messages never changes them.
+the gateway, about 1 with the limits fixed (its 256 KB p50 went from 3.85 to
+3.59 ms and from 3.34 to 3.18 ms in two interleaved runs, bench/README.md).
+Once the gateway reads a message of `LARGE_MESSAGE` bytes or more (a backend's
+line, a client's request body), it fixes both limits for the rest of its life;
+one that only ever sees small messages never changes them.
 
 The cost is memory: up to `TRIM_THRESHOLD` of freed heap may stay mapped after
-large answers (glibc's own moving limits allow up to 64 MiB). Other C libraries
-(musl, macOS) are left alone.
+large answers (glibc's own moving limits go up to 32 MiB for mmap and twice that
+for trimming). Other C libraries (musl, macOS) are left alone.
 """
 
 from __future__ import annotations
