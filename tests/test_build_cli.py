@@ -51,7 +51,7 @@ def test_secret_from_the_environment_never_lands_in_output(tmp_path: Path) -> No
     _secret_config(tmp_path)
     proc = mcpgw("build", "config.json", "-o", "dist", cwd=tmp_path, env={"MCPGW_TEST_SECRET": SECRET})
     assert proc.returncode == 0, proc.stderr
-    for file in (tmp_path / "dist").iterdir():
+    for file in (p for p in (tmp_path / "dist").rglob("*") if p.is_file()):
         text = file.read_text()
         assert SECRET not in text, f"secret leaked into {file.name}"
     gateway = (tmp_path / "dist" / "gateway.py").read_text()
@@ -111,7 +111,7 @@ def test_unreachable_backend_exits_3_names_it_and_writes_nothing(tmp_path: Path)
     assert "backend 'ghost'" in proc.stderr
     assert "backend 'crashes'" in proc.stderr and "| boom" in proc.stderr
     assert "backend 'nobody': nothing listening at 127.0.0.1:9" in proc.stderr
-    assert "3 backend(s) unreachable; nothing was written" in proc.stderr
+    assert "3 backends unreachable; nothing was written" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "dist").exists()
 
@@ -127,7 +127,8 @@ def test_build_is_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
         shutil.copy(case / "snapshot.json", work / "dist")
         proc = mcpgw("build", "config.json", "-o", "dist", "--frozen", cwd=work, env={"PYTHONHASHSEED": seed})
         assert proc.returncode == 0, proc.stderr
-        outputs.append({f.name: f.read_bytes() for f in sorted((work / "dist").iterdir())})
+        dist = work / "dist"
+        outputs.append({f.relative_to(dist): f.read_bytes() for f in sorted(dist.rglob("*")) if f.is_file()})
     assert outputs[0] == outputs[1] == outputs[2]
 
 

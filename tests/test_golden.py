@@ -2,7 +2,9 @@
 
 A case with `expected/` must build (frozen, from its snapshot) into exactly those
 files; a case with `expected_stderr.txt` must fail with exactly that text and the
-exit code in `expected_exit_code`. New behaviour = new case folder.
+exit code in `expected_exit_code`. New behaviour = new case folder. The vendored
+runtime is not copied into the goldens: its digest is in `gateway.py`, and
+tests/test_dist.py checks the copy against the runtime's own sources.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 CASES = Path(__file__).parent / "cases"
 UPDATE = os.environ.get("MCPGW_UPDATE_GOLDENS") == "1"
 REGEN = "MCPGW_UPDATE_GOLDENS=1 .venv/bin/python -m pytest tests/test_golden.py"
+RUNTIME = "mcpgw_runtime"
 
 
 def _cases() -> list[str]:
@@ -54,8 +57,8 @@ def test_case(name: str, tmp_path: Path) -> None:
     expected = case / "expected"
     if UPDATE:
         shutil.rmtree(expected, ignore_errors=True)
-        shutil.copytree(out, expected)
-    produced = sorted(p.name for p in out.iterdir())
+        shutil.copytree(out, expected, ignore=shutil.ignore_patterns(RUNTIME))
+    produced = sorted(p.name for p in out.iterdir() if p.name != RUNTIME)
     assert produced == sorted(p.name for p in expected.iterdir()), f"file set differs; regenerate with: {REGEN}"
     for file in produced:
         assert (out / file).read_text() == (expected / file).read_text(), (
@@ -68,7 +71,8 @@ def test_case_is_current_under_check(name: str, tmp_path: Path) -> None:
     """`build --check` against the golden copy exits 0; after an edit it exits 1 with a diff."""
     case = CASES / name
     out = tmp_path / "out"
-    shutil.copytree(case / "expected", out)
+    assert _build(case, out).returncode == 0  # the vendored runtime, which the goldens leave out
+    shutil.copytree(case / "expected", out, dirs_exist_ok=True)
     proc = _build(case, out, "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     gateway = out / "gateway.py"

@@ -1,18 +1,13 @@
-"""Unit tests of the runtime modules on their own, and of the embedder that inlines them."""
+"""Unit tests of the runtime modules on their own."""
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcpgw.embed import EmbedError, embed_runtime
 from mcpgw.pyliteral import pyliteral
-from mcpgw_runtime import CORE_ORDER, EMBED_ORDER, FRONT_ORDER
-from mcpgw_runtime.cli import CORE_MARKER, load_core
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
 from mcpgw_runtime.front import HANDSHAKE_VERSIONS, HEAVY_PACKAGES, SESSION_NOT_FOUND, _missing_core, starting_health
 from mcpgw_runtime.guard import Guard
@@ -79,42 +74,6 @@ def test_strip_meta_keeps_request_keys_only() -> None:
     assert strip_meta({"name": "t", "_meta": {"io.modelcontextprotocol/x": 1}}) == {"name": "t"}
 
 
-def test_embed_hoists_imports_and_keeps_every_module() -> None:
-    embedded = embed_runtime()
-    assert all(f"# ---- runtime: {m}.py ----" in embedded.body for m in FRONT_ORDER)
-    assert all(f"# ---- runtime: {m}.py ----" in embedded.core_body for m in CORE_ORDER)
-    imports = embedded.imports + embedded.core_imports
-    assert not any("mcpgw_runtime" in line for line in imports)
-    assert "from mcpgw_runtime" not in embedded.body + embedded.core_body
-    fronts = {line.split()[1].split(".")[0] for line in embedded.imports}
-    assert not fronts & set(HEAVY_PACKAGES), "the front must start without the SDK"
-    assert any(line.startswith(("import mcp", "from mcp")) for line in embedded.core_imports)
-
-
-def test_embed_core_imports_rebind_nothing_the_front_imported() -> None:
-    import ast
-
-    def names(lines: list[str]) -> set[str]:
-        bound: set[str] = set()
-        for line in lines:
-            node = ast.parse(line).body[0]
-            assert isinstance(node, ast.Import | ast.ImportFrom)
-            bound.update(a.asname or a.name.split(".")[0] for a in node.names)
-        return bound
-
-    embedded = embed_runtime()
-    assert "Mapping" in names(embedded.imports)
-    assert not names(embedded.imports) & names(embedded.core_imports)
-
-
-def test_embed_refuses_a_front_that_imports_the_sdk(tmp_path: Path) -> None:
-    for module in EMBED_ORDER:
-        (tmp_path / f"{module}.py").write_text('"""x"""\n')
-    (tmp_path / "front.py").write_text('"""x"""\nfrom mcp.shared.exceptions import MCPError\n')
-    with pytest.raises(EmbedError, match="the front imports 'mcp'"):
-        embed_runtime(tmp_path)
-
-
 def test_front_negotiates_the_versions_the_sdk_does() -> None:
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
@@ -141,15 +100,6 @@ def test_front_answers_an_unknown_session_as_the_sdk_does() -> None:
 
     response = _error_response("Session not found", 404)
     assert (response.status_code, bytes(response.body)) == (404, SESSION_NOT_FOUND)
-
-
-def test_embed_refuses_a_name_bound_twice(tmp_path: Path) -> None:
-    for module in EMBED_ORDER:
-        (tmp_path / f"{module}.py").write_text('"""x"""\n')
-    (tmp_path / "spec.py").write_text('"""x"""\nfrom json import loads\n')
-    (tmp_path / "server.py").write_text('"""x"""\ndef loads() -> None:\n    pass\n')
-    with pytest.raises(EmbedError, match="'loads' is bound twice"):
-        embed_runtime(tmp_path)
 
 
 def test_pyliteral_is_sorted_and_typed() -> None:
@@ -185,38 +135,6 @@ def test_front_health_is_the_cores_before_any_backend_ran(tmp_path: Path, backen
         return Gateway(spec, tmp_path).health()
 
     assert anyio.run(core_health) == starting_health(spec)
-
-
-def test_load_core_runs_only_the_core_in_the_fronts_namespace(tmp_path: Path) -> None:
-    """The core sees the front's names, keeps the file's line numbers, and the constant is not the marker."""
-    lines = [
-        "from __future__ import annotations",
-        "FRONT_VALUE = 41",
-        f"CORE_MARKER = {CORE_MARKER!r}",
-        "RAN_TWICE = RAN_TWICE + 1 if 'RAN_TWICE' in globals() else 0",
-        CORE_MARKER,
-        "def core_value() -> int:",
-        "    return FRONT_VALUE + 1",
-        "def fails() -> None:",
-        "    raise ValueError('core')",
-        "class Annotated:",
-        "    later: NotDefinedAnywhere",  # only valid with the file's `from __future__ import annotations`
-    ]
-    gateway = tmp_path / "gateway.py"
-    gateway.write_text("\n".join(lines) + "\n")
-    front = ModuleType("front_under_test")
-    front.FRONT_VALUE = 41  # type: ignore[attr-defined]  # what the front defined before the marker
-    assert load_core(str(gateway), front) is front
-    assert front.core_value() == 42
-    assert not hasattr(front, "RAN_TWICE"), "the part before the marker ran again"
-    with pytest.raises(ValueError) as raised:
-        front.fails()
-    where = traceback.extract_tb(raised.value.__traceback__)[-1]
-    assert (where.filename, where.lineno, where.line) == (str(gateway), 9, "raise ValueError('core')")
-
-    gateway.write_text("\n".join(lines[:4]) + "\n")
-    with pytest.raises(RuntimeError, match="rebuild it with mcpgw build"):
-        load_core(str(gateway), ModuleType("no_core"))
 
 
 def test_the_fronts_handshake_with_a_backend_is_the_sdk_clients() -> None:

@@ -11,4 +11,4 @@ Errors are values until the CLI turns them into exit codes:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from mcpgw.names import Exposed, expose
 from mcpgw.render import RenderInput, relative_dir, render_gateway, render_requirements
 from mcpgw.snapshot import FILENAME as SNAPSHOT
 from mcpgw.snapshot import BackendOffer, render_snapshot
+from mcpgw.vendor import GITATTRIBUTES, GITIGNORE, PACKAGE, vendored_runtime
 
 GATEWAY = "gateway.py"
 REQUIREMENTS = "requirements.txt"
@@ -46,6 +47,7 @@ def generate(
     exposed = expose(config, enabled)
     if isinstance(exposed, list):
         return exposed
+    runtime = vendored_runtime()
     inp = RenderInput(
         config=config,
         config_name=config_path.name,
@@ -54,21 +56,33 @@ def generate(
         exposed=exposed,
         tool_pins={e.name: digest(e.source) for e in exposed.tools},
         prompt_pins={e.name: digest(e.source) for e in exposed.prompts},
+        runtime=runtime,
     )
     files = {
         GATEWAY: render_gateway(inp),
         REQUIREMENTS: render_requirements(inp),
         SNAPSHOT: render_snapshot(snapshot),
+        ".gitattributes": GITATTRIBUTES,
+        ".gitignore": GITIGNORE,
+        **runtime.files,
     }
     return Outputs(files=files, exposed=exposed)
 
 
 def write_outputs(output_dir: Path, files: dict[str, str]) -> None:
-    """Write each file atomically, so an interrupted build never leaves half a gateway."""
+    """Write each file atomically, so an interrupted build never leaves half a gateway.
+
+    Files and folders get the mode any new file of the caller gets (0644 and 0755
+    under umask 022), not a temporary file's 0600: `dist/` is read by other users,
+    and by the non-root user of a container image it is copied into.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in _stale(output_dir, files):
+        stale.unlink()
     for name, text in sorted(files.items()):
         target = output_dir / name
-        fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=f".{name}.", suffix=".tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _new_temp(target)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
@@ -78,9 +92,41 @@ def write_outputs(output_dir: Path, files: dict[str, str]) -> None:
             raise
 
 
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0)
+
+
+def _new_temp(target: Path) -> tuple[int, Path]:
+    """A new, empty file beside `target` to write and rename over it, created as `open()` would create it.
+
+    `tempfile.mkstemp` would do, but creates it 0600 whatever the umask, and the
+    rename keeps that mode. Asking for 0666 lets the kernel apply the umask. O_BINARY
+    (Windows) keeps the written newlines as they are.
+    """
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _stale(output_dir: Path, files: dict[str, str]) -> list[Path]:
+    """Files in the vendored runtime folder that this build does not write (a module an upgrade dropped,
+    or one added by hand): the folder is mcpgw's alone, and the gateway refuses to start beside them."""
+    folder = output_dir / PACKAGE
+    if not folder.is_dir():
+        return []
+    found = (p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return sorted(p for p in found if p.relative_to(output_dir).as_posix() not in files)
+
+
 def diff_outputs(output_dir: Path, files: dict[str, str]) -> str:
     """A unified diff from what is on disk to what a build would write; empty when current."""
     chunks: list[str] = []
+    for stale in _stale(output_dir, files):
+        current = stale.read_text(encoding="utf-8", errors="replace")
+        chunks.extend(difflib.unified_diff(current.splitlines(keepends=True), [], f"{stale} (on disk)", "/dev/null"))
     for name, text in sorted(files.items()):
         path = output_dir / name
         try:

@@ -7,36 +7,42 @@ them out. Nothing rendered depends on time, hash seed or the machine.
 from __future__ import annotations
 
 import os
+import re
+from importlib import metadata
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import jinja2
-from mcpgw_runtime.cli import CORE_MARKER
+from mcpgw_runtime.spec import GatewaySpec
 
 from mcpgw import __version__
 from mcpgw.config import Config
-from mcpgw.embed import embed_runtime
 from mcpgw.format import format_python
 from mcpgw.names import Exposed
 from mcpgw.pyliteral import pyliteral
 from mcpgw.resources import template_dir
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import backend_spec
+from mcpgw.vendor import Vendored
 
-RUNTIME_REQUIREMENTS = (
-    "httptools==0.9.0",
-    "mcp==2.3.0",
-    "rich==15.0.0",
-    "starlette==1.10.0",
-    "uvicorn==0.54.0",
-    "uvloop==0.23.0; sys_platform != 'win32'",
-)
-"""Exact pins the runtime is tested with; the gateway needs nothing else.
+RUNTIME_PACKAGES = frozenset({"httptools", "mcp", "rich", "starlette", "uvicorn", "uvloop"})
+"""What the gateway imports besides the standard library.
 
 rich only draws the panel on a terminal; httptools and uvloop are what uvicorn picks
 when present, and halve the HTTP hop's CPU (bench/README.md); without them it runs on h11
 and asyncio's own loop."""
+
+
+def runtime_requirements() -> tuple[str, ...]:
+    """pyproject.toml's exact pins of `RUNTIME_PACKAGES`, read from mcpgw's installed metadata: one source."""
+    found = []
+    for line in metadata.requires("mcpgw") or []:
+        name = re.split(r"[\s=<>!~;\[]", line, maxsplit=1)[0].lower()
+        if name in RUNTIME_PACKAGES and "extra ==" not in line:
+            found.append(line.replace('"', "'"))
+    return tuple(sorted(found))
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class RenderInput:
     exposed: Exposed
     tool_pins: dict[str, str]
     prompt_pins: dict[str, str]
+    runtime: Vendored
 
 
 def _environment() -> jinja2.Environment:
@@ -58,15 +65,56 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["py"] = pyliteral
-    env.filters["tuple"] = tuple
+    env.filters["plural"] = plural
     return env
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _default(field: Field[Any]) -> object:
+    if field.default is not MISSING:
+        return field.default
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    return MISSING
+
+
+def _non_default(value: object, field: Field[Any]) -> bool:
+    return _default(field) is MISSING or _plain(value) != _plain(_default(field))
+
+
 def _backend_literal(config: Config, name: str) -> str:
-    """`BackendSpec(...)` with every field, so a new field needs no change here."""
+    """`BackendSpec(...)` with the fields that differ from the runtime's defaults: a one-line config
+    change is a one-line table change, and a new field needs no change here."""
     spec = backend_spec(config.backends[name])
-    args = ", ".join(f"{f.name}={pyliteral(_plain(getattr(spec, f.name)))}" for f in fields(spec))
-    return f"BackendSpec({args})"
+    values = ((f.name, getattr(spec, f.name)) for f in fields(spec) if _non_default(getattr(spec, f.name), f))
+    return f"BackendSpec({', '.join(f'{k}={pyliteral(_plain(v))}' for k, v in values)})"
+
+
+GATEWAY_SETTINGS = (
+    "separator",
+    "instructions",
+    "host",
+    "port",
+    "log_dir",
+    "allowed_hosts",
+    "allowed_origins",
+    "max_body_bytes",
+)
+"""The `gateway` section's fields that `GatewaySpec` carries, written when not the runtime's default."""
+
+
+def _settings(config: Config) -> list[str]:
+    by_name = {f.name: f for f in fields(GatewaySpec)}
+    written = []
+    for name in GATEWAY_SETTINGS:
+        value = getattr(config.gateway, name)
+        value = tuple(value) if isinstance(value, list) else value
+        if _non_default(value, by_name[name]):
+            written.append(f"{name}={pyliteral(_plain(value))}")
+    return written
 
 
 def _plain(value: object) -> object:
@@ -75,8 +123,6 @@ def _plain(value: object) -> object:
 
 def render_gateway(inp: RenderInput) -> str:
     config, exposed = inp.config, inp.exposed
-    gateway = config.gateway
-    runtime = embed_runtime()
     enabled = [name for name, b in sorted(config.backends.items()) if b.enabled]
     text = (
         _environment()
@@ -84,18 +130,15 @@ def render_gateway(inp: RenderInput) -> str:
         .render(
             version=__version__,
             config_name=inp.config_name,
-            gateway=gateway,
-            imports=runtime.imports,
-            runtime=runtime.body,
-            core_imports=runtime.core_imports,
-            core=runtime.core_body,
-            core_marker=CORE_MARKER,
+            gateway=config.gateway,
+            runtime_version=inp.runtime.version,
+            runtime_digest=inp.runtime.digest,
             backends=[_backend_literal(config, n) for n in enabled],
+            settings=_settings(config),
             exposed=exposed,
             tool_pins=inp.tool_pins,
             prompt_pins=inp.prompt_pins,
             config_dir=inp.config_dir_from_output,
-            py=pyliteral,
         )
     )
     return format_python(text)
@@ -105,7 +148,7 @@ def render_requirements(inp: RenderInput) -> str:
     return (
         _environment()
         .get_template("requirements.txt.jinja")
-        .render(version=__version__, config_name=inp.config_name, requirements=RUNTIME_REQUIREMENTS)
+        .render(version=__version__, config_name=inp.config_name, requirements=runtime_requirements())
     )
 
 

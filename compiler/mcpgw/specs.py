@@ -24,7 +24,7 @@ def backend_spec(backend: Backend) -> BackendSpec:
         max_queue=backend.max_queue,
         session=backend.session,
         pin=backend.pin,
-        prefix=backend.name if backend.prefix is None else backend.prefix,
+        prefix=backend.prefix,
         tool_include=tuple(backend.tools.include),
         tool_exclude=tuple(backend.tools.exclude),
         tool_rename=dict(sorted(backend.tools.rename.items())),

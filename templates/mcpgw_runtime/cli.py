@@ -1,14 +1,15 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """`python gateway.py ...`: parse flags, apply the security defaults, serve.
 
-This is the front half of `gateway.py` (with guard.py and front.py): it imports
-nothing of the SDK, so the port is open and answering in a fraction of the time
-the core takes to import. `load_core` brings in the rest.
+With guard.py, front.py and prestart.py this is the front: it imports nothing
+of the SDK, so the port is open and answering in a fraction of the time the
+SDK takes to import. `import_core` brings in the rest (core.py) when needed.
 """
 
 from __future__ import annotations
-import __future__
 
 import argparse
+import importlib
 import ipaddress
 import logging
 import os
@@ -87,6 +88,11 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
     parser.add_argument(
+        "--allow-modified-runtime",
+        action="store_true",
+        help="run even if the vendored mcpgw_runtime/ differs from the digest in gateway.py (logged as a warning)",
+    )
+    parser.add_argument(
         "--base-dir",
         default=None,
         help="folder that relative backend paths resolve against (default: the config's folder)",
@@ -109,29 +115,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-CORE_MARKER = "# ---- core: loaded by the front once the port is open (cli.load_core) ----"
-"""The line of `gateway.py` where the core begins (the template writes it from here)."""
-
-
-def load_core(gateway_file: str, module: ModuleType | None = None) -> ModuleType:
-    """Run the core: the part of `gateway.py` after `CORE_MARKER`, compiled on its own, in this namespace.
-
-    In `gateway.py` every runtime module shares one namespace, so the core's
-    classes and functions join the front's, and it uses the front's tables
-    (`SPEC`) as they are. Why not run the whole file again as a module: a
-    second copy of the front, the tables and their compile cost 15-20 MiB of
-    resident memory (bench/README.md). The text before the marker becomes blank
-    lines, so tracebacks keep the file's line numbers.
-    """
-    text = Path(gateway_file).read_text(encoding="utf-8")
-    head, marker, tail = text.partition(f"\n{CORE_MARKER}\n")  # a line of its own, not the constant above
-    if not marker:
-        raise RuntimeError(f"{gateway_file} has no core (the line {CORE_MARKER!r}): rebuild it with mcpgw build")
-    source = "\n" * (head.count("\n") + 2) + tail
-    code = compile(source, gateway_file, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
-    module = module if module is not None else sys.modules[__name__]
-    exec(code, module.__dict__)  # noqa: S102 -- our own file, the part the front has not run
-    return module
+def import_core() -> ModuleType:
+    """The SDK part of the runtime (core.py): an ordinary import, run in a worker thread by the front."""
+    return importlib.import_module("mcpgw_runtime.core")
 
 
 def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
@@ -147,26 +133,34 @@ def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
     return why is None
 
 
-def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) -> int:
-    """Entry point of every generated gateway."""
-    args = parse_args(spec, argv)
-    stdio = args.transports == ["stdio"]
-    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+def _configure_logging(level: str, console: OperatorConsole) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=LOG_FORMAT)
     for chatty in ("httpx2", "httpx", "httpcore"):  # their INFO lines quote backend URLs, keys included
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     if console.fancy:  # the panel and its state lines replace info logging on the terminal; the file keeps it
         for handler in logging.getLogger().handlers:
             handler.setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def main(
+    spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None, *, modified_runtime: str | None = None
+) -> int:
+    """Serve `spec` (start.py has checked the runtime and the packages)."""
+    args = parse_args(spec, argv)
+    stdio = args.transports == ["stdio"]
+    console = OperatorConsole(sys.stderr if stdio else sys.stdout)
+    _configure_logging(args.log_level, console)
     here = Path(gateway_file).resolve().parent
     base_dir = Path(args.base_dir).resolve() if args.base_dir else (here / spec.config_dir).resolve()
     log_dir = Path(args.log_dir).resolve() if args.log_dir is not None else base_dir / spec.log_dir
     log_path = open_log_file(log_dir, args.log_level)
     logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
+    if modified_runtime is not None:  # start.py printed it; the log file keeps it too
+        log.warning("RUNNING A MODIFIED RUNTIME (--allow-modified-runtime): %s", modified_runtime)
     if stdio:  # the client's initialize needs the SDK's stdio server: load it now
-        core = load_core(gateway_file)
-        gateway = core.Gateway(core.SPEC, base_dir)
-        core.STATE_LISTENERS.append(console.changed)
+        core = import_core()
+        gateway = core.Gateway(spec, base_dir)
+        STATE_LISTENERS.append(console.changed)
         console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
         core.run_stdio(gateway)
         return 0
@@ -184,7 +178,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         )
     hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
     guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
-    STATE_LISTENERS.append(console.changed)  # the core's backends and the front's (one namespace)
+    STATE_LISTENERS.append(console.changed)  # the core's backends and the front's
     loaded: list[ModuleType] = []
 
     lazy = _lazy_core(args, spec)
@@ -192,7 +186,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
     def build() -> Core:
         core = loaded[0]
         running = front.backends.handover() if front.backends is not None else {}
-        gateway = core.Gateway(core.SPEC, base_dir, running)
+        gateway = core.Gateway(spec, base_dir, running)
         built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
         return built
 
@@ -202,7 +196,7 @@ def main(spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None) ->
         build,
         http="http" in args.transports,
         stateless=args.stateless,
-        load_in_thread=lambda: loaded.append(load_core(gateway_file)),
+        load_in_thread=lambda: loaded.append(import_core()),
         lazy_base_dir=base_dir if lazy else None,
     )
     origin = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"

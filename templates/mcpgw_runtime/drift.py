@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """What changed between two definitions of a tool or prompt, under stable codes.
 
 `mcpgw check` and the running gateway classify changes with this one module,

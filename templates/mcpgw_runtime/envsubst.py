@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """`${VAR}` and `${VAR:-default}` expansion, done at run time so secrets never land in output."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """The hot path of `POST /mcp`: handshake-era tool calls and list requests answered in one JSON response.
 
 Why: the SDK's Streamable HTTP server answers each POST with a one-event SSE

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """The gateway's first second: serve from the embedded tables while the core loads.
 
 Why: importing the `mcp` package is about 0.9 s of a gateway's 1.05 s start

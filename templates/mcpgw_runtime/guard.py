@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Who may talk to the gateway: Host (421), Origin (403) and, with a token, `Authorization: Bearer` (401).
 
 Checked before any MCP code, on every route (health data is exactly as

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Large messages: memory freed after one is kept for the next, not handed back to the kernel at once.
 
 Why: glibc's malloc gets blocks of 128 KiB and more from mmap, and gives the top

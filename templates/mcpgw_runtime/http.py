@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """The core's HTTP face: `/mcp`, `/sse` + `/messages/`, `/healthz`, `/metrics`, behind the guard.
 
 The front (front.py) runs it once it is loaded; the sessions the front opened

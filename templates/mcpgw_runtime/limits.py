@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """A per-backend cap on concurrent requests, with a bounded FIFO queue behind it.
 
     request ─▶ slot free and nobody queued? ─yes─▶ run (active += 1)

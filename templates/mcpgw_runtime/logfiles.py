@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Log files: `<log dir>/mcpgw_YYYYmmdd_HHMMSS_LEVEL.log`, rotated by size.
 
 One file per gateway start, named after the start time and the `--log-level`

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Counters and latency histograms per backend and tool, and `/metrics` in Prometheus text format.
 
 The hot path (`Series.observe`) is a bisect and a few integer increments on

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Rug-pull protection: live tool and prompt definitions checked against the snapshot's pins.
 
 A backend is verified when it connects, after every reconnect and on every

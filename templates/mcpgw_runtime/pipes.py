@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """A stdio backend's process and its pipes, without the SDK: lines out, lines in, answers matched by id.
 
 Why in the front: a pipe outlives whoever reads it first. The core attaches

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """What crosses the gateway besides request and answer: the relay between clients and backends.
 
     upstream client ──request──▶ Gateway.middleware ─ ORIGIN=Origin(ctx) ─▶ Backend.request

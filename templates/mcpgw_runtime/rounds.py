@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """2026-07-28 clients: a backend's requests to the client, relayed as input-required rounds.
 
 A 2026-07-28 client cannot be sent a request. When a backend asks for sampling, elicitation

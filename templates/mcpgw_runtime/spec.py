@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Typed shapes of the tables that `mcpgw build` writes into every gateway.
 
 The compiler renders these as literals; the runtime reads them. Nothing here
@@ -35,7 +36,8 @@ class BackendSpec:
     """Requests that may wait for a slot; beyond it a call is rejected with an error naming the backend."""
     session: str = "shared"
     pin: str = "strict"
-    prefix: str = ""
+    prefix: str | None = None
+    """What exposed names start with; None means the backend's name, "" means no prefix."""
     tool_include: tuple[str, ...] = ("*",)
     tool_exclude: tuple[str, ...] = ()
     tool_rename: Mapping[str, str] = field(default_factory=dict)
@@ -68,7 +70,8 @@ class BackendSpec:
         if not selected(original, include, exclude):
             return None
         renamed = rename.get(original, original)
-        return f"{self.prefix}{separator}{renamed}" if self.prefix else renamed
+        prefix = self.name if self.prefix is None else self.prefix
+        return f"{prefix}{separator}{renamed}" if prefix else renamed
 
     def expose(self, kind: str, item: Mapping[str, Any], separator: str) -> JSON | None:
         """The definition clients see: renamed, description overridden; None if filtered out."""

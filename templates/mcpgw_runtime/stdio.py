@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """`--transport stdio`: one client on this process's stdin/stdout, through the SDK's stdio server."""
 
 from __future__ import annotations

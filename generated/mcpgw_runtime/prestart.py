@@ -1,0 +1,432 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
+"""`--lazy-core`: the front starts the stdio backends and serves tool calls itself until the core is needed.
+
+Why: the `mcp` SDK is most of a gateway's memory (a bare `import mcp.client.session`
+is about 63 MiB, bench/README.md), and a gateway that only lists and calls tools
+needs none of it. With `--lazy-core` (every backend stdio with a shared session)
+the front starts each backend, does the MCP handshake and the pin check on the
+pipe's lane, and forwards `tools/call` through it, with the backend's limits,
+timeouts and call counters; a log entry the backend sends during a call goes to
+that call (`EarlyBackends._screen`).
+
+The core loads only when something needs it: a method or route the front does
+not serve, a client that declared sampling, elicitation or roots, a backend that
+sends anything but answers and log entries (a request of its own, a list change),
+one that fails to start, exits, drifts from its pins or is saturated. The core
+then takes over the running processes as they are (`Takeover`): the SDK session
+adopts the handshake the front made, the pipe's held lines go to it first, and
+the counters carry on. Calls in flight at that moment finish on the lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pydantic_core
+
+from mcpgw_runtime.envsubst import redact, secret_values
+from mcpgw_runtime.metrics import CallStats
+from mcpgw_runtime.observe import ObservedState
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
+from mcpgw_runtime.pipes import Pipe, PipeClosed, all_pages, answer_tail, resolve
+from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
+
+log = logging.getLogger("mcpgw")
+
+HANDSHAKE_VERSION = "2025-11-25"
+"""The version the SDK's client asks for in `initialize` (`LATEST_HANDSHAKE_VERSION`; a test keeps them equal)."""
+
+CLIENT_CAPABILITIES: JSON = {"elicitation": {"form": {}, "url": {}}, "roots": {"listChanged": True}, "sampling": {}}
+"""What the core's client advertises to a backend (backends.open_backend; a test keeps them equal)."""
+
+WINDOWS_ENV = (
+    "APPDATA", "HOMEDRIVE", "HOMEPATH", "LOCALAPPDATA", "PATH", "PATHEXT", "PROCESSOR_ARCHITECTURE",
+    "SYSTEMDRIVE", "SYSTEMROOT", "TEMP", "USERNAME", "USERPROFILE",
+)  # fmt: skip
+POSIX_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER")
+INHERITED_ENV = WINDOWS_ENV if sys.platform == "win32" else POSIX_ENV
+"""The SDK's `DEFAULT_INHERITED_ENV_VARS`: all a backend (or a local server) inherits besides its own `env`."""
+
+RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+"""Envelope keys of the upstream connection; they describe that hop, not the backend's."""
+
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REQUEST_TIMEOUT = -32001
+BACKEND_UNAVAILABLE = -32002
+"""The JSON-RPC codes the core answers with in the same cases (mcp_types; backends.py)."""
+
+
+def _answer(reply: JSON, line: bytes, secrets: Mapping[str, str]) -> memoryview | bytes:
+    """The bytes after the id of a backend's answer to `tools/call`; CallFailed for its error."""
+    error = reply.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = redact(str(error.get("message", "")), secrets)
+        raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
+    result = reply.get("result")
+    if not isinstance(result, dict):
+        raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
+    tail = answer_tail(line, reply["id"])
+    return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+
+
+def _start_failure(exc: Exception, spec: BackendSpec, pipe: Pipe | None) -> str:
+    """Why a backend did not start, in the core's words for the same cases (backends.open_backend)."""
+    if pipe is None and isinstance(exc, OSError):
+        return f"cannot start {spec.command!r}: {exc}"
+    if isinstance(exc, TimeoutError):
+        return f"no answer to initialize within {spec.startup_timeout:g}s"
+    if isinstance(exc, PipeClosed):
+        return "initialize failed: Connection closed"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def strip_meta(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy params, keeping only `_meta` entries that belong to the request itself."""
+    out = dict(params)
+    meta = out.get("_meta")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIX)}
+        if kept:
+            out["_meta"] = kept
+        else:
+            del out["_meta"]
+    return out
+
+
+def default_environment() -> dict[str, str]:
+    """The environment a stdio backend inherits, as the SDK's `get_default_environment` builds it."""
+    return {k: v for k in INHERITED_ENV if (v := os.environ.get(k)) is not None and not v.startswith("()")}
+
+
+def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[str]:
+    """The command with its program found on the backend's PATH (or the gateway's)."""
+    exe = shutil.which(resolved_command[0], path=env.get("PATH") or os.environ.get("PATH"))
+    return [exe or resolved_command[0], *resolved_command[1:]]
+
+
+class Channel(Protocol):
+    """Where a log entry the backend sends during a forwarded call goes (front.Reply)."""
+
+    async def notify(self, method: str, params: Any) -> None: ...
+
+
+class StartFailed(Exception):
+    """A backend answered its handshake or its lists with something else than results."""
+
+
+class CallFailed(Exception):
+    """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.error: JSON = {"code": code, "message": message}
+        if data is not None:
+            self.error["data"] = data
+
+
+@dataclass(slots=True)
+class Takeover:
+    """A running backend the core takes over from the front."""
+
+    pipe: Pipe | None
+    """None: the front has no running process to give (it exited, or was still starting)."""
+    init: JSON | None
+    """The backend's `initialize` result, for the SDK session to adopt."""
+    stats: CallStats
+    restarts: int = 0
+
+
+class EarlyBackend:
+    """One backend as the front runs it (its state changes reach the console like the core's)."""
+
+    state = ObservedState()
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        self.error: str | None = None
+        self.pipe: Pipe | None = None
+        self.init: JSON | None = None
+        self.verdicts: dict[str, Verdict] | None = None
+        self.stats = CallStats()
+        self.calls: list[Channel] = []
+        """The calls the front has forwarded and not yet seen answered."""
+        self.handed = False
+        self.secrets = secret_values(spec.texts())
+        """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
+        self.ready = asyncio.Event()
+        """Set once the backend is ready or has failed."""
+        self.state = "starting"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pin(self) -> JSON:
+        return status(self.spec.pin, self.verdicts)
+
+    @property
+    def server(self) -> str | None:
+        info = (self.init or {}).get("serverInfo")
+        name = info.get("name") if isinstance(info, dict) else None
+        return name if isinstance(name, str) else None
+
+    def health(self) -> JSON:
+        """This backend in `/healthz`, the shape of `Backend.health()`."""
+        return {
+            "state": self.state,
+            "error": self.error,
+            "restarts": 0,
+            "transport": self.spec.type,
+            "pin": self.pin,
+            "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
+            "in_flight": len(self.calls),
+            "queued": 0,
+        }
+
+
+class EarlyBackends:
+    """The backends as the front runs them; `need_core(reason)` is how they ask for the core."""
+
+    def __init__(self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.base_dir = base_dir
+        self.need_core = need_core
+        self.backends = {b.name: EarlyBackend(b) for b in spec.backends}
+        self._pinned = {
+            b.name: {
+                "tool": pinned_items(b.name, spec.tools, spec.tool_routes, spec.tool_pins),
+                "prompt": pinned_items(b.name, spec.prompts, spec.prompt_routes, spec.prompt_pins),
+            }
+            for b in spec.backends
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stops: dict[Pipe, asyncio.Future[None]] = {}
+        """Every pipe the front is stopping; shutdown waits for them all, whoever started the stop."""
+        self.stopping = False
+        """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
+
+    @staticmethod
+    def unsupported(spec: GatewaySpec) -> str | None:
+        """Why this gateway cannot run its backends in the front, or None when it can."""
+        if sys.platform == "win32":
+            return "Windows (the core starts stdio backends in Job Objects there)"
+        for b in spec.backends:
+            if b.type != "stdio" or b.session != "shared":
+                return f"backend {b.name!r} is {b.type} with session {b.session!r} (only shared stdio backends)"
+        return None
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._run(b)) for b in self.backends.values()]
+
+    async def _run(self, backend: EarlyBackend) -> None:
+        spec = backend.spec
+        try:
+            resolved = resolve(spec, self.base_dir)
+            assert resolved.command is not None
+            env = default_environment() | resolved.env
+            pipe = await Pipe.spawn(command_line(resolved.command, env), resolved.cwd, env, sys.stderr)
+            backend.pipe = pipe
+            pipe.screen = lambda line, value: self._screen(backend, value)
+            pipe.on_held = lambda: self.need_core(f"backend {spec.name!r} sent a message only the core can take")
+            async with asyncio.timeout(spec.startup_timeout):
+                await self._handshake(backend, pipe)
+        except Exception as exc:  # noqa: BLE001 -- the core retries it with backoff and reports it
+            backend.error = redact(f"backend {spec.name!r}: {_start_failure(exc, spec, backend.pipe)}", backend.secrets)
+            backend.state = "failed"
+            log.error("%s", backend.error)
+            backend.ready.set()
+            self.need_core(f"backend {spec.name!r} failed to start")
+            return
+        if any(v.changes or v.held for v in (backend.verdicts or {}).values()):
+            backend.ready.set()
+            self.need_core(f"backend {spec.name!r} differs from its pins")
+            return
+        backend.state = "ready"
+        backend.ready.set()
+        log.info("backend %s ready (%s), served by the front", spec.name, backend.server)
+        await pipe.closed.wait()
+        if not backend.handed and not self.stopping:
+            backend.state = "restarting"
+            log.warning("backend %s: connection closed", spec.name)
+            self.need_core(f"backend {spec.name!r} exited")
+
+    async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
+        """A log entry: to the one call in flight, as the core's relay would; anything else waits for the core.
+
+        With no call or several in flight the entry has no known origin: the core would
+        broadcast it to the clients listening for logs outside a request, and before the
+        core there are none (GET streams are the core's); among several callers handing
+        it to the wrong one would leak it. So it stays in the gateway's own log.
+        """
+        if type(value) is not dict or value.get("method") != "notifications/message" or "id" in value:
+            return False
+        if len(backend.calls) == 1:
+            await backend.calls[0].notify("notifications/message", value.get("params"))
+        else:
+            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, value.get("params"))
+        return True
+
+    async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
+        spec = backend.spec
+        params = {
+            "capabilities": CLIENT_CAPABILITIES,
+            "clientInfo": {"name": "mcpgw", "version": self.spec.generator},
+            "protocolVersion": HANDSHAKE_VERSION,
+        }
+        reply, _ = await pipe.request("initialize", params, spec.startup_timeout)
+        init = reply.get("result")
+        if not isinstance(init, dict) or not isinstance(init.get("capabilities"), dict):
+            raise StartFailed(f"initialize failed: {reply.get('error') or 'no result'}")
+        backend.init = init
+        await pipe.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        verdicts: dict[str, Verdict] = {}
+        for kind in KINDS:
+            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+            offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
+            fetch = self._fetch(pipe, method, spec.startup_timeout)  # still starting: not the calls' `timeout`
+            live = await all_pages(fetch, method, key, StartFailed) if offered else []
+            verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
+        backend.verdicts = verdicts
+
+    @staticmethod
+    def _fetch(pipe: Pipe, method: str, timeout: float) -> Callable[[Mapping[str, Any] | None], Awaitable[JSON]]:
+        async def fetch(params: Mapping[str, Any] | None) -> JSON:
+            reply, _ = await pipe.request(method, params, timeout)
+            page = reply.get("result")
+            if not isinstance(page, dict):
+                raise StartFailed(f"{method} failed: {reply.get('error')}")
+            return page
+
+        return fetch
+
+    async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
+        """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
+        name = params.get("name")
+        route = self.spec.tool_routes.get(name) if isinstance(name, str) else None
+        if route is None:
+            return None  # unknown or held back: the core says which
+        backend = self.backends[route.backend]
+        if not await self._serving(backend):
+            return None
+        spec = backend.spec
+        forwarded = strip_meta(params)
+        forwarded["name"] = route.name
+        timeout = spec.tool_timeouts.get(route.name, spec.timeout)
+        series = backend.stats.get("tools/call", route.name)
+        started = time.perf_counter()
+        assert backend.pipe is not None
+        backend.calls.append(channel)
+        try:
+            reply, line = await backend.pipe.request("tools/call", forwarded, timeout)
+        except TimeoutError:
+            series.timeouts += 1
+            series.errors += 1
+            raise CallFailed(REQUEST_TIMEOUT, f"backend {spec.name!r} did not answer within {timeout:g}s") from None
+        except PipeClosed:
+            series.errors += 1
+            if self.stopping:
+                why = f"gateway is shutting down: call to backend {spec.name!r} abandoned"
+                raise CallFailed(BACKEND_UNAVAILABLE, why) from None
+            raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
+        finally:
+            backend.calls.remove(channel)
+            series.observe(time.perf_counter() - started)
+        result = reply.get("result")
+        if type(result) is dict and result.get("isError") is True:
+            series.tool_errors += 1
+        try:
+            return _answer(reply, line, backend.secrets)
+        except CallFailed:
+            series.errors += 1
+            raise
+
+    async def _serving(self, backend: EarlyBackend) -> bool:
+        """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
+        spec = backend.spec
+        if backend.state == "starting":
+            try:
+                async with asyncio.timeout(spec.startup_timeout):
+                    await backend.ready.wait()
+            except TimeoutError:
+                return False
+        if self.stopping:
+            why = f"gateway is shutting down: backend {spec.name!r} takes no more calls"
+            raise CallFailed(BACKEND_UNAVAILABLE, why)
+        if backend.state != "ready" or backend.handed or backend.pipe is None:
+            return False
+        if len(backend.calls) >= spec.max_concurrency:
+            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
+            return False
+        return True
+
+    def all_ready(self) -> bool:
+        """Every backend started and matches its pins: the embedded tables are exactly what is offered."""
+        return all(b.state == "ready" for b in self.backends.values())
+
+    def health(self) -> JSON:
+        backends = {name: b.health() for name, b in sorted(self.backends.items())}
+        ready = all(b["state"] == "ready" for b in backends.values())
+        return {"status": "ok" if ready else "degraded", "backends": backends}
+
+    def handover(self) -> dict[str, Takeover]:
+        """Every running backend, for the core; the front forwards no new call from here on."""
+        taken: dict[str, Takeover] = {}
+        for task in self._tasks:
+            task.cancel()
+        for name, backend in self.backends.items():
+            backend.handed = True
+            pipe = backend.pipe
+            if pipe is not None and backend.state == "ready" and not pipe.closed.is_set():
+                taken[name] = Takeover(pipe, backend.init, backend.stats)
+                continue
+            if pipe is not None:  # exited, failed or still starting: the core starts its own
+                self._stop_pipe(pipe)
+            restarts = 0 if backend.state in ("starting", "ready") else 1
+            taken[name] = Takeover(None, None, backend.stats, restarts)
+        return taken
+
+    def shut_down(self, *, handed: bool = False) -> None:
+        """SIGINT/SIGTERM before the core runs: no new calls; the processes stop now, in parallel
+        with uvicorn's drain, so calls in flight fail at once ("gateway is shutting down").
+
+        `handed`: the processes already handed to the core too, when that core will never run
+        (the signal came while it loaded); nobody else would fail their calls in flight.
+        """
+        for backend in self.backends.values():
+            if backend.pipe is not None and (handed or not backend.handed):
+                backend.pipe.abandon()
+        self._stop_running(handed=handed)
+
+    async def stop(self) -> None:
+        """At shutdown: stop every process the front still has, and wait for every stop begun before.
+
+        A pipe handed to a core that never ran (SIGTERM while it loaded) is among those
+        begun before: nobody else would stop it.
+        """
+        self._stop_running()
+        await asyncio.gather(*self._stops.values(), return_exceptions=True)
+
+    def _stop_running(self, *, handed: bool = False) -> None:
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for backend in self.backends.values():
+            if backend.pipe is not None and (handed or not backend.handed):
+                self._stop_pipe(backend.pipe)
+
+    def _stop_pipe(self, pipe: Pipe) -> None:
+        if pipe not in self._stops:
+            self._stops[pipe] = asyncio.ensure_future(pipe.stop())

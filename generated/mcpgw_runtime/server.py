@@ -1,0 +1,539 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
+"""The aggregate MCP server: answers lists from the embedded tables, routes the rest.
+
+For handshake-era connections (up to 2025-11-25) `tools/list`, `prompts/list`
+and `tools/call` take a fast path in front of the SDK's request pipeline: the
+list answers are prebuilt, and a tool call only has its name rewritten before
+the backend's raw result goes back unchanged (content, structuredContent,
+isError, _meta), with no model validation either way. 2026-07-28 results carry
+era envelope fields (resultType, cache hints) that the SDK's serializer owns, so
+those requests and every other method run through the lowlevel `Server` handlers.
+There a 2026-07-28 `tools/call`, `prompts/get` or `resources/read` whose backend asks
+the client something answers with input-required rounds (rounds.py), their
+`requestState` sealed by the SDK's `RequestStateBoundary` (innermost middleware).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.shared.exceptions import MCPError
+from mcp.shared.uri_template import UriTemplate
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcpgw_runtime.backends import Backend, BackendError, Connection
+from mcpgw_runtime.envsubst import redact
+from mcpgw_runtime.metrics import render_metrics
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
+from mcpgw_runtime.prestart import Takeover, strip_meta
+from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
+from mcpgw_runtime.rounds import Rounds
+from mcpgw_runtime.sessions import ClientSessions, Held
+from mcpgw_runtime.spec import JSON, GatewaySpec, Target
+
+log = logging.getLogger("mcpgw")
+
+
+def _encode_cursor(index: int, inner: str | None) -> str:
+    raw = json.dumps([index, inner], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str | None]:
+    try:
+        index, inner = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise MCPError(types.INVALID_PARAMS, "invalid cursor") from exc
+    if not isinstance(index, int) or not (inner is None or isinstance(inner, str)):
+        raise MCPError(types.INVALID_PARAMS, "invalid cursor")
+    return index, inner
+
+
+LIST_CHANGES = NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
+"""Pins can change the tool and prompt lists at run time, backends their resources; clients are told."""
+
+
+class _AnnouncingServer(Server[Any]):
+    """A lowlevel server that advertises `listChanged` whoever asks for its options.
+
+    The SDK's Streamable HTTP session manager builds them with no arguments, so
+    `/mcp` clients were told the lists never change while the gateway sent
+    `list_changed` notifications all the same.
+    """
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or LIST_CHANGES, experimental_capabilities, extensions
+        )
+
+
+class Gateway:
+    """Routing state shared by every upstream connection."""
+
+    def __init__(self, spec: GatewaySpec, base_dir: Path, running: Mapping[str, Takeover] | None = None) -> None:
+        self.spec = spec
+        running = running or {}
+        self.backends = {
+            b.name: Backend(b, base_dir, spec.generator, running=running.get(b.name)) for b in spec.backends
+        }
+        tables = {"tool": (spec.tools, spec.tool_routes, spec.tool_pins)}
+        tables["prompt"] = (spec.prompts, spec.prompt_routes, spec.prompt_pins)
+        # What clients see right now, per kind: the embedded tables until a backend is verified.
+        self._exposed: dict[str, dict[str, JSON]] = {k: {str(d["name"]): d for d in t[0]} for k, t in tables.items()}
+        self._routes: dict[str, dict[str, Target]] = {k: dict(t[1]) for k, t in tables.items()}
+        self._held: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
+        """Kind → held-back name → (backend, the error a call to it gets)."""
+        self._refused: dict[tuple[str, str, str], int] = {}
+        """(backend, kind, held-back name) → calls refused because of the hold, for `/metrics`."""
+        self._verdicts: dict[str, dict[str, Verdict]] = {b: {} for b in self.backends}
+        self._pinned = {b: {k: pinned_items(b, *t) for k, t in tables.items()} for b in self.backends}
+        for backend in self.backends.values():
+            backend.verify = self._verify
+        self._tools_result: JSON = {"tools": list(spec.tools)}
+        self._prompts_result: JSON = {"prompts": list(spec.prompts)}
+        self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
+        self._template_routes = [(UriTemplate.parse(t["uriTemplate"]), b) for b, t in spec.resource_templates]
+        self._template_backends = {t["uriTemplate"]: b for b, t in spec.resource_templates}
+        self._live_resources: dict[str, str] = {}
+        self._fast = {
+            "tools/list": self._fast_list_tools,
+            "prompts/list": self._fast_list_prompts,
+            "tools/call": self._fast_call_tool,
+        }
+        self.rounds = Rounds()
+        """2026-07-28 calls waiting for the client's input (rounds.py)."""
+        self.sessions = {
+            b.name: ClientSessions(b, self.hub, self._check_client, self._refused_on_client_session)
+            for b in self.backends.values()
+            if b.spec.session == "per-client"
+        }
+        """`session: per-client` backends: one connection per upstream session (sessions.py)."""
+
+    async def run_backends(self) -> None:
+        """Start every backend concurrently; each reconnects on its own. Cancelled at shutdown.
+
+        `rounds.run` is not among them: it must run from the first request on, which with
+        sessions to adopt (front.py) comes before the backends start.
+        """
+        async with anyio.create_task_group() as tg:
+            for backend in self.backends.values():
+                backend.relay.hub = self.hub
+                tg.start_soon(backend.run)
+            for sessions in self.sessions.values():
+                tg.start_soon(sessions.run)
+
+    def per_client(self, tool: str) -> bool:
+        """Whether a call of this exposed tool must know its upstream session (`session: per-client`).
+
+        A path that calls `call_tool` without setting `ORIGIN` (the HTTP fast path) must not take it.
+        """
+        route = self._routes["tool"].get(tool)
+        return route is not None and route.backend in self.sessions
+
+    @functools.cached_property
+    def hub(self) -> UpstreamHub:
+        """The upstream clients, their log levels and resource subscriptions (see relay.py)."""
+        return UpstreamHub()
+
+    # -- pins --------------------------------------------------------------
+
+    async def _verify(self, backend: Backend, conn: Connection, kinds: frozenset[str], timeout: float) -> None:
+        """Check a backend's live lists against its pins and publish what its policy allows.
+
+        `timeout` bounds each list request: the backend's `startup_timeout` while it connects.
+        """
+        caps = conn.init.capabilities
+        verdicts: dict[str, Verdict] = {}
+        try:
+            for kind in sorted(kinds):
+                offered = caps.tools if kind == "tool" else caps.prompts
+                method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+                live = await conn.pages(method, key, timeout) if offered is not None else []
+                verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
+        except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            # a backend that cannot list cannot be verified
+            message = f"backend {backend.name!r}: cannot verify pins: {redact(str(exc), backend.secrets)}"
+            log.error("%s", message)
+            backend.pin = status(backend.spec.pin, None, message)
+            if backend.spec.pin == "strict":
+                for kind in kinds:
+                    pinned = self._pinned[backend.name][kind].values()
+                    held = {p.exposed: f"{message}; held back under pin 'strict'" for p in pinned}
+                    await self._publish(backend.name, Verdict(kind, held=held))
+            return
+        self._verdicts[backend.name].update(verdicts)
+        backend.pin = status(backend.spec.pin, self._verdicts[backend.name])
+        for verdict in verdicts.values():
+            await self._publish(backend.name, verdict)
+
+    async def _check_client(self, backend: Backend, conn: Connection, kinds: frozenset[str], timeout: float) -> Held:
+        """The pins of one client's own connection (sessions.py): what calls through it must refuse.
+
+        The same check as `_verify`, but nothing is published: what clients list stays the
+        embedded tables (and the shared connection's verdict); only this client's calls of an
+        item that drifted *on its connection* get the pin error.
+        """
+        held: Held = {}
+        caps, spec, separator = conn.init.capabilities, backend.spec, self.spec.separator
+        for kind in sorted(kinds):
+            pinned = self._pinned[backend.name][kind]
+            offered = caps.tools if kind == "tool" else caps.prompts
+            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
+            try:
+                live = await conn.pages(method, key, timeout) if offered is not None else []
+            except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                why = redact(str(exc), backend.secrets)
+                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {why}"
+                log.error("%s", message)
+                if spec.pin == "strict":
+                    held.update({(kind, original): f"{message}; held back under pin 'strict'" for original in pinned})
+                continue
+            verdict = verify(spec, kind, live, pinned, separator)
+            originals = {p.exposed: original for original, p in pinned.items()}
+            for item in live:
+                name = spec.exposed_name(kind, str(item.get("name")), separator)
+                if name is not None:
+                    originals[name] = str(item.get("name"))
+            for exposed, why in verdict.held.items():
+                if exposed in originals:
+                    held[(kind, originals[exposed])] = why
+        return held
+
+    async def _publish(self, backend: str, verdict: Verdict) -> None:
+        """Replace one backend's entries of one kind; tell clients if their list changed."""
+        kind = verdict.kind
+        exposed, routes, held = self._exposed[kind], self._routes[kind], self._held[kind]
+        for name in [n for n, t in routes.items() if t.backend == backend]:
+            del routes[name]
+            exposed.pop(name, None)
+        for name in [n for n, (owner, _) in held.items() if owner == backend]:
+            del held[name]
+        for name, (original, definition) in verdict.expose.items():
+            other = routes.get(name)
+            if other is not None:
+                log.warning(
+                    "%s %r of backend %s collides with backend %s: not exposed", kind, name, backend, other.backend
+                )
+                continue
+            routes[name] = Target(backend, original)
+            exposed[name] = definition
+        for name, why in verdict.held.items():
+            if name not in routes:
+                held[name] = (backend, why)
+        listing = [exposed[n] for n in sorted(exposed)]
+        result_key, old = ("tools", self._tools_result) if kind == "tool" else ("prompts", self._prompts_result)
+        if listing == old[result_key]:
+            return
+        if kind == "tool":
+            self._tools_result = {"tools": listing}
+        else:
+            self._prompts_result = {"prompts": listing}
+        await self._notify_list_changed(f"notifications/{result_key}/list_changed")
+
+    async def _notify_list_changed(self, method: str) -> None:
+        clients = self.hub.everyone()
+        log.info("%s: telling %d connected client(s)", method, len(clients))
+        await self.hub.broadcast(method, None, clients)
+
+    # -- routing -----------------------------------------------------------
+
+    def _route(self, kind: str, name: str) -> tuple[Backend, str]:
+        route = self._routes[kind].get(name)
+        if route is None:
+            held = self._held[kind].get(name)
+            if held is not None:
+                self._count_refusal(held[0], kind, name)
+                raise MCPError(types.INVALID_PARAMS, held[1])
+            raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
+        return self.backends[route.backend], route.name
+
+    def _count_refusal(self, backend: str, kind: str, exposed: str) -> None:
+        key = (backend, kind, exposed)
+        self._refused[key] = self._refused.get(key, 0) + 1
+
+    def _refused_on_client_session(self, backend: Backend, kind: str, original: str) -> None:
+        """A pin hold on one client's own connection (sessions.py) refused a call: counted like the others."""
+        exposed = backend.spec.exposed_name(kind, original, self.spec.separator)
+        self._count_refusal(backend.name, kind, exposed or original)
+
+    def _resource_backend(self, uri: str) -> Backend:
+        name = self.spec.resources.get(uri) or self._live_resources.get(uri)
+        if name is None:
+            for template, backend in self._template_routes:
+                if template.match(uri) is not None:
+                    name = backend
+                    break
+        if name is None:
+            raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
+        return self.backends[name]
+
+    async def call_tool(self, params: Mapping[str, Any]) -> JSON:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
+        backend, original = self._route("tool", name)
+        forwarded = strip_meta(params)
+        forwarded["name"] = original
+        return await backend.request("tools/call", forwarded, tool=original)
+
+    async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
+        backend, original = self._route("prompt", str(params.get("name")))
+        forwarded = strip_meta(params)
+        forwarded["name"] = original
+        return await backend.request("prompts/get", forwarded)
+
+    async def read_resource(self, params: Mapping[str, Any]) -> JSON:
+        return await self._resource_backend(str(params.get("uri"))).request("resources/read", strip_meta(params))
+
+    async def list_resources(self, cursor: str | None) -> JSON:
+        """One page of one backend at a time; the cursor remembers which backend and where."""
+        order = [b for b in self.backends.values() if self._offers_resources(b)]
+        index, inner = _decode_cursor(cursor) if cursor else (0, None)
+        while index < len(order):
+            backend = order[index]
+            try:
+                page = await backend.request("resources/list", {"cursor": inner} if inner else None)
+            except MCPError as exc:
+                log.warning("resources/list skipped backend %s: %s", backend.name, exc.error.message)
+                index, inner = index + 1, None
+                continue
+            resources = [
+                r
+                for r in page.get("resources") or []
+                if isinstance(r, dict) and isinstance(r.get("uri"), str) and backend.spec.exposes_resource(r["uri"])
+            ]
+            for resource in resources:
+                self._live_resources[resource["uri"]] = backend.name
+            following = page.get("nextCursor")
+            result: JSON = {"resources": resources}
+            if isinstance(following, str) and following:
+                result["nextCursor"] = _encode_cursor(index, following)
+            elif index + 1 < len(order):
+                result["nextCursor"] = _encode_cursor(index + 1, None)
+            return result
+        return {"resources": []}
+
+    def _offers_resources(self, backend: Backend) -> bool:
+        conn = backend.connection
+        if conn is None:
+            return True  # unknown until connected: ask, and let the request wait or fail
+        return conn.init.capabilities.resources is not None
+
+    async def complete(self, params: Mapping[str, Any]) -> JSON:
+        ref = params.get("ref")
+        forwarded = strip_meta(params)
+        if isinstance(ref, dict) and ref.get("type") == "ref/prompt":
+            backend, original = self._route("prompt", str(ref.get("name")))
+            forwarded["ref"] = {**ref, "name": original}
+        elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
+            uri = str(ref.get("uri"))
+            name = self._template_backends.get(uri)
+            backend = self.backends[name] if name else self._resource_backend(uri)
+        else:
+            raise MCPError(types.INVALID_PARAMS, "completion/complete needs a ref/prompt or ref/resource")
+        return await backend.request("completion/complete", forwarded)
+
+    # -- 2026-07-28: input-required rounds --------------------------------------
+
+    async def _interactive(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        params: types.InputResponseRequestParams,
+        forward: Callable[[Mapping[str, Any]], Awaitable[JSON]],
+    ) -> JSON | types.InputRequiredResult:
+        """`tools/call`, `prompts/get` or `resources/read` on the SDK path.
+
+        Handshake-era clients are asked over the request's back-channel (relay.py); for a
+        2026-07-28 client the call runs as an exchange whose backend requests become
+        input-required rounds (rounds.py), and a retry carrying requestState resumes it.
+        """
+        forwarded = params.model_dump(by_alias=True, exclude_none=True, exclude={"input_responses", "request_state"})
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return await forward(forwarded)
+        if params.request_state is not None:
+            responses = (ctx.params or {}).get("inputResponses")  # raw: relayed as the client sent them
+            return await self.rounds.resume(
+                ctx, params.request_state, responses if isinstance(responses, Mapping) else None
+            )
+        ttl = self._call_timeout(ctx.method, forwarded)  # also fails an unknown name before anything starts
+        return await self.rounds.start(ctx, functools.partial(forward, forwarded), ttl)
+
+    def _call_timeout(self, method: str, params: Mapping[str, Any]) -> float:
+        if method == "resources/read":
+            return self._resource_backend(str(params.get("uri"))).spec.timeout
+        if method == "prompts/get":
+            return self._route("prompt", str(params.get("name")))[0].spec.timeout
+        backend, original = self._route("tool", str(params.get("name")))
+        return backend.spec.tool_timeouts.get(original, backend.spec.timeout)
+
+    # -- fast path -----------------------------------------------------------
+
+    def list_result(self, method: str) -> JSON:
+        """The current answer to `tools/list` or `prompts/list` (a new object whenever it changes)."""
+        return self._tools_result if method == "tools/list" else self._prompts_result
+
+    async def _fast_list_tools(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
+        return self._tools_result
+
+    async def _fast_list_prompts(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
+        return self._prompts_result
+
+    async def _fast_call_tool(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
+        params = ctx.params
+        if not isinstance(params, Mapping):
+            raise MCPError(types.INVALID_PARAMS, "tools/call needs params")
+        return await self.call_tool(params)
+
+    async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Serve the hot methods directly; hand everything else to the SDK pipeline."""
+        origin = Origin(ctx)
+        self.hub.seen(origin.connection)
+        token = ORIGIN.set(origin if ctx.request_id is not None else None)  # what backends ask goes back here
+        try:
+            fast = self._fast.get(ctx.method)
+            if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
+                # that the SDK's serializer owns; let it shape them.
+                return await call_next(ctx)
+            return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+        finally:
+            ORIGIN.reset(token)
+
+    # -- subscriptions and logging -------------------------------------------
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> JSON:
+        """Forward to the backend that serves the URI; remember who wants its updates."""
+        uri = str(params.uri)
+        await self._resource_backend(uri).request("resources/subscribe", {"uri": uri})
+        self.hub.subscribe(Origin(ctx).connection, uri)
+        return {}
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> JSON:
+        """The backend is unsubscribed when the last client subscribed to the URI is."""
+        uri = str(params.uri)
+        origin = Origin(ctx)
+        backend = self._resource_backend(uri)
+        last = self.hub.unsubscribe(origin.connection, uri)
+        if last or (backend.name in self.sessions and origin.has_session):  # per-client: its own connection
+            await backend.request("resources/unsubscribe", {"uri": uri})
+        return {}
+
+    async def set_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> JSON:
+        """Each client hears its own level; backends are set to the most verbose level any client wants."""
+        client = Origin(ctx).connection
+        level = self.hub.set_level(client, params.level)
+        token = ORIGIN.set(None)  # the shared connections; per-client ones are not opened just for this
+        try:
+            for backend in self.backends.values():
+                conn = backend.connection
+                if conn is not None and conn.init.capabilities.logging is not None:
+                    try:
+                        await backend.request("logging/setLevel", {"level": level})
+                    except MCPError as exc:
+                        log.warning("backend %s: logging/setLevel failed: %s", backend.name, exc.error.message)
+        finally:
+            ORIGIN.reset(token)
+        for sessions in self.sessions.values():
+            await sessions.set_level(client, params.level)  # the client's own connection, if open
+        return {}
+
+    # -- SDK server ----------------------------------------------------------
+
+    def build_server(self) -> Server[Any]:
+        """The lowlevel server; handlers exist for every method so capabilities are advertised."""
+
+        async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+            return types.ListToolsResult.model_validate(self._tools_result)
+
+        async def call_tool(
+            ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+        ) -> types.CallToolResult | types.InputRequiredResult:
+            raw = await self._interactive(ctx, params, self.call_tool)
+            return raw if isinstance(raw, types.InputRequiredResult) else types.CallToolResult.model_validate(raw)
+
+        async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+            return types.ListPromptsResult.model_validate(self._prompts_result)
+
+        async def get_prompt(
+            ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+        ) -> types.GetPromptResult | types.InputRequiredResult:
+            raw = await self._interactive(ctx, params, self.get_prompt)
+            return raw if isinstance(raw, types.InputRequiredResult) else types.GetPromptResult.model_validate(raw)
+
+        async def list_resources(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+            page = await self.list_resources(params.cursor if params else None)
+            return types.ListResourcesResult.model_validate(page)
+
+        async def list_templates(
+            ctx: Any, params: types.PaginatedRequestParams | None
+        ) -> types.ListResourceTemplatesResult:
+            return types.ListResourceTemplatesResult.model_validate(self._templates_result)
+
+        async def read_resource(
+            ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+        ) -> types.ReadResourceResult | types.InputRequiredResult:
+            raw = await self._interactive(ctx, params, self.read_resource)
+            return raw if isinstance(raw, types.InputRequiredResult) else types.ReadResourceResult.model_validate(raw)
+
+        async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+            raw = await self.complete(params.model_dump(by_alias=True, exclude_none=True))
+            return types.CompleteResult.model_validate(raw)
+
+        server: Server[Any] = _AnnouncingServer(
+            self.spec.name,
+            version=self.spec.version,
+            instructions=self.spec.instructions,
+            on_list_tools=list_tools,
+            on_call_tool=call_tool,
+            on_list_prompts=list_prompts,
+            on_get_prompt=get_prompt,
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_templates,
+            on_read_resource=read_resource,
+            on_completion=complete,
+        )
+        server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self.subscribe)
+        server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self.unsubscribe)
+        # Registered directly: the constructor keyword warns that logging is deprecated in 2026-07-28.
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
+        server.middleware.insert(0, self.middleware)
+        # Innermost: seals the requestState of input-required rounds (rounds.py) and checks it on retries.
+        security = RequestStateSecurity.ephemeral(ttl=self._state_ttl())
+        server.middleware.append(RequestStateBoundary(security, default_audience=self.spec.name))
+        return server
+
+    def _state_ttl(self) -> float:
+        """How long a sealed requestState is accepted: past the longest wait for a client's retry."""
+        timeouts = [t for b in self.spec.backends for t in (b.timeout, *b.tool_timeouts.values())]
+        return max([600.0, *(t + 60.0 for t in timeouts)])
+
+    def initialization_options(self, server: Server[Any]) -> InitializationOptions:
+        return server.create_initialization_options()
+
+    def health(self) -> JSON:
+        backends = {name: b.health() for name, b in sorted(self.backends.items())}
+        for name, sessions in self.sessions.items():
+            backends[name]["client_sessions"] = {"open": len(sessions), "pids": sessions.pids()}
+        ready = all(b["state"] == "ready" for b in backends.values())
+        return {"status": "ok" if ready else "degraded", "backends": backends}
+
+    def metrics(self) -> str:
+        """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
+        return render_metrics(self.backends.values(), self._held, self._refused)

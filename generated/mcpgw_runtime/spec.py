@@ -1,0 +1,125 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
+"""Typed shapes of the tables that `mcpgw build` writes into every gateway.
+
+The compiler renders these as literals; the runtime reads them. Nothing here
+is computed at run time, so what a reviewer sees in `gateway.py` is what runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """How to reach one backend; strings keep their `${VAR}` references."""
+
+    name: str
+    type: str
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 60.0
+    tool_timeouts: Mapping[str, float] = field(default_factory=dict)
+    startup_timeout: float = 30.0
+    max_concurrency: int = 32
+    """Requests in flight to this backend at once; more wait in a queue."""
+    max_queue: int = 256
+    """Requests that may wait for a slot; beyond it a call is rejected with an error naming the backend."""
+    session: str = "shared"
+    pin: str = "strict"
+    prefix: str | None = None
+    """What exposed names start with; None means the backend's name, "" means no prefix."""
+    tool_include: tuple[str, ...] = ("*",)
+    tool_exclude: tuple[str, ...] = ()
+    tool_rename: Mapping[str, str] = field(default_factory=dict)
+    tool_describe: Mapping[str, str] = field(default_factory=dict)
+    prompt_include: tuple[str, ...] = ("*",)
+    prompt_exclude: tuple[str, ...] = ()
+    prompt_rename: Mapping[str, str] = field(default_factory=dict)
+    resource_include: tuple[str, ...] = ("*",)
+    resource_exclude: tuple[str, ...] = ()
+
+    def exposes_resource(self, uri: str) -> bool:
+        """The config's `resources` globs, applied to live listings as the build applied them."""
+        return selected(uri, self.resource_include, self.resource_exclude)
+
+    def texts(self) -> list[str]:
+        """Every field that may hold a `${VAR}` reference (what error messages must not quote expanded)."""
+        texts = [self.command or "", *self.args, *self.env.values(), self.cwd or "", self.url or ""]
+        return [*texts, *self.headers.values()]
+
+    def exposed_name(self, kind: str, original: str, separator: str) -> str | None:
+        """The name clients see for a backend's tool or prompt, or None if the config filters it out.
+
+        The build and the running gateway (for tools that appear after the
+        snapshot, under `pin: warn|off`) both name items with this.
+        """
+        if kind == "tool":
+            include, exclude, rename = self.tool_include, self.tool_exclude, self.tool_rename
+        else:
+            include, exclude, rename = self.prompt_include, self.prompt_exclude, self.prompt_rename
+        if not selected(original, include, exclude):
+            return None
+        renamed = rename.get(original, original)
+        prefix = self.name if self.prefix is None else self.prefix
+        return f"{prefix}{separator}{renamed}" if prefix else renamed
+
+    def expose(self, kind: str, item: Mapping[str, Any], separator: str) -> JSON | None:
+        """The definition clients see: renamed, description overridden; None if filtered out."""
+        original = str(item.get("name"))
+        name = self.exposed_name(kind, original, separator)
+        if name is None:
+            return None
+        definition = {**item, "name": name}
+        if kind == "tool" and original in self.tool_describe:
+            definition["description"] = self.tool_describe[original]
+        return definition
+
+
+def selected(name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """Glob filters as the config means them: any include matches and no exclude does."""
+    return any(fnmatchcase(name, p) for p in include) and not any(fnmatchcase(name, p) for p in exclude)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where an exposed tool or prompt name goes: backend and original name."""
+
+    backend: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    """Gateway-wide settings and every embedded table."""
+
+    name: str
+    version: str
+    generator: str
+    config_dir: str
+    backends: tuple[BackendSpec, ...]
+    tools: tuple[JSON, ...]
+    tool_routes: Mapping[str, Target]
+    prompts: tuple[JSON, ...]
+    prompt_routes: Mapping[str, Target]
+    resource_templates: tuple[tuple[str, JSON], ...]
+    resources: Mapping[str, str]
+    tool_pins: Mapping[str, str]
+    prompt_pins: Mapping[str, str]
+    separator: str = "__"
+    instructions: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 9000
+    log_dir: str = "logs"
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 4 * 1024 * 1024
