@@ -5,23 +5,71 @@ Exit codes are an API: 0 clean, 1 stale output or drift, 2 bad input, 3 a backen
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import anyio
 import typer
 from rich.console import Console
 
 from mcpgw import __version__
+from mcpgw.wording import plural
 
 if TYPE_CHECKING:
     from mcpgw.config import Config
 
 EXIT_OK, EXIT_DIFF, EXIT_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def _prose(text: str | None) -> str | None:
+    """Each paragraph of a docstring as one line, so the help wraps it at the terminal's width.
+
+    typer's rich help keeps the source's line breaks, and a paragraph wrapped at
+    120 columns in the code broke mid-sentence in any other terminal width.
+    """
+    if text is None:
+        return None
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _flag(option: Any) -> Any:
+    """A flag takes no value: no metavar (typer's rich help shows `<bool>` beside `--help` and every flag)."""
+    if option is not None and getattr(option, "is_flag", False) and option.metavar is None:
+        option.metavar = ""
+    return option
+
+
+class _Group(typer.core.TyperGroup):
+    """The `mcpgw` group, with the help cleaned up as `_Command`'s."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _prose(self.help)
+        for param in self.params:
+            _flag(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _flag(super().get_help_option(ctx))
+
+
+class _Command(typer.core.TyperCommand):
+    """A subcommand whose help reads cleanly at any width: docstrings rewrapped, flags without a metavar."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _prose(self.help)
+        for param in self.params:
+            _flag(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _flag(super().get_help_option(ctx))
+
 
 app = typer.Typer(
     name="mcpgw",
@@ -30,6 +78,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Group,
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -75,7 +124,7 @@ def _load(config_path: Path, error_format: ErrorFormat) -> Config:
             err.print(d.format_text(), markup=False)
     if loaded.config is None:
         errors = sum(1 for d in loaded.diagnostics if d.severity == "error")
-        err.print(f"{errors} error(s) in {config_path}", markup=False)
+        err.print(f"{plural(errors, 'error')} in {config_path}", markup=False)
         raise typer.Exit(EXIT_INPUT)
     return loaded.config
 
@@ -83,15 +132,16 @@ def _load(config_path: Path, error_format: ErrorFormat) -> Config:
 ConfigArg = Annotated[
     Path,
     typer.Argument(
+        metavar="CONFIG",
         help='config.json (seed shape or {"mcpServers": ...}), or a client\'s file as is: '
-        "claude_desktop_config.json, .cursor/mcp.json, .vscode/mcp.json."
+        "claude_desktop_config.json, .cursor/mcp.json, .vscode/mcp.json.",
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")]
 FormatOpt = Annotated[ErrorFormat, typer.Option("--error-format", help="How to print config errors.")]
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(config: ConfigArg, error_format: FormatOpt = ErrorFormat.text, debug: DebugOpt = False) -> None:
     """Validate CONFIG against the schema and the config rules without contacting backends; exit 2 on error."""
     _guard(debug, lambda: _validate(config, error_format))
@@ -100,10 +150,10 @@ def validate(config: ConfigArg, error_format: FormatOpt = ErrorFormat.text, debu
 def _validate(config_path: Path, error_format: ErrorFormat) -> None:
     cfg = _load(config_path, error_format)
     enabled = sum(1 for b in cfg.backends.values() if b.enabled)
-    err.print(f"{config_path}: ok ({enabled} enabled backends)", markup=False)
+    err.print(f"{config_path}: ok ({plural(enabled, 'enabled backend')})", markup=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(
     snapshot: Annotated[bool, typer.Option("--snapshot", help="Print the snapshot schema instead.")] = False,
 ) -> None:
@@ -114,10 +164,12 @@ def schema(
     sys.stdout.write(schema_path(name).read_text(encoding="utf-8"))
 
 
-@app.command()
+@app.command(cls=_Command)
 def build(
     config: ConfigArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder for gateway.py and snapshot.json.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", metavar="OUTPUT", help="Output folder for gateway.py and snapshot.json.")
+    ],
     frozen: Annotated[
         bool, typer.Option("--frozen", help="Rebuild from OUTPUT/snapshot.json without probing backends.")
     ] = False,
@@ -166,7 +218,7 @@ def _build(
             for f in failures:
                 lines.append(f"error: {f.message}")
                 lines += [f"  | {line}" for line in f.stderr_tail.splitlines()]
-            lines.append(f"{len(failures)} backend(s) unreachable; nothing was written")
+            lines.append(f"{plural(len(failures), 'backend')} unreachable; nothing was written")
             _fail(EXIT_UNREACHABLE, lines)
         offers = {n: r for n, r in results.items() if isinstance(r, BackendOffer)}
         snapshot = build_snapshot(offers, config_digest(cfg))
@@ -174,7 +226,7 @@ def _build(
     if isinstance(outputs, list):
         _fail(
             EXIT_INPUT,
-            [f"{config_path}: error: {p}" for p in outputs] + [f"{len(outputs)} error(s); nothing was written"],
+            [f"{config_path}: error: {p}" for p in outputs] + [f"{plural(len(outputs), 'error')}; nothing was written"],
         )
     if check:
         diff = diff_outputs(output, outputs.files)
@@ -184,8 +236,8 @@ def _build(
         err.print(f"{output} is up to date", markup=False)
         return
     write_outputs(output, outputs.files)
-    tools, prompts = len(outputs.exposed.tools), len(outputs.exposed.prompts)
-    err.print(f"wrote {output}/gateway.py ({tools} tools, {prompts} prompts), snapshot.json, requirements.txt")
+    counts = f"{plural(len(outputs.exposed.tools), 'tool')}, {plural(len(outputs.exposed.prompts), 'prompt')}"
+    err.print(f"wrote {output}/gateway.py ({counts}), snapshot.json, requirements.txt", markup=False)
     if announce:
         err.print(f"serve it: python {output}/gateway.py --port {cfg.gateway.port}", markup=False)
 
@@ -196,11 +248,14 @@ class FailOn(StrEnum):
     any = "any"
 
 
-@app.command()
+@app.command(cls=_Command)
 def check(
     config: ConfigArg,
     against: Annotated[
-        Path, typer.Option("--against", help="Folder holding the committed snapshot.json (the build's output).")
+        Path,
+        typer.Option(
+            "--against", metavar="AGAINST", help="Folder holding the committed snapshot.json (the build's output)."
+        ),
     ],
     fail_on: Annotated[
         FailOn,
@@ -244,33 +299,48 @@ def _check(config_path: Path, against: Path, fail_on: FailOn, error_format: Erro
         raise typer.Exit(EXIT_DIFF)
 
 
-@app.command()
+@app.command(cls=_Command)
 def init(
-    path: Annotated[Path, typer.Argument(help="The config file to write.")] = Path("config.json"),
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH",
+            help="A folder to set up (gets config.json and servers/): an existing folder, or any path not ending "
+            "in .json. A path ending in .json is the config file itself, with servers/ beside it.",
+        ),
+    ] = "config.json",
     force: Annotated[
-        bool, typer.Option("--force", help="Overwrite PATH and servers/<script> beside it when they exist.")
+        bool, typer.Option("--force", help="Overwrite the config and servers/<script> when they exist.")
     ] = False,
 ) -> None:
-    """Write a starter config: the built-in command server for this OS, copied into servers/ beside PATH.
+    """Write a starter config: the built-in command server for this OS, copied into servers/ beside it.
 
-    That is bash_server.py on Linux and macOS, powershell_server.py on Windows, with their _*.py helpers.
+    `mcpgw init gw` writes gw/config.json and gw/servers/; `mcpgw init gw.json` writes gw.json and servers/.
+    The server is bash_server.py on Linux and macOS, powershell_server.py on Windows, with their _*.py helpers.
     "$schema" is the relative path to the schema of this mcpgw, so editors complete and check the file.
-    Refuses to overwrite PATH, or a server file that differs, unless --force is given (exit 2).
+    Refuses to overwrite the config, or a server file that differs, unless --force is given (exit 2).
     """
-    from mcpgw.starter import starter_files
+    from mcpgw.starter import config_path_for, starter_files
 
-    files = starter_files(path)
-    existing = [p for p, text in files.items() if p.exists() and (p == path or p.read_text(encoding="utf-8") != text)]
+    config = config_path_for(path)
+    folder = config.parent
+    if folder.exists() and not folder.is_dir():
+        _fail(EXIT_INPUT, [f"error: {folder} exists and is not a folder; to write a config file, end PATH in .json"])
+    files = starter_files(config)
+    existing = [p for p, text in files.items() if p.exists() and (p == config or p.read_text(encoding="utf-8") != text)]
     if existing and not force:
         _fail(EXIT_INPUT, [f"error: {p} exists; pass --force to overwrite it" for p in existing])
     for file, text in files.items():
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(text, encoding="utf-8", newline="\n")
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(text, encoding="utf-8", newline="\n")
+        except OSError as exc:
+            _fail(EXIT_INPUT, [f"error: cannot write {file}: {exc.strerror or exc}"])
         err.print(f"wrote {file}", markup=False)
-    err.print(f"next: mcpgw serve {path}   (or: mcpgw build {path} -o dist)", markup=False)
+    err.print(f"next: mcpgw serve {config}   (or: mcpgw build {config} -o dist)", markup=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     config: ConfigArg,
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: the config's).")] = None,

@@ -48,6 +48,24 @@ def schema_ref(config_path: Path) -> str:
         return schema.as_uri()
 
 
+CONFIG_NAME = "config.json"
+
+
+def config_path_for(given: str) -> Path:
+    """The config file `mcpgw init GIVEN` writes: GIVEN itself only when it names a .json file.
+
+    A folder is what `git init DIR` and `cargo new DIR` take, so GIVEN is one
+    (and gets `config.json`) when it is an existing folder, ends in a path
+    separator, or does not end in `.json`. The separator is checked on the text
+    as typed, since `Path` drops it.
+    """
+    path = Path(given)
+    separators = tuple(s for s in (os.sep, os.altsep, "/") if s)
+    if path.is_dir() or given.endswith(separators) or path.suffix.lower() != ".json":
+        return path / CONFIG_NAME
+    return path
+
+
 def starter_files(config_path: Path, platform: str = sys.platform) -> dict[Path, str]:
     """`{path: text}` for the config and the built-in server script beside it."""
     server = built_in(platform)

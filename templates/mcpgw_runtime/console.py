@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """The operator's view: a startup panel, then one line per backend state change.
 
 On a terminal the panel is drawn with `rich`, imported only then, so a gateway
@@ -10,13 +11,15 @@ shows as "-".
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from mcpgw_runtime.observe import StateChange
+from mcpgw_runtime.observe import OBSERVED, StateChange
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 STATE_STYLES = {"ready": "green", "starting": "cyan", "restarting": "yellow", "failed": "red"}
@@ -105,12 +108,78 @@ def change_text(change: StateChange) -> str:
     return text
 
 
+LIVE = frozenset({"starting", "ready", "degraded"})
+"""A backend up or on its way up; a failure or a lost connection takes it out of these."""
+DOWN = frozenset({"failed", "restarting"})
+
+
+class StateEchoes(logging.Filter):
+    """Keeps the log lines that say again what a console state line says off the output streams.
+
+    The backend supervisors log each change for the log file: `backend X ready (server)`
+    after it, and the failure (the backend's `error`, word for word) or `backend X:
+    connection closed` just before or just after it. On a terminal or a pipe the
+    console's line already reached the same reader, so there it stands for both; the
+    log file, a handler without this filter, keeps every record. A failure logged
+    while its backend is still live announces the change that follows; any other line
+    repeats a change only right after it, and only once. So a backend that keeps
+    failing without changing state (retrying while `failed`) still shows each attempt.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._after: dict[str, StateChange] = {}
+        """Each backend's last change, until the line that repeats it comes."""
+        self._told: set[str] = set()
+        """Backends whose next change a (dropped) line announced already."""
+
+    def changed(self, change: StateChange) -> None:
+        if change.old is None:
+            return
+        if change.backend in self._told:
+            self._told.discard(change.backend)
+            self._after.pop(change.backend, None)
+        else:
+            self._after[change.backend] = change
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO or record.name.partition(".")[0] != "mcpgw":
+            return True
+        try:
+            text = record.getMessage()
+            owners = list(OBSERVED)
+        except Exception:  # noqa: BLE001 -- a bad record or a set changed by another thread: let it through
+            return True
+        for owner in owners:
+            name = getattr(owner, "name", None)
+            if not isinstance(name, str):
+                continue
+            lost = text in (getattr(owner, "error", None), f"backend {name}: connection closed")
+            ready = text.startswith(f"backend {name} ready")
+            if not (lost or ready):
+                continue
+            if lost and getattr(owner, "state", None) in LIVE:
+                self._told.add(name)
+                return False
+            after = self._after.get(name)
+            if after is not None and after.new in (DOWN if lost else LIVE):
+                del self._after[name]
+                return False
+        return True
+
+
 class OperatorConsole:
-    """Writes the panel and the state-change lines to one stream (stdout, or stderr under stdio)."""
+    """Writes the panel and the state-change lines to one stream (stdout, or stderr under stdio).
+
+    A line per backend state, not per object: when the core takes a backend over
+    from the front, its new `Backend` reaching the state the front's had is no change.
+    """
 
     def __init__(self, stream: TextIO, fancy: bool | None = None) -> None:
         self.stream = stream
         self.fancy = _isatty(stream) if fancy is None else fancy
+        self.echoes = StateEchoes()
+        self._shown: dict[str, str] = {}
         self._rich: Any = None
         if self.fancy:
             try:
@@ -121,6 +190,8 @@ class OperatorConsole:
                 self._rich = Console(file=stream, highlight=False, soft_wrap=True)
 
     def show(self, spec: GatewaySpec, startup: Startup, health: JSON) -> None:
+        """The panel; from here on the console reports state changes, so `echoes` joins the stream handlers."""
+        _filter_streams(self.echoes)
         if self._rich is None:
             self._write(panel_lines(spec, startup, health))
             return
@@ -151,8 +222,10 @@ class OperatorConsole:
 
     def changed(self, change: StateChange) -> None:
         """A `STATE_LISTENERS` entry; the initial state is already in the panel."""
-        if change.old is None:
+        self.echoes.changed(change)
+        if change.old is None or self._shown.get(change.backend) == change.new:
             return
+        self._shown[change.backend] = change.new
         stamp = time.strftime("%H:%M:%S")
         if self._rich is None:
             self._write([f"{stamp} {change_text(change)}"])
@@ -167,6 +240,16 @@ class OperatorConsole:
     def _write(self, lines: list[str]) -> None:
         self.stream.write("".join(f"{line}\n" for line in lines))
         self.stream.flush()
+
+
+def _filter_streams(echoes: StateEchoes) -> None:
+    """Add `echoes` to the root logger's handlers that write to stdout or stderr, not to a file."""
+    streams = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None}
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) or not isinstance(handler, logging.StreamHandler):
+            continue
+        if id(handler.stream) in streams and echoes not in handler.filters:
+            handler.addFilter(echoes)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Backend state changes as events, for the console and anything else that watches.
 
 `Backend.state` is an `ObservedState`: every assignment that changes the value
@@ -7,7 +8,9 @@ keeps assigning a plain string; it needs no knowledge of who listens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, overload
@@ -33,6 +36,9 @@ StateListener = Callable[[StateChange], None]
 
 STATE_LISTENERS: list[StateListener] = []
 """Called synchronously on every change; a listener that raises is logged and skipped."""
+
+OBSERVED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every object with an `ObservedState`, from its first value on: whose log lines the console may recognise."""
 
 
 def _server_name(owner: Any) -> str | None:
@@ -65,6 +71,9 @@ class ObservedState:
     def __set__(self, instance: object, value: str) -> None:
         old: str | None = instance.__dict__.get(self.slot)
         instance.__dict__[self.slot] = value
+        if old is None:
+            with contextlib.suppress(TypeError):  # not weakly referable: nothing to recognise it by
+                OBSERVED.add(instance)
         if old == value or not STATE_LISTENERS:
             return
         change = StateChange(
