@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from importlib import metadata
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, fields
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from mcpgw.resources import template_dir
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import backend_spec
 from mcpgw.vendor import Vendored
+from mcpgw.wording import plural
 
 RUNTIME_PACKAGES = frozenset({"httptools", "mcp", "rich", "starlette", "uvicorn", "uvloop"})
 """What the gateway imports besides the standard library.
@@ -67,10 +68,6 @@ def _environment() -> jinja2.Environment:
     env.filters["py"] = pyliteral
     env.filters["plural"] = plural
     return env
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _default(field: Field[Any]) -> object:
