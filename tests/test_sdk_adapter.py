@@ -1,14 +1,18 @@
-"""The one place the runtime reads private SDK attributes (`relay.sdk_channels`) still works.
+"""Each assumption `templates/mcpgw_runtime/sdk_internals.py` makes about the SDK's private internals.
 
-`ServerSession` has no public accessor for its upstream `Connection` or its request-scoped raw
-back-channel; `relay.sdk_channels` reads `_connection` and `_request_outbound`. These tests run it
-inside the SDK's own server runner (an in-process `Server`, handshake and 2026-07-28 modes) and
-fail loudly, naming the adapter, when the SDK renames those attributes or changes what they are.
+The runtime takes what the `mcp` SDK does not offer publicly from one module, sdk_internals.py.
+These tests run each of its functions against the installed SDK (its own server runner, its
+session manager, a real GET stream) and fail loudly, naming that module, when an upgrade
+renames an attribute or changes what it holds; a scan of the runtime keeps private reads out
+of every other module.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,10 +22,12 @@ from mcp import Client
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcpgw_runtime.relay import Origin, sdk_channels
+from mcpgw_runtime.relay import Origin
+from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, has_get_stream, upstream_channels
 from starlette.types import Message
 
-CHANGED = "the mcp SDK changed ServerSession's internals: update relay.sdk_channels (and its docstring)"
+ADAPTER = "templates/mcpgw_runtime/sdk_internals.py"
+CHANGED = f"the mcp SDK changed ServerSession's internals: update upstream_channels in {ADAPTER} (and its docstring)"
 
 
 def _server(seen: dict[str, Any]) -> Server[Any]:
@@ -30,7 +36,7 @@ def _server(seen: dict[str, Any]) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
         try:
-            connection, channel = sdk_channels(ctx)
+            connection, channel = upstream_channels(ctx.session)
         except AttributeError as exc:
             seen["error"] = repr(exc)
             raise
@@ -51,7 +57,7 @@ async def _roots(context: Any) -> types.ListRootsResult:
 
 @pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-def test_sdk_channels_reads_the_connection_and_the_request_channel(mode: str) -> None:
+def test_upstream_channels_reads_the_connection_and_the_request_channel(mode: str) -> None:
     seen: dict[str, Any] = {}
 
     async def main() -> None:
@@ -78,38 +84,53 @@ def test_sdk_channels_reads_the_connection_and_the_request_channel(mode: str) ->
 
 
 def test_adopting_manager_names_the_session_it_admits() -> None:
-    """http.AdoptingManager renames a new SDK session in `_admit_session` (private): it must still be the one place."""
-    from mcpgw_runtime.http import ADOPTING, AdoptingManager
-
-    renamed = "SDK changed StreamableHTTPSessionManager._admit_session: update http.AdoptingManager"
+    """`AdoptingManager` renames a new SDK session in `_admit_session`, moving `_server_instances` (private)."""
+    renamed = (
+        "the mcp SDK changed StreamableHTTPSessionManager._admit_session or ._server_instances: "
+        f"update AdoptingManager in {ADAPTER}"
+    )
 
     async def main() -> None:
         manager = AdoptingManager(app=Server("adopt-probe"))
         plain = manager._admit_session(None)
         assert plain is not None and plain.mcp_session_id in manager._server_instances, renamed
-        token = ADOPTING.set("front-made-id")
-        try:
+        with admitted_as("front-made-id"):
             adopted = manager._admit_session(None)
-        finally:
-            ADOPTING.reset(token)
         assert adopted is not None and adopted.mcp_session_id == "front-made-id", renamed
         assert manager._server_instances.get("front-made-id") is adopted, renamed
         assert set(manager._server_instances) == {plain.mcp_session_id, "front-made-id"}, renamed
+        assert manager._admit_session(None) not in (None, adopted), "admitted_as must end with its block"
+
+    anyio.run(main)
+
+
+def test_an_adopted_session_keeps_its_owner() -> None:
+    """A session opened with a credential keeps it under its new id (`_session_owners`, private)."""
+    moved = f"the mcp SDK changed StreamableHTTPSessionManager._session_owners: update AdoptingManager in {ADAPTER}"
+
+    async def main() -> None:
+        manager = AdoptingManager(app=Server("owner-probe"))
+        requestor: Any = object()
+        with admitted_as("owned-id"):
+            adopted = manager._admit_session(requestor)
+        assert adopted is not None, moved
+        assert manager._session_owners == {"owned-id": requestor}, moved
 
     anyio.run(main)
 
 
 def test_a_sessions_get_stream_is_where_the_core_looks_for_it() -> None:
-    """http.LoadedCore.listening reads the SDK transport's `_request_streams[GET_STREAM_KEY]` (private).
+    """`has_get_stream` reads the SDK transport's `_request_streams[GET_STREAM_KEY]` (private).
 
-    The front waits on it before the core's backends start, so that a list change they
-    announce reaches a GET stream the front held; here a real GET through the SDK's
-    session manager must make it true, and the client leaving must make it false.
+    The front waits on it (through `http.LoadedCore.listening`) before the core's backends
+    start, so that a list change they announce reaches a GET stream the front held; here a
+    real GET through the SDK's session manager must make it true, and the client leaving
+    must make it false.
     """
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-    from mcpgw_runtime.http import ADOPTING, AdoptingManager, LoadedCore, _replay
+    from mcpgw_runtime.http import LoadedCore, _replay
 
-    moved = "SDK changed where a session's GET stream lives: update http.LoadedCore.listening"
+    moved = f"the mcp SDK changed where a session's GET stream lives: update has_get_stream in {ADAPTER}"
     sid = "listen-probe-session"
     init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}).encode()
@@ -120,12 +141,9 @@ def test_a_sessions_get_stream_is_where_the_core_looks_for_it() -> None:
         app = StreamableHTTPASGIApp(manager)
         core = LoadedCore(app=app, gateway=None, manager=manager, init_options=None)  # type: ignore[arg-type]
         async with manager.run():
-            token = ADOPTING.set(sid)  # the session gets this id, as an adopted one does
-            try:
+            with admitted_as(sid):  # the session gets this id, as an adopted one does
                 assert await _replay(app, posted, body) == 200
-            finally:
-                ADOPTING.reset(token)
-            assert not core.listening(sid.encode())
+            assert not has_get_stream(manager, sid) and not core.listening(sid.encode()), moved
             left = anyio.Event()
 
             request: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
@@ -158,11 +176,158 @@ def test_a_sessions_get_stream_is_where_the_core_looks_for_it() -> None:
             }
             async with anyio.create_task_group() as tg:
                 tg.start_soon(app, scope, receive, send)
-                with anyio.fail_after(5):
-                    while not core.listening(sid.encode()):
-                        await anyio.sleep(0.01)
+                try:
+                    with anyio.fail_after(5):
+                        while not has_get_stream(manager, sid):
+                            await anyio.sleep(0.01)
+                except TimeoutError:
+                    pytest.fail(moved)
+                assert core.listening(sid.encode())
                 assert sent and sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200, sent
                 left.set()
-            assert core.listening(sid.encode()) is False, moved
+            assert has_get_stream(manager, sid) is False, moved
 
     anyio.run(main)
+
+
+def test_the_sse_endpoint_gets_asgis_own_send() -> None:
+    """`GET /sse` is routed to a plain ASGI app (`http.SseEndpoint`): starlette's private `Request._send` is not read.
+
+    Starlette routes an endpoint that is an object, not a function, as ASGI; the SDK's SSE
+    transport must then answer on that `send` with its stream and the `endpoint` event.
+    """
+    from mcp.server.sse import SseServerTransport
+    from mcpgw_runtime.http import SseEndpoint
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    server: Server[Any] = Server("sse-probe")
+    sse = SseServerTransport("/messages/")
+    app = Starlette(routes=[Route("/sse", SseEndpoint(sse, server, server.create_initialization_options()))])
+    sent: list[Message] = []
+    announced = anyio.Event()
+
+    async def receive() -> Message:
+        await announced.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if b"event: endpoint" in message.get("body", b""):
+            announced.set()
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/sse",
+        "raw_path": b"/sse",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), (b"accept", b"text/event-stream")],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+
+    async def main() -> None:
+        with anyio.fail_after(5):
+            await app(scope, receive, send)
+
+    anyio.run(main)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200, sent
+    assert announced.is_set(), sent
+
+
+def test_the_watched_dispatcher_overrides_the_public_run() -> None:
+    """backends._WatchedDispatcher overrides `JSONRPCDispatcher.run`: public, but its signature is provisional."""
+    import inspect
+
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+    from mcpgw_runtime.backends import _WatchedDispatcher
+
+    ours = inspect.signature(_WatchedDispatcher.run)
+    theirs = inspect.signature(JSONRPCDispatcher.run)
+    assert [(p.name, p.kind) for p in ours.parameters.values()] == [
+        (p.name, p.kind) for p in theirs.parameters.values()
+    ], f"the mcp SDK changed JSONRPCDispatcher.run{theirs}: update backends._WatchedDispatcher.run"
+
+
+PUBLIC_UNDERSCORE = frozenset({"os._exit"})
+"""Underscored names that are documented public API."""
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _self_attr(node: ast.AST) -> str | None:
+    """`x` of `self.x`, else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+        return node.attr
+    return None
+
+
+def _inherited_privates(cls: ast.ClassDef) -> list[str]:
+    """In a subclass of an SDK class: private methods it defines and `self._x` it reads but never sets itself."""
+    own = {item.name for item in cls.body if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)}
+    found = [f"line {cls.lineno}: {cls.name}.{name} overrides a private method" for name in own if _is_private(name)]
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            own.update(a for a in map(_self_attr, targets) if a is not None)
+    for node in ast.walk(cls):
+        attr = _self_attr(node)
+        if isinstance(node, ast.Attribute) and attr is not None and _is_private(attr) and attr not in own:
+            found.append(f"line {node.lineno}: {cls.name} reads the inherited self.{attr}")
+    return found
+
+
+def _third_party(module: str) -> bool:
+    """The SDK, starlette, uvicorn and the like: neither the standard library nor the runtime itself."""
+    root = module.split(".", maxsplit=1)[0]
+    return root != "mcpgw_runtime" and root not in sys.stdlib_module_names
+
+
+def _imports(tree: ast.Module) -> tuple[set[str], list[str]]:
+    """The names a module binds to third-party packages, and its imports of private modules or names."""
+    imported: set[str] = set()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            if _third_party(node.module):
+                imported.update(alias.asname or alias.name for alias in node.names)
+            if any(map(_is_private, [*node.module.split("."), *(alias.name for alias in node.names)])):
+                found.append(f"line {node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if _third_party(alias.name):
+                    imported.add(alias.asname or alias.name.split(".")[0])
+                if any(map(_is_private, alias.name.split("."))):
+                    found.append(f"line {node.lineno}: import {alias.name}")
+    return imported, found
+
+
+def _private_uses(path: Path) -> list[str]:
+    """What a runtime module takes from private internals of the SDK (or any other package it imports)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported, found = _imports(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr) and _self_attr(node) is None:
+            if ast.unparse(node) not in PUBLIC_UNDERSCORE:
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr"):
+            name = node.args[1] if len(node.args) > 1 else None
+            if isinstance(name, ast.Constant) and isinstance(name.value, str) and _is_private(name.value):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ClassDef):
+            if any(ast.unparse(base).split(".")[0].split("[")[0] in imported for base in node.bases):
+                found += _inherited_privates(node)
+    return [f"{path.name} {use}" for use in dict.fromkeys(found)]
+
+
+def test_only_the_adapter_touches_private_internals() -> None:
+    """No runtime module but sdk_internals.py reads a private attribute or overrides a private method."""
+    runtime = Path(__file__).parent.parent / "templates" / "mcpgw_runtime"
+    modules = [path for path in sorted(runtime.glob("*.py")) if path.name != "sdk_internals.py"]
+    found = [use for path in modules for use in _private_uses(path)]
+    assert not found, f"private SDK/starlette internals outside {ADAPTER} (move them there, with a test here): {found}"
+    assert _private_uses(runtime / "sdk_internals.py"), "the scan no longer sees the adapter's own private reads"

@@ -36,6 +36,7 @@ import pydantic_core
 
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.heap import LARGE_MESSAGE, keep_freed_memory
+from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
 from mcpgw_runtime.prestart import BACKEND_UNAVAILABLE, INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
@@ -323,6 +324,7 @@ class Front:
         if on_mcp and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
+                SERVED_WITHOUT_SDK.count += 1
                 return
             receive = replay_body(body, receive)
             reason = "a request the front does not serve"
