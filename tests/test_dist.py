@@ -122,8 +122,15 @@ def test_allow_modified_runtime_runs_and_says_so_loudly(tmp_path: Path) -> None:
     port = free_port()
     log_dir = tmp_path / "logs"
     proc = subprocess.Popen(
-        [sys.executable, str(dist / "gateway.py"), "--port", str(port), "--allow-modified-runtime"]
-        + ["--log-dir", str(log_dir)],
+        [
+            sys.executable,
+            str(dist / "gateway.py"),
+            "--port",
+            str(port),
+            "--allow-modified-runtime",
+            "--log-dir",
+            str(log_dir),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,

@@ -231,9 +231,9 @@ def test_stateless_front(script: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flags", [["--eager-core"], []], ids=["eager", "lazy"])
 def test_a_gateway_without_the_sdk_says_so(script: Path, tmp_path: Path, flags: list[str]) -> None:
-    """The core failing to load stops the gateway with the reason, instead of leaving a front that waits forever.
+    """A missing SDK stops the gateway at start with what to install, instead of leaving a front that waits forever.
 
-    Lazily too: a missing SDK is found at start, not when the first request needs it.
+    Lazily too: it is found at start (start.py), not when the first request needs the core.
     """
     hooks = tmp_path / "nosdk"
     hooks.mkdir()
@@ -255,5 +255,6 @@ def test_a_gateway_without_the_sdk_says_so(script: Path, tmp_path: Path, flags: 
         check=False,
     )
     assert proc.returncode == 1, proc.stderr
-    assert "cannot load the gateway core: No module named mcp (test)" in proc.stderr, proc.stderr
+    assert "needs Python packages" in proc.stderr and ": mcp." in proc.stderr, proc.stderr
+    assert "-m pip install -r" in proc.stderr
     assert "Traceback" not in proc.stderr  # only with --log-level debug
