@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcpgw_runtime import front, heap, pipes
-from mcpgw_runtime.front import read_body
+from mcpgw_runtime import heap, jsonrpc_http, pipes
 from mcpgw_runtime.heap import LARGE_MESSAGE, glibc
+from mcpgw_runtime.jsonrpc_http import read_body
 from mcpgw_runtime.pipes import Pipe
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -87,7 +87,7 @@ def test_a_stdio_backends_large_answer_fixes_the_limits(monkeypatch: pytest.Monk
 def test_a_large_request_body_fixes_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """A client's body of `LARGE_MESSAGE` bytes, in pieces, fixes them too; a small one or a refused one does not."""
     calls: list[None] = []
-    monkeypatch.setattr(front, "keep_freed_memory", lambda: bool(calls.append(None)))
+    monkeypatch.setattr(jsonrpc_http, "keep_freed_memory", lambda: bool(calls.append(None)))
 
     def receiver(*pieces: bytes) -> Any:
         messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]

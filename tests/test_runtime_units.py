@@ -144,7 +144,7 @@ def test_the_fronts_handshake_with_a_backend_is_the_sdk_clients() -> None:
     from mcp.client import session as client_session
     from mcp.client.stdio import DEFAULT_INHERITED_ENV_VARS
     from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-    from mcpgw_runtime import prestart
+    from mcpgw_runtime import forwarding, prestart
 
     async def advertised() -> object:
         send, receive = anyio.create_memory_object_stream[Any](1)
@@ -164,11 +164,12 @@ def test_the_fronts_handshake_with_a_backend_is_the_sdk_clients() -> None:
     assert anyio.run(advertised) == prestart.CLIENT_CAPABILITIES
     assert client_session.LATEST_HANDSHAKE_VERSION == prestart.HANDSHAKE_VERSION
     assert tuple(DEFAULT_INHERITED_ENV_VARS) == prestart.INHERITED_ENV
-    codes = (prestart.INVALID_REQUEST, prestart.INVALID_PARAMS, prestart.INTERNAL_ERROR, prestart.REQUEST_TIMEOUT)
-    assert codes == (types.INVALID_REQUEST, types.INVALID_PARAMS, types.INTERNAL_ERROR, types.REQUEST_TIMEOUT)
+    codes = (forwarding.INVALID_REQUEST, forwarding.INVALID_PARAMS, forwarding.INTERNAL_ERROR)
+    assert codes == (types.INVALID_REQUEST, types.INVALID_PARAMS, types.INTERNAL_ERROR)
+    assert forwarding.REQUEST_TIMEOUT == types.REQUEST_TIMEOUT
     from mcpgw_runtime.backends import BACKEND_UNAVAILABLE
 
-    assert prestart.BACKEND_UNAVAILABLE == BACKEND_UNAVAILABLE
+    assert forwarding.BACKEND_UNAVAILABLE == BACKEND_UNAVAILABLE
 
 
 def test_early_backend_health_has_the_cores_fields(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +34,46 @@ from typing import Any, Protocol
 
 import pydantic_core
 
+from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE, INVALID_REQUEST, Refused, health_entry
 from mcpgw_runtime.guard import Guard, refuse
-from mcpgw_runtime.heap import LARGE_MESSAGE, keep_freed_memory
+from mcpgw_runtime.jsonrpc_http import (
+    SESSION_HEADER,
+    AsgiApp,
+    AsgiMessage,
+    AsgiReceive,
+    AsgiScope,
+    AsgiSend,
+    Reply,
+    disconnected,
+    error_answer,
+    gone,
+    id_key,
+    is_request_id,
+    parse_json,
+    read_body,
+    replay_body,
+    request_id,
+    respond,
+    result_body,
+)
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
-from mcpgw_runtime.prestart import BACKEND_UNAVAILABLE, INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
+from mcpgw_runtime.prestart import EarlyBackends
+from mcpgw_runtime.relays import RELAYED, Relays
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
-log = logging.getLogger("mcpgw")
+__all__ = [
+    "SESSION_HEADER",
+    "Reply",
+    "disconnected",
+    "id_key",
+    "is_request_id",
+    "parse_json",
+    "read_body",
+    "replay_body",
+]
+"""Plumbing the core's fast path (fastpath.py) takes from here with the front's own names."""
 
-AsgiScope = MutableMapping[str, Any]
-AsgiMessage = MutableMapping[str, Any]
-AsgiReceive = Callable[[], Awaitable[AsgiMessage]]
-AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
-AsgiApp = Callable[[AsgiScope, AsgiReceive, AsgiSend], Awaitable[None]]
-"""ASGI's shapes, spelled out: starlette is not imported before the core."""
+log = logging.getLogger("mcpgw")
 
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 """Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
@@ -61,8 +87,7 @@ CAPABILITIES: JSON = {
 }
 """What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
 
-EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
-SESSION_HEADER = b"mcp-session-id"
+EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list", "resources/templates/list"})
 VERSION_HEADER = b"mcp-protocol-version"
 HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
 CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
@@ -70,9 +95,6 @@ CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
 
 SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
 """The SDK's answer (HTTP 404) to a request naming a session it does not have (a test keeps them equal)."""
-
-SPLIT_BYTES = 64 * 1024
-"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
 
 
 def initialize_result(spec: GatewaySpec, version: str) -> JSON:
@@ -95,16 +117,7 @@ def starting_health(spec: GatewaySpec) -> JSON:
     """
     backends: dict[str, JSON] = {}
     for b in sorted(spec.backends, key=lambda b: b.name):
-        backends[b.name] = {
-            "state": "starting",
-            "error": None,
-            "restarts": 0,
-            "transport": b.type,
-            "pin": {"policy": b.pin, "status": "pending", "held": {}, "changes": []},
-            "pid": None,
-            "in_flight": 0,
-            "queued": 0,
-        }
+        backends[b.name] = health_entry(b)
         if b.session == "per-client":
             backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
     return {"status": "degraded" if backends else "ok", "backends": backends}
@@ -189,10 +202,20 @@ class Front:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
+        self.relays = Relays(spec, self.backends) if self.backends is not None else None
+        """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
+        if self.relays is not None:
+            backends = self.backends
+            assert backends is not None
+            self.relays.settled = lambda: self._boot is None and backends.all_ready()
         self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
         self._lists = {
             "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
             "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
+            "resources/templates/list": pydantic_core.to_json(
+                {"resourceTemplates": [t for _, t in spec.resource_templates]}
+            ),
             "ping": b"{}",
         }
 
@@ -314,7 +337,7 @@ class Front:
         if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
             state = self.backends.health() if self.backends is not None else starting_health(self.spec)
             health = json.dumps(state, sort_keys=True).encode()
-            await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
+            await respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         reason = f"{scope['method']} {scope['path']}"
         on_mcp = self.core is None and self.http and scope["path"] == "/mcp"
@@ -341,12 +364,12 @@ class Front:
         await core.app(scope, receive, send)
 
     async def _without_core(self, body: bytes | None, sid: bytes | None, send: AsgiSend) -> None:
-        rid = _request_id(body)
+        rid = request_id(body)
         if self._stopping and rid is not None:  # as the core answers a call it cannot take any more
             error = {"code": BACKEND_UNAVAILABLE, "message": "gateway is shutting down"}
-            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
+            await respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
             return
-        await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
+        await respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
 
     async def _outside_posts(
         self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
@@ -361,14 +384,14 @@ class Front:
             return False
         session = self.early.get(sid)
         if session is None:
-            await _respond(send, 404, SESSION_NOT_FOUND, b"application/json")
+            await respond(send, 404, SESSION_NOT_FOUND, b"application/json")
             return True
         version = headers.get(VERSION_HEADER)
         if version is not None and version not in HANDSHAKE_BYTES:
             return False
         if scope["method"] == "DELETE":
             self._end(sid, session)
-            await _respond(send, 200, b"", b"application/json", session=sid)
+            await respond(send, 200, b"", b"application/json", session=sid)
             return True
         if scope["method"] != "GET" or session.listening or b"last-event-id" in headers:
             return False
@@ -404,7 +427,7 @@ class Front:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         waits = [
-            asyncio.ensure_future(_gone(receive)),
+            asyncio.ensure_future(gone(receive)),
             asyncio.ensure_future(self._ready.wait()),
             asyncio.ensure_future(session.ended.wait()),
             asyncio.ensure_future(self._closing.wait()),
@@ -468,7 +491,7 @@ class Front:
             declared = message["params"]["capabilities"]
             asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
             self.early[sid] = EarlySession(body, raw, version, asks)
-        await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
+        await respond(send, 200, result_body(rid, result), b"application/json", session=sid)
         return True
 
     async def _in_session(
@@ -480,51 +503,40 @@ class Front:
         send: AsgiSend,
     ) -> bool:
         method, rid, params = message.get("method"), message.get("id"), message.get("params")
-        if self.backends is not None and (session is None or not session.asks):
-            if method == "tools/call" and is_request_id(rid) and isinstance(params, dict) and without_progress(params):
-                return await self._call(params, rid, sid, receive, send)
+        if self.relays is not None and (session is None or not session.asks):
+            if method in RELAYED and is_request_id(rid):
+                return await self._relay(str(method), params, rid, sid, receive, send)
             if method == "notifications/cancelled" and "id" not in message and isinstance(params, dict):
                 call = self._calls.get((sid or b"", id_key(params.get("requestId"))))
                 if call is not None:
                     call.cancel()
-                    await _respond(send, 202, b"", None, session=sid)
+                    await respond(send, 202, b"", None, session=sid)
                     return True
         if method == "notifications/initialized" and "id" not in message:
             if session is not None:
                 session.initialized = True
-            await _respond(send, 202, b"", None, session=sid)
+            await respond(send, 202, b"", None, session=sid)
             return True
         if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
-            await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
+            await respond(send, 200, result_body(rid, self._lists[str(method)]), b"application/json", session=sid)
             return True
         return False
 
-    async def _call(
-        self, params: dict[str, Any], rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
+    async def _relay(
+        self, method: str, params: object, rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
     ) -> bool:
-        """`--lazy-core`: a tool call forwarded by the front; False when the core must take it."""
-        assert self.backends is not None
-        name, error = params.get("name"), None
-        if not isinstance(name, str):
-            error = {"code": INVALID_PARAMS, "message": "tools/call needs a string 'name'"}
-        elif name not in self.spec.tool_routes:
-            if self._boot is not None or not self.backends.all_ready():
-                return False  # a backend that drifted may offer it: the core's verdict decides
-            error = {"code": INVALID_PARAMS, "message": f"unknown tool: {name!r}"}
-        if error is not None:
-            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
-            return True
+        """`--lazy-core`: a request relayed by the front (relays.py); False when the core must take it."""
+        assert self.relays is not None
         reply = Reply(send, sid or b"")
-        call = asyncio.ensure_future(self.backends.call(params, reply))
+        call = asyncio.ensure_future(self.relays.serve(method, params, reply))
         key = (sid or b"", id_key(rid))
         self._calls[key] = call
         watcher = asyncio.ensure_future(disconnected(receive))
         watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
-        head = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)
         try:
             tail = await call
-        except CallFailed as failed:
-            await reply.finish(error_answer(rid, failed.error))
+        except Refused as refused:
+            await reply.finish(error_answer(rid, refused.error))
             return True
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -538,7 +550,7 @@ class Front:
                 del self._calls[key]
         if tail is None:
             return False
-        await reply.finish(head, tail)
+        await reply.finish(b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid), tail)
         return True
 
     async def _adopt(self, core: Core, sid: bytes) -> None:
@@ -579,76 +591,6 @@ def without_progress(params: object) -> bool:
     return not (isinstance(meta, dict) and "progressToken" in meta)
 
 
-class Reply:
-    """One fast-path answer: a plain JSON response, unless something for the request must go first.
-
-    A backend may log (or otherwise notify) during a call; the relay (or, with
-    `--lazy-core`, the front's own screen of the backend's pipe) hands such a
-    message to `notify`, which turns the response into an SSE stream (the headers
-    are not sent before the answer is known, so the choice is still open), exactly
-    as the SDK's transport would have answered. The answer then ends the stream.
-    """
-
-    def __init__(self, send: AsgiSend, sid: bytes) -> None:
-        self._send = send
-        self._sid = sid
-        self._streaming = False
-        self._done = False
-        self._lock = asyncio.Lock()
-
-    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
-        headers = [(b"content-type", kind)]
-        if self._sid:
-            headers.append((SESSION_HEADER, self._sid))
-        return headers
-
-    async def notify(self, method: str, params: Any) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        async with self._lock:
-            if self._done:
-                return  # the answer is out: too late for this request, as on the SDK's stream
-            if not self._streaming:
-                self._streaming = True
-                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
-                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._send(
-                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
-            )
-
-    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
-        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
-        async with self._lock:
-            self._done = True
-            if self._streaming:
-                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
-                return
-            size = len(body) + len(tail)
-            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
-            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            if len(tail) < SPLIT_BYTES:
-                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
-                return
-            await self._send({"type": "http.response.body", "body": body, "more_body": True})
-            await self._send({"type": "http.response.body", "body": tail})
-
-
-def _event(data: bytes) -> bytes:
-    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
-
-
-def id_key(value: object) -> object:
-    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
-    return (type(value).__name__, value)
-
-
-async def disconnected(receive: AsgiReceive) -> bool:
-    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
-    message = await receive()
-    return bool(message["type"] == "http.disconnect")
-
-
 HEAVY_PACKAGES: tuple[str, ...] = ("mcp", "mcp_types", "starlette", "httpx2", "anyio", "pydantic")
 """Top-level packages the front must not import (the embedder refuses them in its modules): they are
 what the start would wait for. The core needs each; loading it on demand, the front checks at start
@@ -663,12 +605,6 @@ def _missing_core() -> ImportError | None:
         except ImportError as exc:
             return exc
     return None
-
-
-async def _gone(receive: AsgiReceive) -> None:
-    """Returns once the client has gone; a request without a body (a GET) has nothing else to say."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _started(send: AsgiSend) -> AsgiSend:
@@ -690,80 +626,6 @@ def _started(send: AsgiSend) -> AsgiSend:
             await send(message)
 
     return forward
-
-
-def _request_id(body: bytes | None) -> object:
-    """The id of the JSON-RPC request in `body`, or None (no body, a notification, a batch, not JSON)."""
-    message = parse_json(body) if body is not None else None
-    rid = message.get("id") if isinstance(message, dict) and "method" in message else None
-    return rid if is_request_id(rid) else None
-
-
-def error_answer(rid: object, error: JSON) -> bytes:
-    return pydantic_core.to_json({"jsonrpc": "2.0", "id": rid, "error": error})
-
-
-def is_request_id(value: object) -> bool:
-    return type(value) is str or type(value) is int
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        return None
-
-
-def _result(rid: object, result: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
-
-
-async def _respond(
-    send: AsgiSend,
-    status: int,
-    body: bytes,
-    content_type: bytes | None,
-    *,
-    session: bytes | None = None,
-) -> None:
-    headers = [(b"content-length", b"%d" % len(body))]
-    if content_type is not None:
-        headers.append((b"content-type", content_type))
-    if session is not None:
-        headers.append((SESSION_HEADER, session))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
-    """The request body, or what was read of it when it grew past `limit` (then False)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            if size >= LARGE_MESSAGE:
-                keep_freed_memory()
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
-
-
-def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
-    """A `receive` that first gives back the body already read, then the client's own."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> AsgiMessage:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
 
 
 ADOPTION_WAIT = 5.0

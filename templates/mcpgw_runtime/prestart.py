@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """`--lazy-core`: the front starts the stdio backends and serves tool calls itself until the core is needed.
 
 Why: the `mcp` SDK is most of a gateway's memory (a bare `import mcp.client.session`
@@ -20,6 +21,7 @@ the counters carry on. Calls in flight at that moment finish on the lane.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import shutil
@@ -33,10 +35,24 @@ from typing import Any, Protocol
 import pydantic_core
 
 from mcpgw_runtime.envsubst import redact, secret_values
+from mcpgw_runtime.forwarding import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    REQUEST_TIMEOUT,
+    Limiter,
+    Refused,
+    connection_lost,
+    health_entry,
+    live_verdicts,
+    no_result,
+    shutting_down,
+    timed_out,
+    timeout_for,
+)
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
-from mcpgw_runtime.pipes import Pipe, PipeClosed, all_pages, answer_tail, resolve
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status
+from mcpgw_runtime.pipes import LANE_FIRST_ID, Pipe, PipeClosed, answer_tail, resolve
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -58,26 +74,35 @@ INHERITED_ENV = WINDOWS_ENV if sys.platform == "win32" else POSIX_ENV
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 """Envelope keys of the upstream connection; they describe that hop, not the backend's."""
 
-INVALID_REQUEST = -32600
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-REQUEST_TIMEOUT = -32001
-BACKEND_UNAVAILABLE = -32002
-"""The JSON-RPC codes the core answers with in the same cases (mcp_types; backends.py)."""
+LIST_CHANGED = {"notifications/tools/list_changed": "tool", "notifications/prompts/list_changed": "prompt"}
+"""What a backend says when its tools or prompts change, and the pinned kind it concerns."""
+
+PROGRESS_TOKENS = itertools.count(LANE_FIRST_ID * 2).__next__
+"""Progress tokens the front sends backends in place of its clients' own: unique in the gateway, so two
+clients' tokens never collide on a backend, and never a request id of the core's dispatcher (which
+uses its own request ids as tokens and counts up from 0) nor of a lane."""
 
 
-def _answer(reply: JSON, line: bytes, secrets: Mapping[str, str]) -> memoryview | bytes:
-    """The bytes after the id of a backend's answer to `tools/call`; CallFailed for its error."""
+@dataclass(slots=True)
+class Answer:
+    """A backend's result to a forwarded request: the object, and the bytes after its id as they came."""
+
+    result: JSON
+    tail: memoryview | bytes
+
+
+def _answer(method: str, reply: JSON, line: bytes, secrets: Mapping[str, str]) -> Answer:
+    """A backend's answer; `Refused` with its (redacted) error, as the core relays it."""
     error = reply.get("error")
     if isinstance(error, dict):
         code = error.get("code")
         message = redact(str(error.get("message", "")), secrets)
-        raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
+        raise Refused(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
     result = reply.get("result")
     if not isinstance(result, dict):
-        raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
+        raise no_result(method)
     tail = answer_tail(line, reply["id"])
-    return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+    return Answer(result, tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}")
 
 
 def _start_failure(exc: Exception, spec: BackendSpec, pipe: Pipe | None) -> str:
@@ -116,23 +141,13 @@ def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[st
 
 
 class Channel(Protocol):
-    """Where a log entry the backend sends during a forwarded call goes (front.Reply)."""
+    """Where a log entry or progress the backend sends during a forwarded request goes (jsonrpc_http.Reply)."""
 
     async def notify(self, method: str, params: Any) -> None: ...
 
 
 class StartFailed(Exception):
     """A backend answered its handshake or its lists with something else than results."""
-
-
-class CallFailed(Exception):
-    """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.error: JSON = {"code": code, "message": message}
-        if data is not None:
-            self.error["data"] = data
 
 
 @dataclass(slots=True)
@@ -145,6 +160,8 @@ class Takeover:
     """The backend's `initialize` result, for the SDK session to adopt."""
     stats: CallStats
     restarts: int = 0
+    limiter: Limiter | None = None
+    """The backend's concurrency cap and queue, carried on so the counts in flight stay true."""
 
 
 class EarlyBackend:
@@ -159,8 +176,17 @@ class EarlyBackend:
         self.init: JSON | None = None
         self.verdicts: dict[str, Verdict] | None = None
         self.stats = CallStats()
-        self.calls: list[Channel] = []
-        """The calls the front has forwarded and not yet seen answered."""
+        self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
+        """The backend's concurrency cap and queue; the core's Backend adopts it at handover."""
+        self.calls: list[Channel | None] = []
+        """The requests the front has forwarded and not yet seen answered (None: of no client)."""
+        self.forwarded = False
+        self.changed: set[str] = set()
+        """Kinds (tool, prompt) the backend said changed and that are not re-verified yet."""
+        self.reverify: asyncio.Task[None] | None = None
+        """A request has been forwarded: the core's relay, not the session's callbacks, answers the backend."""
+        self.progress: dict[int, tuple[Channel, str | int]] = {}
+        """Progress token sent to the backend → the request's channel and the client's own token."""
         self.handed = False
         self.secrets = secret_values(spec.texts())
         """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
@@ -184,16 +210,8 @@ class EarlyBackend:
 
     def health(self) -> JSON:
         """This backend in `/healthz`, the shape of `Backend.health()`."""
-        return {
-            "state": self.state,
-            "error": self.error,
-            "restarts": 0,
-            "transport": self.spec.type,
-            "pin": self.pin,
-            "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
-            "in_flight": len(self.calls),
-            "queued": 0,
-        }
+        pid = self.pipe.pid if self.pipe is not None and self.state == "ready" else None
+        return health_entry(self.spec, state=self.state, error=self.error, pin=self.pin, pid=pid, limiter=self.limiter)
 
 
 class EarlyBackends:
@@ -263,19 +281,105 @@ class EarlyBackends:
             self.need_core(f"backend {spec.name!r} exited")
 
     async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
-        """A log entry: to the one call in flight, as the core's relay would; anything else waits for the core.
+        """Progress and log entries, to the request they belong to, as the core's relay would deliver them.
 
-        With no call or several in flight the entry has no known origin: the core would
-        broadcast it to the clients listening for logs outside a request, and before the
-        core there are none (GET streams are the core's); among several callers handing
-        it to the wrong one would leak it. So it stays in the gateway's own log.
+        Progress names its request by the token the front sent (`PROGRESS_TOKENS`); it goes to
+        that request's stream with the client's own token, in the shape the SDK sends
+        (`report_progress`). Progress for no request in flight is dropped, as the SDK does.
+
+        A log entry goes to the one request in flight. With none or several in flight it has
+        no known origin: the core would broadcast it to the clients listening for logs outside
+        a request, and before the core there are none (GET streams are the core's); among
+        several callers handing it to the wrong one would leak it. So it stays in the gateway's
+        own log.
+
+        A request of the backend's own while none of the front's is in flight is answered as
+        the core's relay answers it (`_unasked`). Anything else waits for the core.
         """
-        if type(value) is not dict or value.get("method") != "notifications/message" or "id" in value:
+        if type(value) is not dict:
             return False
-        if len(backend.calls) == 1:
-            await backend.calls[0].notify("notifications/message", value.get("params"))
+        method, params = value.get("method"), value.get("params")
+        if "id" in value:
+            return isinstance(method, str) and not backend.calls and self._unasked(backend, value["id"], method)
+        if method == "notifications/progress":
+            await self._progress(backend, params)
+            return True
+        if method in LIST_CHANGED:
+            backend.changed.add(LIST_CHANGED[method])
+            if backend.reverify is None or backend.reverify.done():
+                backend.reverify = asyncio.ensure_future(self._reverify(backend))
+            return True
+        if method != "notifications/message":
+            return False
+        channel = backend.calls[0] if len(backend.calls) == 1 else None
+        if channel is not None:
+            await channel.notify("notifications/message", params)
         else:
-            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, value.get("params"))
+            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, params)
+        return True
+
+    @staticmethod
+    async def _progress(backend: EarlyBackend, params: Any) -> None:
+        token = params.get("progressToken") if type(params) is dict else None
+        caller = backend.progress.get(token) if type(token) is int else None
+        progress = params.get("progress") if type(params) is dict else None
+        if caller is None or not isinstance(progress, int | float) or isinstance(progress, bool):
+            log.debug("backend %s: progress of no request in flight dropped: %s", backend.spec.name, params)
+            return
+        assert type(params) is dict
+        relayed: JSON = {"progressToken": caller[1], "progress": progress}
+        relayed.update({k: params[k] for k in ("total", "message") if params.get(k) is not None})
+        await caller[0].notify("notifications/progress", relayed)
+
+    async def _reverify(self, backend: EarlyBackend) -> None:
+        """A backend said its tools or prompts changed: check them against the pins again, as the core does.
+
+        Unchanged (the usual case: a server announcing what it had all along), nothing is visible
+        to clients, as with the core. Drifted, or not listable, the core takes over: it checks
+        the pins itself on taking the backend and applies the policy.
+        """
+        spec, pipe = backend.spec, backend.pipe
+        if pipe is None:
+            return
+        capabilities = (backend.init or {}).get("capabilities", {})
+        offers = lambda capability: capabilities.get(capability) is not None  # noqa: E731
+        fetch = self._fetch(pipe, spec.timeout)
+        while backend.changed and not backend.handed:
+            kinds, backend.changed = set(backend.changed), set()
+            log.info("backend %s: %s list changed; re-verifying pins", spec.name, "/".join(sorted(kinds)))
+            try:
+                verdicts = await live_verdicts(
+                    spec, kinds, offers, fetch, self._pinned[spec.name], self.spec.separator, StartFailed
+                )
+            except (StartFailed, TimeoutError, PipeClosed) as exc:
+                self.need_core(f"backend {spec.name!r} cannot be re-verified: {redact(str(exc), backend.secrets)}")
+                return
+            backend.verdicts = {**(backend.verdicts or {}), **verdicts}
+            if any(v.changes or v.held for v in verdicts.values()):
+                self.need_core(f"backend {spec.name!r} differs from its pins")
+                return
+
+    @staticmethod
+    def _unasked(backend: EarlyBackend, rid: object, method: str) -> bool:
+        """Answer a backend's request that no client's request caused, as the core's dispatcher would.
+
+        `ping` gets its empty result. A request for a client (sampling, elicitation, roots) gets the
+        core's error: before the first forwarded request the SDK session's own callback answers
+        (backends._not_relayed), after it the relay (relay.BackendRelay.on_request), which cannot
+        tell the client. The answer is written at once, not awaited: this runs in the pipe's reader.
+        """
+        pipe = backend.pipe
+        if pipe is None or type(rid) not in (int, str):
+            return False
+        answer: JSON = {"jsonrpc": "2.0", "id": rid}
+        if method == "ping":
+            answer["result"] = {}
+        elif not backend.forwarded:
+            answer["error"] = {"code": INVALID_REQUEST, "message": "mcpgw: no client to relay this request to"}
+        else:
+            why = f"mcpgw cannot tell which client {method} is for: no client request is in flight on it"
+            answer["error"] = {"code": INVALID_REQUEST, "message": why}
+        pipe.write_now(pydantic_core.to_json(answer) + b"\n")
         return True
 
     async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
@@ -291,17 +395,15 @@ class EarlyBackends:
             raise StartFailed(f"initialize failed: {reply.get('error') or 'no result'}")
         backend.init = init
         await pipe.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        verdicts: dict[str, Verdict] = {}
-        for kind in KINDS:
-            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
-            offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
-            live = await all_pages(self._fetch(pipe, method, spec.timeout), method, key, StartFailed) if offered else []
-            verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
-        backend.verdicts = verdicts
+        capabilities = init["capabilities"]
+        fetch = self._fetch(pipe, spec.startup_timeout)  # still starting: not the calls' `timeout`
+        pinned, separator = self._pinned[spec.name], self.spec.separator
+        offers = lambda capability: capabilities.get(capability) is not None  # noqa: E731
+        backend.verdicts = await live_verdicts(spec, KINDS, offers, fetch, pinned, separator, StartFailed)
 
     @staticmethod
-    def _fetch(pipe: Pipe, method: str, timeout: float) -> Callable[[Mapping[str, Any] | None], Awaitable[JSON]]:
-        async def fetch(params: Mapping[str, Any] | None) -> JSON:
+    def _fetch(pipe: Pipe, timeout: float) -> Callable[[str, Mapping[str, Any] | None], Awaitable[JSON]]:
+        async def fetch(method: str, params: Mapping[str, Any] | None) -> JSON:
             reply, _ = await pipe.request(method, params, timeout)
             page = reply.get("result")
             if not isinstance(page, dict):
@@ -310,46 +412,69 @@ class EarlyBackends:
 
         return fetch
 
-    async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
-        """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
-        name = params.get("name")
-        route = self.spec.tool_routes.get(name) if isinstance(name, str) else None
-        if route is None:
-            return None  # unknown or held back: the core says which
-        backend = self.backends[route.backend]
+    async def request(
+        self, name: str, method: str, params: Mapping[str, Any] | None, channel: Channel | None, tool: str | None = None
+    ) -> Answer | None:
+        """Forward one request to backend `name`, as the core's `Backend.request` does; None: the core must.
+
+        Bounded by the backend's `Limiter` (queued, or refused when its queue is full) and by
+        `timeout_for(tool)`; counted in its CallStats per method (and tool); a backend error,
+        a timeout or a lost connection is `Refused` in the core's words. A `_meta.progressToken`
+        is replaced by one of `PROGRESS_TOKENS` and the backend's progress goes to `channel`.
+        """
+        backend = self.backends[name]
         if not await self._serving(backend):
             return None
-        spec = backend.spec
-        forwarded = strip_meta(params)
-        forwarded["name"] = route.name
-        timeout = spec.tool_timeouts.get(route.name, spec.timeout)
-        series = backend.stats.get("tools/call", route.name)
+        pipe = backend.pipe
+        assert pipe is not None
+        backend.forwarded = True
+        timeout = timeout_for(backend.spec, tool)
+        series = backend.stats.get(method, tool)
         started = time.perf_counter()
-        assert backend.pipe is not None
-        backend.calls.append(channel)
+        token: int | None = None
         try:
-            reply, line = await backend.pipe.request("tools/call", forwarded, timeout)
-        except TimeoutError:
-            series.timeouts += 1
-            series.errors += 1
-            raise CallFailed(REQUEST_TIMEOUT, f"backend {spec.name!r} did not answer within {timeout:g}s") from None
-        except PipeClosed:
-            series.errors += 1
-            if self.stopping:
-                why = f"gateway is shutting down: call to backend {spec.name!r} abandoned"
-                raise CallFailed(BACKEND_UNAVAILABLE, why) from None
-            raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
-        finally:
-            backend.calls.remove(channel)
+            await backend.limiter.acquire(timeout)
+            try:
+                if channel is not None and params is not None:
+                    params, token = self._own_token(backend, params, channel)
+                backend.calls.append(channel)
+                try:
+                    reply, line = await pipe.request(method, params, timeout)
+                finally:
+                    backend.calls.remove(channel)
+            except TimeoutError:
+                raise timed_out(name, timeout) from None
+            except PipeClosed:
+                raise connection_lost(name, stopping=self.stopping) from None
+            finally:
+                backend.limiter.release()
+                if token is not None:
+                    del backend.progress[token]
+            answer = _answer(method, reply, line, backend.secrets)
+        except Refused as refused:
             series.observe(time.perf_counter() - started)
-        result = reply.get("result")
-        if type(result) is dict and result.get("isError") is True:
-            series.tool_errors += 1
-        try:
-            return _answer(reply, line, backend.secrets)
-        except CallFailed:
             series.errors += 1
+            if refused.code == REQUEST_TIMEOUT:
+                series.timeouts += 1
             raise
+        series.observe(time.perf_counter() - started)
+        if answer.result.get("isError") is True:
+            series.tool_errors += 1
+        return answer
+
+    @staticmethod
+    def _own_token(
+        backend: EarlyBackend, params: Mapping[str, Any], channel: Channel
+    ) -> tuple[Mapping[str, Any], int | None]:
+        """The params with the client's progress token replaced by a gateway-unique one (registered)."""
+        meta = params.get("_meta")
+        theirs = meta.get("progressToken") if isinstance(meta, dict) else None
+        if not isinstance(theirs, str | int) or isinstance(theirs, bool):
+            return params, None
+        assert isinstance(meta, dict)
+        token = PROGRESS_TOKENS()
+        backend.progress[token] = (channel, theirs)
+        return {**params, "_meta": {**meta, "progressToken": token}}, token
 
     async def _serving(self, backend: EarlyBackend) -> bool:
         """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
@@ -361,14 +486,8 @@ class EarlyBackends:
             except TimeoutError:
                 return False
         if self.stopping:
-            why = f"gateway is shutting down: backend {spec.name!r} takes no more calls"
-            raise CallFailed(BACKEND_UNAVAILABLE, why)
-        if backend.state != "ready" or backend.handed or backend.pipe is None:
-            return False
-        if len(backend.calls) >= spec.max_concurrency:
-            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
-            return False
-        return True
+            raise shutting_down(spec.name)
+        return backend.state == "ready" and not backend.handed and backend.pipe is not None
 
     def all_ready(self) -> bool:
         """Every backend started and matches its pins: the embedded tables are exactly what is offered."""
@@ -388,12 +507,12 @@ class EarlyBackends:
             backend.handed = True
             pipe = backend.pipe
             if pipe is not None and backend.state == "ready" and not pipe.closed.is_set():
-                taken[name] = Takeover(pipe, backend.init, backend.stats)
+                taken[name] = Takeover(pipe, backend.init, backend.stats, limiter=backend.limiter)
                 continue
             if pipe is not None:  # exited, failed or still starting: the core starts its own
                 self._stop_pipe(pipe)
             restarts = 0 if backend.state in ("starting", "ready") else 1
-            taken[name] = Takeover(None, None, backend.stats, restarts)
+            taken[name] = Takeover(None, None, backend.stats, restarts, backend.limiter)
         return taken
 
     def shut_down(self, *, handed: bool = False) -> None:

@@ -14,9 +14,7 @@ the client something answers with input-required rounds (rounds.py), their
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -34,6 +32,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpgw_runtime.backends import Backend, BackendError, Connection
 from mcpgw_runtime.envsubst import redact
+from mcpgw_runtime.listing import decode_cursor
+from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
 from mcpgw_runtime.prestart import Takeover, strip_meta
@@ -45,19 +45,7 @@ from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 log = logging.getLogger("mcpgw")
 
 
-def _encode_cursor(index: int, inner: str | None) -> str:
-    raw = json.dumps([index, inner], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str | None]:
-    try:
-        index, inner = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as exc:
-        raise MCPError(types.INVALID_PARAMS, "invalid cursor") from exc
-    if not isinstance(index, int) or not (inner is None or isinstance(inner, str)):
-        raise MCPError(types.INVALID_PARAMS, "invalid cursor")
-    return index, inner
+_decode_cursor = functools.partial(decode_cursor, error=MCPError)
 
 
 LIST_CHANGES = NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
