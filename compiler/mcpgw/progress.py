@@ -1,4 +1,9 @@
-"""Show probe progress: a live rich table on a terminal, plain lines otherwise."""
+"""Show probe progress: a live rich table on a terminal, plain lines otherwise.
+
+Without a terminal only the outcomes are printed, and any wait long enough to be
+reported ("waiting for backend ... up to 30s"): a build log must not fall silent
+while a backend is waited for.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from rich.live import Live
 from rich.table import Table
 
 STYLE = {"failed": "red", "connecting": "yellow"}
+WAITING = "waiting for"
+"""How the probe's report of a long wait begins (probe.NOTICE_AFTER)."""
 
 
 class ProbeDisplay:
@@ -23,7 +30,13 @@ class ProbeDisplay:
         table.add_column("backend")
         table.add_column("status")
         for name, status in self.status.items():
-            style = "green" if status.startswith("ok") else STYLE.get(status, "")
+            style = (
+                "green"
+                if status.startswith("ok")
+                else "yellow"
+                if status.startswith(WAITING)
+                else STYLE.get(status, "")
+            )
             table.add_row(name, f"[{style}]{status}[/]" if style else status)
         return table
 
@@ -31,7 +44,7 @@ class ProbeDisplay:
         self.status[name] = status
         if self._live is not None:
             self._live.update(self._table())
-        elif status.startswith("ok") or status == "failed":
+        elif status.startswith(("ok", WAITING)) or status == "failed":
             self.console.print(f"probe {name}: {status}", highlight=False)
 
     @contextlib.contextmanager

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Connections to backends: spawn or dial, handshake, supervise, forward raw JSON-RPC.
 
 The compiler's probe and the gateway share `open_backend`, so a build proves
@@ -331,25 +332,65 @@ class _PipeWriteStream:
         await self.aclose()
 
 
-async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Process | None, name: str) -> None:
-    """Poll the URL's port until it accepts a connection; no fixed sleep."""
+REFUSED_GRACE = 2.0
+"""Seconds a server the gateway does not start may refuse connections before the attempt fails.
+
+Such a refusal is an answer, not a wait: nothing of ours is about to listen there. A
+few quick retries ride out a server restarting; beyond that the probe fails at once
+and the gateway's own backoff retries (instead of spending all of `startup_timeout`).
+"""
+
+
+def _refused(exc: OSError) -> bool:
+    """Whether every address of a failed `connect_tcp` refused the connection."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, BaseExceptionGroup):
+        return all(isinstance(e, ConnectionRefusedError) for e in cause.exceptions)
+    return isinstance(cause, ConnectionRefusedError)
+
+
+async def wait_until_listening(
+    url: str, deadline: float, process: anyio.abc.Process | None, name: str, *, local: bool | None = None
+) -> None:
+    """Poll the URL's port until it accepts a connection; no fixed sleep.
+
+    `process`: the local server the gateway started for this connection, which may take a
+    while to bind. `local` (default: whether there is a `process`): the backend's server is
+    one the gateway starts. Unless it is, a port that refuses connections fails after
+    `REFUSED_GRACE`; anything else (a host that does not answer) is waited for until
+    `deadline`, each attempt bounded by it too.
+    """
+    if local is None:
+        local = process is not None
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     delay = 0.02
+    refused_since: float | None = None
     while True:
         if process is not None and process.returncode is not None:
             raise BackendError(f"backend {name!r}: local server exited with code {process.returncode} before listening")
-        try:
-            stream = await anyio.connect_tcp(host, port)
-        except OSError:
-            if anyio.current_time() >= deadline:
-                raise BackendError(f"backend {name!r}: nothing listening at {host}:{port}") from None
-            await anyio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
-        else:
+        stream = None
+        with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)):
+            try:
+                stream = await anyio.connect_tcp(host, port)
+            except OSError as exc:
+                now = anyio.current_time()
+                if not local and _refused(exc):
+                    refused_since = now if refused_since is None else refused_since
+                    if now - refused_since >= REFUSED_GRACE:
+                        raise BackendError(
+                            f"backend {name!r}: connection refused at {host}:{port} (nothing is listening there)"
+                        ) from None
+                else:
+                    refused_since = None
+        if stream is not None:
             await stream.aclose()
             return
+        if anyio.current_time() >= deadline:
+            raise BackendError(f"backend {name!r}: nothing listening at {host}:{port}") from None
+        await anyio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
 
 
 def _forgotten_session_hook(dispatcher: _WatchedDispatcher, name: str) -> Callable[[httpx2.Response], Awaitable[None]]:
@@ -410,15 +451,26 @@ async def open_backend(
     message_handler: MessageHandlerFnT | None = None,
     pids: list[int] | None = None,
     running: Takeover | None = None,
+    waiting: Callable[[str], None] | None = None,
+    launch: bool = True,
 ) -> AsyncIterator[Connection]:
     """Connect to one backend and complete the initialize handshake within `startup_timeout`.
 
+    `startup_timeout` alone bounds the handshake, not the backend's `timeout`: a server
+    may take longer to start than any one of its calls should (a Python interpreter, a
+    package fetched on first run), and a handshake cut short only restarts that wait.
     The pid of a process it starts (stdio child, local server) is appended to `pids`.
     `running`: a stdio backend the front started and initialized, taken over as it is.
+    `launch=False`: the local server of an SSE/HTTP backend (`command`) is not started here:
+    the one another connection started is dialled, and waited for as it starts.
+    `waiting` is told what the connection waits for at each step, in words for a user
+    (the secrets of the spec still in them), so a long wait can be explained.
     """
     resolved = resolve(spec, base_dir)
     err = errlog if errlog is not None else sys.stderr
     deadline = anyio.current_time() + spec.startup_timeout
+    if waiting is None:
+        waiting = _not_told
     lane: StdioLane | None = None
     async with contextlib.AsyncExitStack() as stack:
         if spec.type == "stdio":
@@ -426,11 +478,15 @@ async def open_backend(
         else:
             assert resolved.url is not None
             process = None
-            if resolved.command is not None:
+            if resolved.command is not None and launch:
                 process = await stack.enter_async_context(_local_process(resolved.command, resolved, err))
                 if pids is not None:
                     pids.append(process.pid)
-            await wait_until_listening(resolved.url, deadline, process, spec.name)
+            waiting(
+                f"waiting for backend {spec.name!r} ({resolved.url}) to accept connections, "
+                f"up to {spec.startup_timeout:g}s"
+            )
+            await wait_until_listening(resolved.url, deadline, process, spec.name, local=resolved.command is not None)
             if spec.type == "sse":
                 streams = await stack.enter_async_context(
                     sse_client(resolved.url, headers=resolved.headers, sse_read_timeout=math.inf)
@@ -445,7 +501,9 @@ async def open_backend(
             ClientSession(
                 dispatcher=dispatcher,
                 client_info=types.Implementation(name="mcpgw", version=client_version),
-                read_timeout_seconds=spec.timeout,
+                # Only `initialize` goes through the session's own requests (every later one
+                # passes its own timeout, Connection.request): the handshake's bound.
+                read_timeout_seconds=spec.startup_timeout,
                 message_handler=message_handler,
                 # Advertised so backends ask; the relay answers them from the client that caused them.
                 sampling_callback=_not_relayed,
@@ -458,6 +516,7 @@ async def open_backend(
             session.adopt(init)
             yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
             return
+        waiting(f"waiting for backend {spec.name!r} to answer initialize, up to {spec.startup_timeout:g}s")
         with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)) as scope:
             try:
                 init = await session.initialize()
@@ -466,6 +525,10 @@ async def open_backend(
         if scope.cancelled_caught:
             raise BackendError(f"backend {spec.name!r}: no answer to initialize within {spec.startup_timeout:g}s")
         yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
+
+
+def _not_told(what: str) -> None:
+    """The default `waiting` of `open_backend`: nobody asked."""
 
 
 FIRST_BACKOFF = 0.5
@@ -542,7 +605,8 @@ class Backend:
         self.connection: Connection | None = None
         self._ready = anyio.Event()
         self._stop = anyio.Event()
-        self.verify: Callable[[Backend, Connection, frozenset[str]], Awaitable[None]] | None = None
+        self.verify: Callable[[Backend, Connection, frozenset[str], float], Awaitable[None]] | None = None
+        """The gateway's pin check of a connection: the kinds to list, and how long each list may take."""
         self.pin: JSON = {"policy": spec.pin, "status": "pending", "held": {}, "changes": []}
         self._changed: set[str] = set()
         self._dirty = anyio.Event()
@@ -590,8 +654,8 @@ class Backend:
                     pids=self.pids,
                     running=running,
                 ) as conn:
-                    if self.verify is not None:
-                        await self.verify(self, conn, frozenset(LIST_CHANGED.values()))
+                    if self.verify is not None:  # still starting: bounded as the handshake was
+                        await self.verify(self, conn, frozenset(LIST_CHANGED.values()), self.spec.startup_timeout)
                     self.connection, self.error = conn, None
                     self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
                     self._ready.set()
@@ -626,7 +690,7 @@ class Backend:
             kinds, self._changed = frozenset(self._changed), set()
             if self.verify is not None and kinds:
                 log.info("backend %s: %s list changed; re-verifying pins", self.name, "/".join(sorted(kinds)))
-                await self.verify(self, conn, kinds)
+                await self.verify(self, conn, kinds, self.spec.timeout)
                 if self.state in ("ready", "degraded"):
                     self.state = "degraded" if self.pin.get("status") == "unverified" else "ready"
 

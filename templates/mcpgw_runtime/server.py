@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """The aggregate MCP server: answers lists from the embedded tables, routes the rest.
 
 For handshake-era connections (up to 2025-11-25) `tools/list`, `prompts/list`
@@ -141,15 +142,18 @@ class Gateway:
 
     # -- pins --------------------------------------------------------------
 
-    async def _verify(self, backend: Backend, conn: Connection, kinds: frozenset[str]) -> None:
-        """Check a backend's live lists against its pins and publish what its policy allows."""
+    async def _verify(self, backend: Backend, conn: Connection, kinds: frozenset[str], timeout: float) -> None:
+        """Check a backend's live lists against its pins and publish what its policy allows.
+
+        `timeout` bounds each list request: the backend's `startup_timeout` while it connects.
+        """
         caps = conn.init.capabilities
         verdicts: dict[str, Verdict] = {}
         try:
             for kind in sorted(kinds):
                 offered = caps.tools if kind == "tool" else caps.prompts
                 method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
-                live = await conn.pages(method, key, backend.spec.timeout) if offered is not None else []
+                live = await conn.pages(method, key, timeout) if offered is not None else []
                 verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
         except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             # a backend that cannot list cannot be verified
@@ -167,7 +171,7 @@ class Gateway:
         for verdict in verdicts.values():
             await self._publish(backend.name, verdict)
 
-    async def _check_client(self, backend: Backend, conn: Connection, kinds: frozenset[str]) -> Held:
+    async def _check_client(self, backend: Backend, conn: Connection, kinds: frozenset[str], timeout: float) -> Held:
         """The pins of one client's own connection (sessions.py): what calls through it must refuse.
 
         The same check as `_verify`, but nothing is published: what clients list stays the
@@ -181,7 +185,7 @@ class Gateway:
             offered = caps.tools if kind == "tool" else caps.prompts
             method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
             try:
-                live = await conn.pages(method, key, spec.timeout) if offered is not None else []
+                live = await conn.pages(method, key, timeout) if offered is not None else []
             except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 why = redact(str(exc), backend.secrets)
                 message = f"backend {backend.name!r}: cannot verify pins of this client's session: {why}"

@@ -1,3 +1,4 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """`session: per-client`: every upstream client session gets its own connection to the backend.
 
     client A (session) ──▶ Backend.request ─ per_client hook ─▶ A's own connection ──▶ backend process #A
@@ -37,7 +38,6 @@ answers from the embedded tables.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -67,8 +67,8 @@ log = logging.getLogger("mcpgw")
 Held = dict[tuple[str, str], str]
 """(kind, the backend's own name) → the error a call to it gets on one connection."""
 
-ClientCheck = Callable[[Backend, Connection, frozenset[str]], Awaitable[Held]]
-"""The gateway's pin check of one per-client connection, for the kinds that changed."""
+ClientCheck = Callable[[Backend, Connection, frozenset[str], float], Awaitable[Held]]
+"""The gateway's pin check of one per-client connection, for the kinds that changed, each list bounded."""
 
 Refused = Callable[[Backend, str, str], None]
 """Counts a call refused by a pin hold: (backend, kind, the backend's own name)."""
@@ -120,8 +120,9 @@ class ClientSessions:
         self._retry: dict[UpstreamConnection, Retry] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         # SSE/HTTP: a new session with the same server; the local process it runs on (`command`) is
-        # the one the shared connection started, never a second one on the same port.
-        self._spec = backend.spec if backend.spec.type == "stdio" else dataclasses.replace(backend.spec, command=None)
+        # the one the shared connection started, never a second one on the same port (but one of
+        # ours all the same: while it starts, it is waited for, not given up on when it refuses).
+        self._launch = backend.spec.type == "stdio"
         backend.per_client = self.connection
 
     def __len__(self) -> int:
@@ -203,14 +204,18 @@ class ClientSessions:
         ORIGIN.set(None)  # this task outlives the request that opened it: its own requests are the gateway's
         try:
             async with open_backend(
-                self._spec,
+                backend.spec,
                 backend.base_dir,
                 client_version=backend.client_version,
                 message_handler=entry.on_message,
                 pids=entry.pids,
+                launch=self._launch,
             ) as conn:
                 conn.dispatcher.relay = entry.relay
-                entry.held = await self.check(backend, conn, frozenset(LIST_CHANGED.values()))
+                # still opening: its lists are bounded by `startup_timeout`, as its handshake was
+                entry.held = await self.check(
+                    backend, conn, frozenset(LIST_CHANGED.values()), backend.spec.startup_timeout
+                )
                 level = self.hub.level_of(entry.client)
                 if level is not None:
                     await self._set_level(conn, level)
@@ -251,7 +256,7 @@ class ClientSessions:
             kinds, entry.changed = frozenset(entry.changed), set()
             if kinds:
                 kept = {key: why for key, why in entry.held.items() if key[0] not in kinds}
-                entry.held = kept | await self.check(self.backend, conn, kinds)
+                entry.held = kept | await self.check(self.backend, conn, kinds, self.backend.spec.timeout)
 
 
 async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
