@@ -30,6 +30,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
+from mcpgw_runtime.forwarding import Refused
+from mcpgw_runtime.front import Front, initialize_result
+from mcpgw_runtime.guard import Guard
 
 from tests import peers
 from tests.peers import ServedGateway as Gw
@@ -387,23 +390,27 @@ def test_sigterm_while_the_core_loads_fails_the_calls_handed_to_it(tmp_path: Pat
         def load() -> object:  # what the core's load does first, then the signal
             front.backends.handover()
             front.stop_backends()
-            return types.SimpleNamespace(initialize_result=lambda version: ns["initialize_result"](ns["SPEC"], version))
+            return types.SimpleNamespace(initialize_result=lambda version: initialize_result(ns["SPEC"], version))
 
-        guard = ns["Guard"].for_bind("127.0.0.1", 9000, (), (), None)
-        front = ns["Front"](ns["SPEC"], guard, load, http=True, stateless=False, lazy_base_dir=tmp_path)
+        guard = Guard.for_bind("127.0.0.1", 9000, (), (), None)
+        front = Front(ns["SPEC"], guard, load, http=True, stateless=False, lazy_base_dir=tmp_path)
         await lifespan.put({"type": "lifespan.startup"})
         running = asyncio.ensure_future(front({"type": "lifespan"}, lifespan.get, send))
         backend = front.backends.backends["ok"]
         await asyncio.wait_for(backend.ready.wait(), 30)
         assert backend.state == "ready", backend.error
-        call = asyncio.ensure_future(front.backends.call({"name": "ok__sleep", "arguments": {"seconds": 30}}, None))
+        assert front.relays is not None
+        reply = types.SimpleNamespace(notify=lambda method, params: asyncio.sleep(0))
+        call = asyncio.ensure_future(
+            front.relays.serve("tools/call", {"name": "ok__sleep", "arguments": {"seconds": 30}}, reply)
+        )
         await asyncio.sleep(0.3)
         started = time.monotonic()
         front.need_core("test")
         try:
             await asyncio.wait_for(call, 5)
             failure = "the call ended without a failure"
-        except ns["CallFailed"] as failed:
+        except Refused as failed:
             failure = str(failed.error)
         except TimeoutError:
             failure = "the call was still waiting after 5 s"

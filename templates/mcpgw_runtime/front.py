@@ -1,19 +1,23 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
-"""The gateway's first second: serve from the embedded tables while the core loads.
+"""The gateway's first second, and with `--lazy-core` its whole life: answer without the SDK.
 
 Why: importing the `mcp` package is about 0.9 s of a gateway's 1.05 s start
-(bench/README.md), and a client's first requests need none of it. The front
-binds the port at once, with nothing heavier than uvicorn and pydantic_core,
-and answers what the tables alone can answer: `initialize` (handshake-era
-versions), `notifications/initialized`, `ping`, `tools/list`,
-`prompts/list`, and `/healthz` (every backend still starting). The core (the SDK, the backends, every other route and
-method) loads in a worker thread meanwhile; a request that needs it waits for
-it, and is then served exactly as if the core had been there from the start.
+(bench/README.md) and most of its memory, and most requests need none of it. The
+front binds the port at once, with nothing heavier than uvicorn and pydantic_core,
+and answers what needs no SDK:
 
-A session the front opened is handed to the core once it is up: the core
-opens an SDK session under the same id and replays the client's `initialize`
-(and `notifications/initialized`) into it (`Core.adopt`). From then on the
-front only passes requests through.
+    initialize, notifications/initialized, GET and DELETE of its sessions   early_sessions.py
+    ping, tools/list, prompts/list, resources/templates/list               the embedded tables
+    /healthz                                                              prestart.py's backends
+    tools/call, prompts/get, resources/read, resources/list,               relays.py, forwarding
+      completion/complete, notifications/cancelled (`--lazy-core`)          on the backends' pipes
+
+Anything else (another method, a client that declared sampling, elicitation or
+roots, a backend that needs the core) loads the core (the SDK) in a worker thread
+(`need_core`, logged "loading the core: <reason>"); a request that needs it waits
+for it, and is then served exactly as if the core had been there from the start.
+The sessions the front opened are handed to the core once it is up
+(`EarlySessions.hand_over`); from then on the front only passes requests through.
 """
 
 from __future__ import annotations
@@ -24,29 +28,34 @@ import json
 import logging
 import os
 import signal
-import uuid
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import pydantic_core
 
+from mcpgw_runtime.early_sessions import (
+    CLIENT_REQUEST_CAPABILITIES,
+    HANDSHAKE_BYTES,
+    HANDSHAKE_VERSIONS,
+    SESSION_NOT_FOUND,
+    VERSION_HEADER,
+    Core,
+    EarlySession,
+    EarlySessions,
+    initialize_result,
+)
 from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE, INVALID_REQUEST, Refused, health_entry
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
-    AsgiApp,
-    AsgiMessage,
     AsgiReceive,
     AsgiScope,
     AsgiSend,
     Reply,
     disconnected,
     error_answer,
-    gone,
     id_key,
     is_request_id,
     parse_json,
@@ -62,51 +71,28 @@ from mcpgw_runtime.relays import RELAYED, Relays
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 __all__ = [
+    "CLIENT_REQUEST_CAPABILITIES",
+    "HANDSHAKE_BYTES",
+    "HANDSHAKE_VERSIONS",
     "SESSION_HEADER",
+    "SESSION_NOT_FOUND",
+    "VERSION_HEADER",
+    "Core",
+    "EarlySession",
     "Reply",
     "disconnected",
     "id_key",
+    "initialize_result",
     "is_request_id",
     "parse_json",
     "read_body",
     "replay_body",
 ]
-"""Plumbing the core's fast path (fastpath.py) takes from here with the front's own names."""
+"""What the rest of the runtime (cli, http, fastpath) and the tests take from here: the front's names for them."""
 
 log = logging.getLogger("mcpgw")
 
-HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
-
-CAPABILITIES: JSON = {
-    "completions": {},
-    "logging": {},
-    "prompts": {"listChanged": True},
-    "resources": {"listChanged": True, "subscribe": True},
-    "tools": {"listChanged": True},
-}
-"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
-
 EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list", "resources/templates/list"})
-VERSION_HEADER = b"mcp-protocol-version"
-HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
-CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
-"""What a backend may ask the client for during a call; a client that declares any of them needs the core."""
-
-SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
-"""The SDK's answer (HTTP 404) to a request naming a session it does not have (a test keeps them equal)."""
-
-
-def initialize_result(spec: GatewaySpec, version: str) -> JSON:
-    """The gateway's answer to `initialize` at a handshake-era version."""
-    result: JSON = {
-        "capabilities": CAPABILITIES,
-        "protocolVersion": version,
-        "serverInfo": {"name": spec.name, "version": spec.version},
-    }
-    if spec.instructions is not None:
-        result["instructions"] = spec.instructions
-    return result
 
 
 def starting_health(spec: GatewaySpec) -> JSON:
@@ -121,49 +107,6 @@ def starting_health(spec: GatewaySpec) -> JSON:
         if b.session == "per-client":
             backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
     return {"status": "degraded" if backends else "ok", "backends": backends}
-
-
-@dataclass(slots=True)
-class EarlySession:
-    """A session the front opened before the core was up: what the core needs to take it over."""
-
-    initialize: bytes
-    """The client's initialize request, byte for byte."""
-    headers: list[tuple[bytes, bytes]]
-    """That request's headers (they passed the guard)."""
-    version: str
-    asks: bool = False
-    """The client declared a capability a backend could use mid-call (sampling, elicitation, roots)."""
-    initialized: bool = False
-    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
-    listening: bool = False
-    """The front holds the session's GET stream open for the core (`Front._listen`)."""
-    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    """The client deleted the session before the core took it."""
-
-
-class Core(Protocol):
-    """What the front needs of the loaded core (http.py builds it)."""
-
-    app: AsgiApp
-
-    def run(self) -> AbstractAsyncContextManager[None]:
-        """Backends and session manager running for as long as the context is open."""
-        ...
-
-    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
-
-    def listening(self, sid: bytes) -> bool:
-        """Whether the SDK serves a GET stream for this session (its notifications have somewhere to go)."""
-        ...
-
-    def start_backends(self) -> None:
-        """Start the backends (once the sessions the front opened are the core's)."""
-        ...
-
-    def stop_backends(self) -> None: ...
-
-    def initialize_result(self, version: str) -> JSON: ...
 
 
 class Front:
@@ -185,8 +128,6 @@ class Front:
         self.http = http
         self.stateless = stateless
         self.core: Core | None = None
-        self.early: dict[bytes, EarlySession] = {}
-        """Sessions the front opened that the core has not adopted yet."""
         self.exit: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
         """How the front stops the server when the core cannot load (`serve_http` sets uvicorn's own)."""
         self.failed: str | None = None
@@ -210,6 +151,9 @@ class Front:
             self.relays.settled = lambda: self._boot is None and backends.all_ready()
         self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
         """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
+        self.sessions = EarlySessions(spec, stateless, self._calls, self._ready, self._closing, lambda: self.core)
+        self.early = self.sessions.open
+        """Sessions the front opened that the core has not adopted yet."""
         self._lists = {
             "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
             "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
@@ -296,15 +240,7 @@ class Front:
             async with core.run():
                 self.core = core
                 self._ready.set()
-                deadline = asyncio.get_running_loop().time() + ADOPTION_WAIT
-                held = [(sid, session) for sid, session in self.early.items() if session.listening]
-                adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
-                if adoptions:  # a list change found by the backends' first check then reaches these sessions
-                    await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
-                # ... on their GET streams, once the SDK serves the streams the front held for them
-                while held and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(0.01)
-                    held = [(sid, session) for sid, session in held if session.listening and not core.listening(sid)]
+                adoptions = await self.sessions.hand_over(core)
                 core.start_backends()
                 await self._stop.wait()
                 for adoption in adoptions:
@@ -341,7 +277,7 @@ class Front:
             return
         reason = f"{scope['method']} {scope['path']}"
         on_mcp = self.core is None and self.http and scope["path"] == "/mcp"
-        if on_mcp and not self.stateless and await self._outside_posts(scope, headers, receive, send):
+        if on_mcp and not self.stateless and await self.sessions.outside_posts(scope, headers, receive, send):
             return
         body: bytes | None = None
         if on_mcp and scope["method"] == "POST":
@@ -360,7 +296,7 @@ class Front:
             return
         sid = headers.get(SESSION_HEADER)
         if sid is not None and sid in self.early:
-            await self._adopt(core, sid)
+            await self.sessions.adopt(core, sid)
         await core.app(scope, receive, send)
 
     async def _without_core(self, body: bytes | None, sid: bytes | None, send: AsgiSend) -> None:
@@ -370,84 +306,6 @@ class Front:
             await respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
             return
         await respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
-
-    async def _outside_posts(
-        self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
-    ) -> bool:
-        """A session's GET and DELETE, and any request naming a session nobody knows; False to go on.
-
-        Until the core is up the front's sessions are the only ones there are, so an
-        unknown id gets the SDK's 404 here: loading the core would not find it either.
-        """
-        sid = headers.get(SESSION_HEADER)
-        if sid is None:
-            return False
-        session = self.early.get(sid)
-        if session is None:
-            await respond(send, 404, SESSION_NOT_FOUND, b"application/json")
-            return True
-        version = headers.get(VERSION_HEADER)
-        if version is not None and version not in HANDSHAKE_BYTES:
-            return False
-        if scope["method"] == "DELETE":
-            self._end(sid, session)
-            await respond(send, 200, b"", b"application/json", session=sid)
-            return True
-        if scope["method"] != "GET" or session.listening or b"last-event-id" in headers:
-            return False
-        wants_stream = b"text/event-stream" in headers.get(b"accept", b"")
-        if wants_stream:
-            await self._listen(scope, sid, session, receive, send)
-        return wants_stream
-
-    def _end(self, sid: bytes, session: EarlySession) -> None:
-        """The client deleted a session the front opened: forget it, end its stream, cancel its calls."""
-        self.early.pop(sid, None)
-        session.ended.set()
-        for (owner, _), call in list(self._calls.items()):
-            if owner == sid:
-                call.cancel()
-
-    async def _listen(
-        self, scope: AsgiScope, sid: bytes, session: EarlySession, receive: AsgiReceive, send: AsgiSend
-    ) -> None:
-        """Open the session's GET stream now and hold it; once the core is up, the SDK serves it.
-
-        Why: a client opens this stream right after `initialize`; answering it here keeps
-        the core unloaded (`--lazy-core`) for clients that only list and call tools. The
-        stream carries nothing until the core, the only sender of notifications, is up.
-        """
-        session.listening = True
-        headers = [
-            (b"content-type", b"text/event-stream"),
-            (b"cache-control", b"no-cache, no-transform"),
-            (b"connection", b"keep-alive"),
-            (b"x-accel-buffering", b"no"),
-            (SESSION_HEADER, sid),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        waits = [
-            asyncio.ensure_future(gone(receive)),
-            asyncio.ensure_future(self._ready.wait()),
-            asyncio.ensure_future(session.ended.wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        core = self.core
-        try:
-            if waits[0].done() and not waits[0].cancelled():
-                return  # the client left
-            if core is None or session.ended.is_set() or self._closing.is_set():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            await self._adopt(core, sid)
-            await core.app(scope, replay_body(b"", receive), _started(send))
-        finally:
-            session.listening = False
 
     async def _answer(
         self,
@@ -471,28 +329,13 @@ class Front:
             return False
         sid = headers.get(SESSION_HEADER)
         if message.get("method") == "initialize":
-            return sid is None and await self._initialize(message, raw, body, send)
+            return sid is None and await self.sessions.initialize(message, raw, body, send)
         session = self.early.get(sid) if sid is not None else None
         known = session is not None or (self.stateless and sid is None)
         version = headers.get(VERSION_HEADER)
         if known and (version is None or version in HANDSHAKE_BYTES):
             return await self._in_session(message, session, sid, receive, send)
         return False
-
-    async def _initialize(
-        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
-    ) -> bool:
-        rid, version = message.get("id"), _handshake_version(message.get("params"))
-        if not is_request_id(rid) or version is None:
-            return False
-        result = pydantic_core.to_json(initialize_result(self.spec, version))
-        sid = None if self.stateless else uuid.uuid4().hex.encode()
-        if sid is not None:
-            declared = message["params"]["capabilities"]
-            asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
-            self.early[sid] = EarlySession(body, raw, version, asks)
-        await respond(send, 200, result_body(rid, result), b"application/json", session=sid)
-        return True
 
     async def _in_session(
         self,
@@ -517,6 +360,8 @@ class Front:
                 session.initialized = True
             await respond(send, 202, b"", None, session=sid)
             return True
+        if method in ("tools/list", "prompts/list") and self.backends is not None and self.backends.drifted():
+            return False  # the tables are stale: the core lists what its pin policy publishes
         if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
             await respond(send, 200, result_body(rid, self._lists[str(method)]), b"application/json", session=sid)
             return True
@@ -553,34 +398,6 @@ class Front:
         await reply.finish(b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid), tail)
         return True
 
-    async def _adopt(self, core: Core, sid: bytes) -> None:
-        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
-        session = self.early.get(sid)
-        if session is None:
-            return
-        if session.adoption is None:
-            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
-        try:
-            await asyncio.shield(session.adoption)
-        except Exception:  # the core then answers 404 for the session, and the client starts a new one
-            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
-        finally:
-            self.early.pop(sid, None)
-
-
-def _handshake_version(params: object) -> str | None:
-    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
-    if not isinstance(params, dict):
-        return None
-    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
-    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
-        return None
-    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
-        return None
-    if not all(isinstance(value, dict) for value in capabilities.values()):
-        return None
-    return str(version)
-
 
 def without_progress(params: object) -> bool:
     if params is None:
@@ -606,30 +423,6 @@ def _missing_core() -> ImportError | None:
             return exc
     return None
 
-
-def _started(send: AsgiSend) -> AsgiSend:
-    """`send` for a response whose start the front already sent: the SDK's own start is dropped.
-
-    A start other than 200 (the session could not be handed over) ends the stream instead
-    of writing an error body into it.
-    """
-    refused = False
-
-    async def forward(message: AsgiMessage) -> None:
-        nonlocal refused
-        if message["type"] == "http.response.start":
-            refused = message["status"] != 200
-            if refused:
-                log.warning("GET /mcp: the core answered HTTP %s for a stream the front held", message["status"])
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        elif not refused:
-            await send(message)
-
-    return forward
-
-
-ADOPTION_WAIT = 5.0
-"""Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
 
 SHUTDOWN_GRACE = 1
 """Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""

@@ -1,59 +1,48 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
-"""`--lazy-core`: the front starts the stdio backends and serves tool calls itself until the core is needed.
+"""`--lazy-core`: the front starts the stdio backends and keeps them until the core is needed.
 
 Why: the `mcp` SDK is most of a gateway's memory (a bare `import mcp.client.session`
-is about 63 MiB, bench/README.md), and a gateway that only lists and calls tools
+is about 63 MiB, bench/README.md), and a gateway whose clients only relay requests
 needs none of it. With `--lazy-core` (every backend stdio with a shared session)
 the front starts each backend, does the MCP handshake and the pin check on the
-pipe's lane, and forwards `tools/call` through it, with the backend's limits,
-timeouts and call counters; a log entry the backend sends during a call goes to
-that call (`EarlyBackends._screen`).
+pipe's lane (again whenever the backend says its tools or prompts changed), and
+reports it in `/healthz`. The requests themselves are forwarded by
+stdio_forwarding.py and chosen by relays.py.
 
 The core loads only when something needs it: a method or route the front does
 not serve, a client that declared sampling, elicitation or roots, a backend that
-sends anything but answers and log entries (a request of its own, a list change),
-one that fails to start, exits, drifts from its pins or is saturated. The core
-then takes over the running processes as they are (`Takeover`): the SDK session
-adopts the handshake the front made, the pipe's held lines go to it first, and
-the counters carry on. Calls in flight at that moment finish on the lane.
+sends what only the core can take (a request of its own during a call, a
+resource notification), one that fails to start, exits or drifts from its pins.
+The core then takes over the running processes as they are (`Takeover`): the SDK
+session adopts the handshake the front made, the pipe's held lines go to it
+first, and the counters and the limiter carry on. Requests in flight at that
+moment finish on the lane.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import shutil
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import pydantic_core
+from typing import Any
 
 from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.forwarding import (
-    INTERNAL_ERROR,
-    INVALID_REQUEST,
-    REQUEST_TIMEOUT,
     Limiter,
-    Refused,
-    connection_lost,
     health_entry,
     live_verdicts,
-    no_result,
-    shutting_down,
-    timed_out,
-    timeout_for,
 )
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status
-from mcpgw_runtime.pipes import LANE_FIRST_ID, Pipe, PipeClosed, answer_tail, resolve
+from mcpgw_runtime.pipes import Pipe, PipeClosed, resolve
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
+from mcpgw_runtime.stdio_forwarding import Channel, Forwarder
 
 log = logging.getLogger("mcpgw")
 
@@ -76,33 +65,6 @@ RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 
 LIST_CHANGED = {"notifications/tools/list_changed": "tool", "notifications/prompts/list_changed": "prompt"}
 """What a backend says when its tools or prompts change, and the pinned kind it concerns."""
-
-PROGRESS_TOKENS = itertools.count(LANE_FIRST_ID * 2).__next__
-"""Progress tokens the front sends backends in place of its clients' own: unique in the gateway, so two
-clients' tokens never collide on a backend, and never a request id of the core's dispatcher (which
-uses its own request ids as tokens and counts up from 0) nor of a lane."""
-
-
-@dataclass(slots=True)
-class Answer:
-    """A backend's result to a forwarded request: the object, and the bytes after its id as they came."""
-
-    result: JSON
-    tail: memoryview | bytes
-
-
-def _answer(method: str, reply: JSON, line: bytes, secrets: Mapping[str, str]) -> Answer:
-    """A backend's answer; `Refused` with its (redacted) error, as the core relays it."""
-    error = reply.get("error")
-    if isinstance(error, dict):
-        code = error.get("code")
-        message = redact(str(error.get("message", "")), secrets)
-        raise Refused(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
-    result = reply.get("result")
-    if not isinstance(result, dict):
-        raise no_result(method)
-    tail = answer_tail(line, reply["id"])
-    return Answer(result, tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}")
 
 
 def _start_failure(exc: Exception, spec: BackendSpec, pipe: Pipe | None) -> str:
@@ -140,12 +102,6 @@ def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[st
     return [exe or resolved_command[0], *resolved_command[1:]]
 
 
-class Channel(Protocol):
-    """Where a log entry or progress the backend sends during a forwarded request goes (jsonrpc_http.Reply)."""
-
-    async def notify(self, method: str, params: Any) -> None: ...
-
-
 class StartFailed(Exception):
     """A backend answered its handshake or its lists with something else than results."""
 
@@ -181,10 +137,12 @@ class EarlyBackend:
         self.calls: list[Channel | None] = []
         """The requests the front has forwarded and not yet seen answered (None: of no client)."""
         self.forwarded = False
+        """A request has been forwarded: the core's relay, not the session's callbacks, answers the backend."""
         self.changed: set[str] = set()
         """Kinds (tool, prompt) the backend said changed and that are not re-verified yet."""
         self.reverify: asyncio.Task[None] | None = None
-        """A request has been forwarded: the core's relay, not the session's callbacks, answers the backend."""
+        self.drifted = False
+        """Its live lists differ from the pins: the embedded tables no longer say what it offers."""
         self.progress: dict[int, tuple[Channel, str | int]] = {}
         """Progress token sent to the backend → the request's channel and the client's own token."""
         self.handed = False
@@ -234,6 +192,8 @@ class EarlyBackends:
         """Every pipe the front is stopping; shutdown waits for them all, whoever started the stop."""
         self.stopping = False
         """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
+        self.forwarder = Forwarder(self)
+        """Requests to these backends, and what comes back for them (stdio_forwarding.py)."""
 
     @staticmethod
     def unsupported(spec: GatewaySpec) -> str | None:
@@ -268,6 +228,7 @@ class EarlyBackends:
             self.need_core(f"backend {spec.name!r} failed to start")
             return
         if any(v.changes or v.held for v in (backend.verdicts or {}).values()):
+            backend.drifted = True
             backend.ready.set()
             self.need_core(f"backend {spec.name!r} differs from its pins")
             return
@@ -281,55 +242,15 @@ class EarlyBackends:
             self.need_core(f"backend {spec.name!r} exited")
 
     async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
-        """Progress and log entries, to the request they belong to, as the core's relay would deliver them.
-
-        Progress names its request by the token the front sent (`PROGRESS_TOKENS`); it goes to
-        that request's stream with the client's own token, in the shape the SDK sends
-        (`report_progress`). Progress for no request in flight is dropped, as the SDK does.
-
-        A log entry goes to the one request in flight. With none or several in flight it has
-        no known origin: the core would broadcast it to the clients listening for logs outside
-        a request, and before the core there are none (GET streams are the core's); among
-        several callers handing it to the wrong one would leak it. So it stays in the gateway's
-        own log.
-
-        A request of the backend's own while none of the front's is in flight is answered as
-        the core's relay answers it (`_unasked`). Anything else waits for the core.
-        """
-        if type(value) is not dict:
-            return False
-        method, params = value.get("method"), value.get("params")
-        if "id" in value:
-            return isinstance(method, str) and not backend.calls and self._unasked(backend, value["id"], method)
-        if method == "notifications/progress":
-            await self._progress(backend, params)
-            return True
-        if method in LIST_CHANGED:
+        """A line from the backend while the front has it: list changes re-verify the pins, the rest is
+        the forwarder's (`Forwarder.deliver`); False: it waits for the core."""
+        method = value.get("method") if type(value) is dict else None
+        if method in LIST_CHANGED and "id" not in value:
             backend.changed.add(LIST_CHANGED[method])
             if backend.reverify is None or backend.reverify.done():
                 backend.reverify = asyncio.ensure_future(self._reverify(backend))
             return True
-        if method != "notifications/message":
-            return False
-        channel = backend.calls[0] if len(backend.calls) == 1 else None
-        if channel is not None:
-            await channel.notify("notifications/message", params)
-        else:
-            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, params)
-        return True
-
-    @staticmethod
-    async def _progress(backend: EarlyBackend, params: Any) -> None:
-        token = params.get("progressToken") if type(params) is dict else None
-        caller = backend.progress.get(token) if type(token) is int else None
-        progress = params.get("progress") if type(params) is dict else None
-        if caller is None or not isinstance(progress, int | float) or isinstance(progress, bool):
-            log.debug("backend %s: progress of no request in flight dropped: %s", backend.spec.name, params)
-            return
-        assert type(params) is dict
-        relayed: JSON = {"progressToken": caller[1], "progress": progress}
-        relayed.update({k: params[k] for k in ("total", "message") if params.get(k) is not None})
-        await caller[0].notify("notifications/progress", relayed)
+        return await self.forwarder.deliver(backend, value)
 
     async def _reverify(self, backend: EarlyBackend) -> None:
         """A backend said its tools or prompts changed: check them against the pins again, as the core does.
@@ -354,33 +275,11 @@ class EarlyBackends:
             except (StartFailed, TimeoutError, PipeClosed) as exc:
                 self.need_core(f"backend {spec.name!r} cannot be re-verified: {redact(str(exc), backend.secrets)}")
                 return
-            backend.verdicts = {**(backend.verdicts or {}), **verdicts}
             if any(v.changes or v.held for v in verdicts.values()):
+                backend.drifted = True  # the core's verdict is published, not this one: it applies the policy
                 self.need_core(f"backend {spec.name!r} differs from its pins")
                 return
-
-    @staticmethod
-    def _unasked(backend: EarlyBackend, rid: object, method: str) -> bool:
-        """Answer a backend's request that no client's request caused, as the core's dispatcher would.
-
-        `ping` gets its empty result. A request for a client (sampling, elicitation, roots) gets the
-        core's error: before the first forwarded request the SDK session's own callback answers
-        (backends._not_relayed), after it the relay (relay.BackendRelay.on_request), which cannot
-        tell the client. The answer is written at once, not awaited: this runs in the pipe's reader.
-        """
-        pipe = backend.pipe
-        if pipe is None or type(rid) not in (int, str):
-            return False
-        answer: JSON = {"jsonrpc": "2.0", "id": rid}
-        if method == "ping":
-            answer["result"] = {}
-        elif not backend.forwarded:
-            answer["error"] = {"code": INVALID_REQUEST, "message": "mcpgw: no client to relay this request to"}
-        else:
-            why = f"mcpgw cannot tell which client {method} is for: no client request is in flight on it"
-            answer["error"] = {"code": INVALID_REQUEST, "message": why}
-        pipe.write_now(pydantic_core.to_json(answer) + b"\n")
-        return True
+            backend.verdicts = {**(backend.verdicts or {}), **verdicts}
 
     async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
         spec = backend.spec
@@ -412,86 +311,13 @@ class EarlyBackends:
 
         return fetch
 
-    async def request(
-        self, name: str, method: str, params: Mapping[str, Any] | None, channel: Channel | None, tool: str | None = None
-    ) -> Answer | None:
-        """Forward one request to backend `name`, as the core's `Backend.request` does; None: the core must.
-
-        Bounded by the backend's `Limiter` (queued, or refused when its queue is full) and by
-        `timeout_for(tool)`; counted in its CallStats per method (and tool); a backend error,
-        a timeout or a lost connection is `Refused` in the core's words. A `_meta.progressToken`
-        is replaced by one of `PROGRESS_TOKENS` and the backend's progress goes to `channel`.
-        """
-        backend = self.backends[name]
-        if not await self._serving(backend):
-            return None
-        pipe = backend.pipe
-        assert pipe is not None
-        backend.forwarded = True
-        timeout = timeout_for(backend.spec, tool)
-        series = backend.stats.get(method, tool)
-        started = time.perf_counter()
-        token: int | None = None
-        try:
-            await backend.limiter.acquire(timeout)
-            try:
-                if channel is not None and params is not None:
-                    params, token = self._own_token(backend, params, channel)
-                backend.calls.append(channel)
-                try:
-                    reply, line = await pipe.request(method, params, timeout)
-                finally:
-                    backend.calls.remove(channel)
-            except TimeoutError:
-                raise timed_out(name, timeout) from None
-            except PipeClosed:
-                raise connection_lost(name, stopping=self.stopping) from None
-            finally:
-                backend.limiter.release()
-                if token is not None:
-                    del backend.progress[token]
-            answer = _answer(method, reply, line, backend.secrets)
-        except Refused as refused:
-            series.observe(time.perf_counter() - started)
-            series.errors += 1
-            if refused.code == REQUEST_TIMEOUT:
-                series.timeouts += 1
-            raise
-        series.observe(time.perf_counter() - started)
-        if answer.result.get("isError") is True:
-            series.tool_errors += 1
-        return answer
-
-    @staticmethod
-    def _own_token(
-        backend: EarlyBackend, params: Mapping[str, Any], channel: Channel
-    ) -> tuple[Mapping[str, Any], int | None]:
-        """The params with the client's progress token replaced by a gateway-unique one (registered)."""
-        meta = params.get("_meta")
-        theirs = meta.get("progressToken") if isinstance(meta, dict) else None
-        if not isinstance(theirs, str | int) or isinstance(theirs, bool):
-            return params, None
-        assert isinstance(meta, dict)
-        token = PROGRESS_TOKENS()
-        backend.progress[token] = (channel, theirs)
-        return {**params, "_meta": {**meta, "progressToken": token}}, token
-
-    async def _serving(self, backend: EarlyBackend) -> bool:
-        """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
-        spec = backend.spec
-        if backend.state == "starting":
-            try:
-                async with asyncio.timeout(spec.startup_timeout):
-                    await backend.ready.wait()
-            except TimeoutError:
-                return False
-        if self.stopping:
-            raise shutting_down(spec.name)
-        return backend.state == "ready" and not backend.handed and backend.pipe is not None
+    def drifted(self) -> bool:
+        """Some backend differs from its pins: its lists and calls are the core's to answer."""
+        return any(b.drifted for b in self.backends.values())
 
     def all_ready(self) -> bool:
         """Every backend started and matches its pins: the embedded tables are exactly what is offered."""
-        return all(b.state == "ready" for b in self.backends.values())
+        return all(b.state == "ready" and not b.drifted for b in self.backends.values())
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}

@@ -5,12 +5,12 @@ Why: with the core unloaded (`--lazy-core`) a gateway is about 55 MiB instead of
 85-94; a client that only lists, calls, reads, gets prompts and completes needs
 none of the SDK. Each method here routes and reshapes its request exactly as the
 core's `Gateway` does (server.py: `call_tool`, `get_prompt`, `read_resource`,
-`list_resources`, `complete`) and forwards it through `EarlyBackends.request`
-(prestart.py: limits, timeouts, counters, progress):
+`list_resources`, `complete`) and forwards it through `Forwarder.request`
+(stdio_forwarding.py: limits, timeouts, counters, progress):
 
     tools/call          tool_routes, renamed back          ─┐
     prompts/get         prompt_routes, renamed back          │
-    resources/read      by URI (listing.ResourceRoutes)      ├─▶ EarlyBackends.request ─▶ the backend's pipe
+    resources/read      by URI (listing.ResourceRoutes)      ├─▶ Forwarder.request ─▶ the backend's pipe
     completion/complete by its ref (prompt, template, URI)   │
     resources/list      each backend offering resources,   ─┘   one page each (listing's cursor)
 
@@ -31,8 +31,9 @@ import pydantic_core
 
 from mcpgw_runtime.forwarding import INVALID_PARAMS, Refused, unknown
 from mcpgw_runtime.listing import ResourceRoutes, decode_cursor, encode_cursor, no_backend_offers
-from mcpgw_runtime.prestart import Answer, Channel, EarlyBackends, strip_meta
+from mcpgw_runtime.prestart import EarlyBackends, strip_meta
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
+from mcpgw_runtime.stdio_forwarding import Answer, Channel
 
 log = logging.getLogger("mcpgw")
 
@@ -62,6 +63,7 @@ class Relays:
     def __init__(self, spec: GatewaySpec, backends: EarlyBackends) -> None:
         self.spec = spec
         self.backends = backends
+        self.forward = backends.forwarder.request
         templates = [(backend, str(t.get("uriTemplate"))) for backend, t in spec.resource_templates]
         self.resources = ResourceRoutes(dict(spec.resources), templates)
         self.settled = backends.all_ready
@@ -114,7 +116,7 @@ class Relays:
             return None
         forwarded = strip_meta(params)
         forwarded["name"] = route.name
-        return await self.backends.request(route.backend, "tools/call", forwarded, channel, tool=route.name)
+        return await self.forward(route.backend, "tools/call", forwarded, channel, tool=route.name)
 
     async def _get_prompt(self, params: Mapping[str, Any], channel: Channel) -> Answer | None:
         name, arguments = params.get("name"), params.get("arguments")
@@ -126,7 +128,7 @@ class Relays:
         forwarded: JSON = {"name": route.name}
         if arguments is not None:
             forwarded["arguments"] = arguments
-        return await self.backends.request(route.backend, "prompts/get", _with_meta(forwarded, params), channel)
+        return await self.forward(route.backend, "prompts/get", _with_meta(forwarded, params), channel)
 
     async def _read_resource(self, params: Mapping[str, Any], channel: Channel) -> Answer | None:
         uri = params.get("uri")
@@ -135,7 +137,7 @@ class Relays:
         backend = self._resource(uri)
         if backend is None:
             return None
-        return await self.backends.request(backend, "resources/read", _with_meta({"uri": uri}, params), channel)
+        return await self.forward(backend, "resources/read", _with_meta({"uri": uri}, params), channel)
 
     async def _complete(self, params: Mapping[str, Any], channel: Channel) -> Answer | None:
         ref, argument, context = params.get("ref"), params.get("argument"), params.get("context")
@@ -153,7 +155,7 @@ class Relays:
         if routed is None:
             return None
         forwarded["ref"], backend = routed
-        return await self.backends.request(backend, "completion/complete", _with_meta(forwarded, params), channel)
+        return await self.forward(backend, "completion/complete", _with_meta(forwarded, params), channel)
 
     def _completion_ref(self, ref: Mapping[str, Any]) -> tuple[JSON, str] | None:
         """The ref as the backend knows it, and the backend: a prompt by its route, a resource by template or URI."""
@@ -185,7 +187,7 @@ class Relays:
         while index < len(order):
             backend = order[index]
             try:
-                answer = await self.backends.request(
+                answer = await self.forward(
                     backend.name, "resources/list", {"cursor": inner} if inner else None, channel
                 )
             except Refused as exc:
