@@ -25,6 +25,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mcpgw_runtime.listing import SimpleTemplate
 
 from tests import peers
 
@@ -112,6 +115,13 @@ def timeless(messages: list[dict[str, Any]]) -> Any:
     return json.loads(re.sub(r"\d{1,2}:\d\d:\d\d [AP]M", "<time>", json.dumps(messages)))
 
 
+def counters(base: str) -> list[str]:
+    """The per-request counters of `/metrics` (requests, errors, timeouts, tool errors per method and tool)."""
+    families = ("mcpgw_requests_total{", "mcpgw_request_errors_total{", "mcpgw_request_timeouts_total{")
+    text = httpx2.get(f"{base}/metrics", timeout=30).text
+    return [line for line in text.splitlines() if line.startswith((*families, "mcpgw_tool_errors_total{"))]
+
+
 def log_text(folder: Path) -> str:
     return "".join(p.read_text() for p in folder.glob("*.log"))
 
@@ -166,13 +176,19 @@ def test_a_whole_session_never_loads_the_sdk_and_answers_as_the_core(gateway: An
         lazy = conversation(base, version)
         rss = rss_kib(process.pid)
         written = log_text(logs)
+        lazy_counts = counters(base)  # /metrics is the core's: it loads now, and takes the front's counters on
     assert "loading the core" not in written, written
     running, base, _ = gateway("--eager-core")
     with running:
         wait_ready(base)
         eager = conversation(base, version)
+        eager_counts = counters(base)
     for mine, theirs in zip(lazy, eager, strict=True):
         assert timeless(mine) == timeless(theirs)
+    assert lazy_counts == eager_counts
+    assert {'method="prompts/get"', 'method="resources/list"', 'method="completion/complete"'} <= {
+        label for line in lazy_counts for label in line.split(",")
+    }
     progress = [m for m in lazy if m[0].get("method") == "notifications/progress"]
     assert progress and all(m["params"]["progressToken"] == "mine" for m in progress[0] if "method" in m)
     assert rss <= MAX_RSS_KIB, f"VmRSS {rss / 1024:.1f} MiB"
@@ -201,3 +217,80 @@ def test_a_cancelled_request_is_cancelled_at_the_backend_and_answered(gateway: A
     assert answers and answers[0][-1]["error"]["message"] == "Request cancelled", answers
     assert took < 10
     assert "loading the core" not in written, written
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same backend, one request at a time and one more waiting."""
+    node, entry = peers.everything_command("stdio")
+    config = {"everything": {"command": node, "args": entry, "max_concurrency": 1, "max_queue": 1}}
+    return peers.build_gateway(tmp_path_factory.mktemp("narrow"), config)
+
+
+def test_the_front_queues_at_max_concurrency_as_the_core_does(narrow: Path, tmp_path: Path) -> None:
+    """Three slow calls at once: one runs, one waits for its slot, one is refused (queue full); no core."""
+    port = peers.free_port()
+    logs = tmp_path / "logs"
+    command = [sys.executable, str(narrow), "--port", str(port), "--transport", "http", "--log-dir", str(logs)]
+    with running(command, port):
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base)
+        s = Session(base, "2025-11-25")
+        client = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+        s.post({"id": 1, "method": "initialize", "params": client})
+        slow = {"name": "everything__trigger-long-running-operation", "arguments": {"duration": 1, "steps": 1}}
+        answers: dict[int, list[dict[str, Any]]] = {}
+
+        def call(rid: int) -> None:
+            answers[rid] = s.post({"id": rid, "method": "tools/call", "params": slow})
+
+        started = time.monotonic()
+        callers = [threading.Thread(target=call, args=(rid,)) for rid in (2, 3, 4)]
+        for caller in callers:
+            caller.start()
+            time.sleep(0.2)
+        queued = httpx2.get(f"{base}/healthz").json()["backends"]["everything"]
+        for caller in callers:
+            caller.join(30)
+        took = time.monotonic() - started
+        written = log_text(logs)
+    assert (queued["in_flight"], queued["queued"]) == (1, 1), queued
+    assert "result" in answers[2][-1] and "result" in answers[3][-1], answers
+    refused = answers[4][-1]["error"]
+    assert refused["code"] == -32003 and "is saturated" in refused["message"], refused
+    assert took >= 2, "the second call waited for the first"
+    assert "loading the core" not in written, written
+
+
+TEMPLATES = (
+    "demo://resource/dynamic/text/{resourceId}",
+    "file:///{name}.txt",
+    "x://{a}/y/{b}",
+    "x://{a}-{b}",
+    "{scheme}://host/{path}",
+    "plain://no/vars",
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    template=st.sampled_from(TEMPLATES),
+    uri=st.one_of(
+        st.text(alphabet="xy:/-.?#&,%2Ftxdemo", max_size=30),
+        st.builds(lambda t, v: t.replace("{", "").replace("}", "") + v, st.sampled_from(TEMPLATES), st.text("a/-?#")),
+        st.builds(lambda v, w: f"x://{v}/y/{w}", st.text("ab/-?,", max_size=4), st.text("ab/-?,", max_size=4)),
+        st.builds(lambda v: f"demo://resource/dynamic/text/{v}", st.text("17/?#&,%", max_size=5)),
+    ),
+)
+def test_the_fronts_template_matching_is_the_sdks(template: str, uri: str) -> None:
+    """resources/read routes by template in the front as the core does with the SDK's `UriTemplate`."""
+    from mcp.shared.uri_template import UriTemplate
+
+    simple = SimpleTemplate.parse(template)
+    assert simple is not None
+    assert simple.matches(uri) == (UriTemplate.parse(template).match(uri) is not None)
+
+
+def test_templates_the_front_cannot_match_are_left_to_the_core() -> None:
+    for template in ("x://{+path}", "x://{a}{b}", "x://{/path*}", "x://{?q}", "x://{a:3}", "x://}"):
+        assert SimpleTemplate.parse(template) is None, template
