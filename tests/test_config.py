@@ -626,9 +626,16 @@ _scalars = (
     | st.text(max_size=12)
     | st.sampled_from(["", "stdio", "sse", "http", "streamableHttp", "http://h/sse", "${X}", "${", "/", "*"])
 )
+
+
+def _containers_json(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and objects of `inner` (a named function: hypothesis reads its source to check it recurses)."""
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
 _json = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    _containers_json,
     max_leaves=12,
 )
 

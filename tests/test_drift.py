@@ -342,9 +342,14 @@ def test_filtered_out_tools_are_not_reported() -> None:
     assert compare(before, after, {"b": spec}, "__", {}) == []
 
 
+def _containers_json_values(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and objects of `inner` (a named function: hypothesis reads its source to check it recurses)."""
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    _containers_json_values,
     max_leaves=12,
 )
 

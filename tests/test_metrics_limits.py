@@ -1,53 +1,10 @@
-"""Units of the runtime's concurrency cap (limits.py) and Prometheus exposition (metrics.py)."""
+"""Units of the runtime's Prometheus exposition (metrics.py); the concurrency cap is in test_forwarding.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import anyio
-import pytest
-from mcp.shared.exceptions import MCPError
-from mcpgw_runtime.limits import BACKEND_BUSY, Limiter
 from mcpgw_runtime.metrics import CallStats, render_metrics
-
-
-def test_limiter_queues_in_order_then_rejects_and_hands_slots_over() -> None:
-    async def main() -> None:
-        limiter = Limiter("b", limit=1, queue_limit=2)
-        order: list[int] = []
-
-        async def user(i: int) -> None:
-            await limiter.acquire(5)
-            order.append(i)
-            await anyio.sleep(0.01)
-            limiter.release()
-
-        async with anyio.create_task_group() as tg:
-            for i in range(3):
-                tg.start_soon(user, i)
-                await anyio.sleep(0)
-            await anyio.sleep(0)
-            with pytest.raises(MCPError) as refused:
-                await limiter.acquire(5)
-        assert refused.value.error.code == BACKEND_BUSY and "backend 'b' is saturated" in refused.value.error.message
-        assert order == [0, 1, 2] and limiter.active == 0 and limiter.queued == 0 and limiter.rejected == 1
-
-    anyio.run(main)
-
-
-def test_limiter_queue_wait_is_bounded_and_cancellation_frees_the_slot() -> None:
-    async def main() -> None:
-        limiter = Limiter("b", limit=1, queue_limit=5)
-        await limiter.acquire(1)
-        with pytest.raises(MCPError, match=r"no free slot within 0\.05s"):
-            await limiter.acquire(0.05)
-        with anyio.move_on_after(0.05):
-            await limiter.acquire(10)
-        assert limiter.queued == 0
-        limiter.release()
-        assert limiter.active == 0
-
-    anyio.run(main)
 
 
 @dataclass

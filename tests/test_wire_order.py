@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcpgw_runtime.backends import open_backend
+from mcpgw_runtime.connect import open_backend
 from mcpgw_runtime.spec import BackendSpec
 
 from tests import peers

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import anyio
 from mcp.shared.exceptions import MCPError
-from mcpgw_runtime.backends import BackendError, Connection, open_backend
+from mcpgw_runtime.connect import BackendError, Connection, open_backend
 from mcpgw_runtime.envsubst import UnsetVariableError, redact, secret_values
 from mcpgw_runtime.spec import BackendSpec
 

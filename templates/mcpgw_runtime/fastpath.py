@@ -42,7 +42,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcpgw_runtime.backends import Wire
+from mcpgw_runtime.connect import Wire
 from mcpgw_runtime.front import (
     CLIENT_REQUEST_CAPABILITIES,
     HANDSHAKE_BYTES,

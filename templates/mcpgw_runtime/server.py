@@ -31,12 +31,14 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcpgw_runtime.backends import Backend, BackendError, Connection
+from mcpgw_runtime.backends import Backend
+from mcpgw_runtime.connect import BackendError, Connection
 from mcpgw_runtime.envsubst import redact
+from mcpgw_runtime.forwarding import live_verdicts, timeout_for
 from mcpgw_runtime.listing import decode_cursor
 from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
-from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status
 from mcpgw_runtime.prestart import Takeover, strip_meta
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.rounds import Rounds
@@ -147,14 +149,8 @@ class Gateway:
 
         `timeout` bounds each list request: the backend's `startup_timeout` while it connects.
         """
-        caps = conn.init.capabilities
-        verdicts: dict[str, Verdict] = {}
         try:
-            for kind in sorted(kinds):
-                offered = caps.tools if kind == "tool" else caps.prompts
-                method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
-                live = await conn.pages(method, key, timeout) if offered is not None else []
-                verdicts[kind] = verify(backend.spec, kind, live, self._pinned[backend.name][kind], self.spec.separator)
+            verdicts = await self._live_verdicts(backend, conn, kinds, timeout)
         except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             # a backend that cannot list cannot be verified
             message = f"backend {backend.name!r}: cannot verify pins: {redact(str(exc), backend.secrets)}"
@@ -179,13 +175,11 @@ class Gateway:
         item that drifted *on its connection* get the pin error.
         """
         held: Held = {}
-        caps, spec, separator = conn.init.capabilities, backend.spec, self.spec.separator
+        spec = backend.spec
         for kind in sorted(kinds):
             pinned = self._pinned[backend.name][kind]
-            offered = caps.tools if kind == "tool" else caps.prompts
-            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
             try:
-                live = await conn.pages(method, key, timeout) if offered is not None else []
+                verdict = (await self._live_verdicts(backend, conn, {kind}, timeout))[kind]
             except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 why = redact(str(exc), backend.secrets)
                 message = f"backend {backend.name!r}: cannot verify pins of this client's session: {why}"
@@ -193,16 +187,23 @@ class Gateway:
                 if spec.pin == "strict":
                     held.update({(kind, original): f"{message}; held back under pin 'strict'" for original in pinned})
                 continue
-            verdict = verify(spec, kind, live, pinned, separator)
-            originals = {p.exposed: original for original, p in pinned.items()}
-            for item in live:
-                name = spec.exposed_name(kind, str(item.get("name")), separator)
-                if name is not None:
-                    originals[name] = str(item.get("name"))
-            for exposed, why in verdict.held.items():
-                if exposed in originals:
-                    held[(kind, originals[exposed])] = why
+            held.update({(kind, verdict.originals[exposed]): why for exposed, why in verdict.held.items()})
         return held
+
+    async def _live_verdicts(
+        self, backend: Backend, conn: Connection, kinds: frozenset[str] | set[str], timeout: float
+    ) -> dict[str, Verdict]:
+        """What the connection offers of these kinds, checked against the pins (forwarding.live_verdicts)."""
+        caps = conn.init.capabilities
+
+        def offers(capability: str) -> bool:
+            return getattr(caps, capability) is not None
+
+        async def fetch(method: str, params: Mapping[str, Any] | None) -> JSON:
+            return await conn.request(method, params, timeout)
+
+        pinned = self._pinned[backend.name]
+        return await live_verdicts(backend.spec, kinds, offers, fetch, pinned, self.spec.separator, BackendError)
 
     async def _publish(self, backend: str, verdict: Verdict) -> None:
         """Replace one backend's entries of one kind; tell clients if their list changed."""
@@ -369,7 +370,7 @@ class Gateway:
         if method == "prompts/get":
             return self._route("prompt", str(params.get("name")))[0].spec.timeout
         backend, original = self._route("tool", str(params.get("name")))
-        return backend.spec.tool_timeouts.get(original, backend.spec.timeout)
+        return timeout_for(backend.spec, original)
 
     # -- fast path -----------------------------------------------------------
 

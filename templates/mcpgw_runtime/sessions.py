@@ -51,15 +51,9 @@ from mcp.client.session import IncomingMessage
 from mcp.server.connection import Connection as UpstreamConnection
 from mcp.shared.exceptions import MCPError
 
-from mcpgw_runtime.backends import (
-    BACKEND_UNAVAILABLE,
-    LIST_CHANGED,
-    Backend,
-    Backoff,
-    Connection,
-    describe_failure,
-    open_backend,
-)
+from mcpgw_runtime.backends import Backend, Backoff, describe_failure
+from mcpgw_runtime.connect import LIST_CHANGED, Connection, open_backend
+from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE
 from mcpgw_runtime.relay import ORIGIN, BackendRelay, UpstreamHub
 
 log = logging.getLogger("mcpgw")
