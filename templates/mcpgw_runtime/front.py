@@ -351,8 +351,9 @@ class Front:
                 return await self._relay(str(method), params, rid, sid, receive, send)
             if method == "notifications/cancelled" and "id" not in message and isinstance(params, dict):
                 call = self._calls.get((sid or b"", id_key(params.get("requestId"))))
-                if call is not None:
-                    call.cancel()
+                if call is not None or self._boot is None:  # no core: nothing else can be in flight
+                    if call is not None:
+                        call.cancel()
                     await respond(send, 202, b"", None, session=sid)
                     return True
         if method == "notifications/initialized" and "id" not in message:
