@@ -24,54 +24,29 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
-from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpgw_runtime.backends import Backend
-from mcpgw_runtime.connect import BackendError, Connection
-from mcpgw_runtime.envsubst import redact
-from mcpgw_runtime.forwarding import live_verdicts, timeout_for
+from mcpgw_runtime.exposure import Exposure
+from mcpgw_runtime.forwarding import timeout_for
 from mcpgw_runtime.listing import decode_cursor
 from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
-from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status
 from mcpgw_runtime.prestart import Takeover, strip_meta
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.rounds import Rounds
-from mcpgw_runtime.sessions import ClientSessions, Held
-from mcpgw_runtime.spec import JSON, GatewaySpec, Target
+from mcpgw_runtime.sdk_server import build_server as build_sdk_server
+from mcpgw_runtime.sessions import ClientSessions
+from mcpgw_runtime.spec import JSON, GatewaySpec
 
 log = logging.getLogger("mcpgw")
 
 
 _decode_cursor = functools.partial(decode_cursor, error=MCPError)
-
-
-LIST_CHANGES = NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)
-"""Pins can change the tool and prompt lists at run time, backends their resources; clients are told."""
-
-
-class _AnnouncingServer(Server[Any]):
-    """A lowlevel server that advertises `listChanged` whoever asks for its options.
-
-    The SDK's Streamable HTTP session manager builds them with no arguments, so
-    `/mcp` clients were told the lists never change while the gateway sent
-    `list_changed` notifications all the same.
-    """
-
-    def create_initialization_options(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> InitializationOptions:
-        return super().create_initialization_options(
-            notification_options or LIST_CHANGES, experimental_capabilities, extensions
-        )
 
 
 class Gateway:
@@ -83,22 +58,11 @@ class Gateway:
         self.backends = {
             b.name: Backend(b, base_dir, spec.generator, running=running.get(b.name)) for b in spec.backends
         }
-        tables = {"tool": (spec.tools, spec.tool_routes, spec.tool_pins)}
-        tables["prompt"] = (spec.prompts, spec.prompt_routes, spec.prompt_pins)
-        # What clients see right now, per kind: the embedded tables until a backend is verified.
-        self._exposed: dict[str, dict[str, JSON]] = {k: {str(d["name"]): d for d in t[0]} for k, t in tables.items()}
-        self._routes: dict[str, dict[str, Target]] = {k: dict(t[1]) for k, t in tables.items()}
-        self._held: dict[str, dict[str, tuple[str, str]]] = {k: {} for k in KINDS}
-        """Kind → held-back name → (backend, the error a call to it gets)."""
-        self._refused: dict[tuple[str, str, str], int] = {}
-        """(backend, kind, held-back name) → calls refused because of the hold, for `/metrics`."""
-        self._verdicts: dict[str, dict[str, Verdict]] = {b: {} for b in self.backends}
-        self._pinned = {b: {k: pinned_items(b, *t) for k, t in tables.items()} for b in self.backends}
+        self.exposure = Exposure(spec, self.backends, self.hub)
+        """What clients see right now: the embedded tables, then the pins' verdicts (exposure.py)."""
         for backend in self.backends.values():
-            backend.verify = self._verify
-        self._tools_result: JSON = {"tools": list(spec.tools)}
-        self._prompts_result: JSON = {"prompts": list(spec.prompts)}
-        self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
+            backend.verify = self.exposure.verify
+        self.templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
         self._template_routes = [(UriTemplate.parse(t["uriTemplate"]), b) for b, t in spec.resource_templates]
         self._template_backends = {t["uriTemplate"]: b for b, t in spec.resource_templates}
         self._live_resources: dict[str, str] = {}
@@ -110,7 +74,7 @@ class Gateway:
         self.rounds = Rounds()
         """2026-07-28 calls waiting for the client's input (rounds.py)."""
         self.sessions = {
-            b.name: ClientSessions(b, self.hub, self._check_client, self._refused_on_client_session)
+            b.name: ClientSessions(b, self.hub, self.exposure.check_client, self.exposure.refused_on_client_session)
             for b in self.backends.values()
             if b.spec.session == "per-client"
         }
@@ -134,133 +98,22 @@ class Gateway:
 
         A path that calls `call_tool` without setting `ORIGIN` (the HTTP fast path) must not take it.
         """
-        route = self._routes["tool"].get(tool)
-        return route is not None and route.backend in self.sessions
+        return self.exposure.routes_to("tool", tool) in self.sessions
 
     @functools.cached_property
     def hub(self) -> UpstreamHub:
         """The upstream clients, their log levels and resource subscriptions (see relay.py)."""
         return UpstreamHub()
 
-    # -- pins --------------------------------------------------------------
-
-    async def _verify(self, backend: Backend, conn: Connection, kinds: frozenset[str], timeout: float) -> None:
-        """Check a backend's live lists against its pins and publish what its policy allows.
-
-        `timeout` bounds each list request: the backend's `startup_timeout` while it connects.
-        """
-        try:
-            verdicts = await self._live_verdicts(backend, conn, kinds, timeout)
-        except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            # a backend that cannot list cannot be verified
-            message = f"backend {backend.name!r}: cannot verify pins: {redact(str(exc), backend.secrets)}"
-            log.error("%s", message)
-            backend.pin = status(backend.spec.pin, None, message)
-            if backend.spec.pin == "strict":
-                for kind in kinds:
-                    pinned = self._pinned[backend.name][kind].values()
-                    held = {p.exposed: f"{message}; held back under pin 'strict'" for p in pinned}
-                    await self._publish(backend.name, Verdict(kind, held=held))
-            return
-        self._verdicts[backend.name].update(verdicts)
-        backend.pin = status(backend.spec.pin, self._verdicts[backend.name])
-        for verdict in verdicts.values():
-            await self._publish(backend.name, verdict)
-
-    async def _check_client(self, backend: Backend, conn: Connection, kinds: frozenset[str], timeout: float) -> Held:
-        """The pins of one client's own connection (sessions.py): what calls through it must refuse.
-
-        The same check as `_verify`, but nothing is published: what clients list stays the
-        embedded tables (and the shared connection's verdict); only this client's calls of an
-        item that drifted *on its connection* get the pin error.
-        """
-        held: Held = {}
-        spec = backend.spec
-        for kind in sorted(kinds):
-            pinned = self._pinned[backend.name][kind]
-            try:
-                verdict = (await self._live_verdicts(backend, conn, {kind}, timeout))[kind]
-            except (MCPError, BackendError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                why = redact(str(exc), backend.secrets)
-                message = f"backend {backend.name!r}: cannot verify pins of this client's session: {why}"
-                log.error("%s", message)
-                if spec.pin == "strict":
-                    held.update({(kind, original): f"{message}; held back under pin 'strict'" for original in pinned})
-                continue
-            held.update({(kind, verdict.originals[exposed]): why for exposed, why in verdict.held.items()})
-        return held
-
-    async def _live_verdicts(
-        self, backend: Backend, conn: Connection, kinds: frozenset[str] | set[str], timeout: float
-    ) -> dict[str, Verdict]:
-        """What the connection offers of these kinds, checked against the pins (forwarding.live_verdicts)."""
-        caps = conn.init.capabilities
-
-        def offers(capability: str) -> bool:
-            return getattr(caps, capability) is not None
-
-        async def fetch(method: str, params: Mapping[str, Any] | None) -> JSON:
-            return await conn.request(method, params, timeout)
-
-        pinned = self._pinned[backend.name]
-        return await live_verdicts(backend.spec, kinds, offers, fetch, pinned, self.spec.separator, BackendError)
-
-    async def _publish(self, backend: str, verdict: Verdict) -> None:
-        """Replace one backend's entries of one kind; tell clients if their list changed."""
-        kind = verdict.kind
-        exposed, routes, held = self._exposed[kind], self._routes[kind], self._held[kind]
-        for name in [n for n, t in routes.items() if t.backend == backend]:
-            del routes[name]
-            exposed.pop(name, None)
-        for name in [n for n, (owner, _) in held.items() if owner == backend]:
-            del held[name]
-        for name, (original, definition) in verdict.expose.items():
-            other = routes.get(name)
-            if other is not None:
-                log.warning(
-                    "%s %r of backend %s collides with backend %s: not exposed", kind, name, backend, other.backend
-                )
-                continue
-            routes[name] = Target(backend, original)
-            exposed[name] = definition
-        for name, why in verdict.held.items():
-            if name not in routes:
-                held[name] = (backend, why)
-        listing = [exposed[n] for n in sorted(exposed)]
-        result_key, old = ("tools", self._tools_result) if kind == "tool" else ("prompts", self._prompts_result)
-        if listing == old[result_key]:
-            return
-        if kind == "tool":
-            self._tools_result = {"tools": listing}
-        else:
-            self._prompts_result = {"prompts": listing}
-        await self._notify_list_changed(f"notifications/{result_key}/list_changed")
-
-    async def _notify_list_changed(self, method: str) -> None:
-        clients = self.hub.everyone()
-        log.info("%s: telling %d connected client(s)", method, len(clients))
-        await self.hub.broadcast(method, None, clients)
-
     # -- routing -----------------------------------------------------------
 
     def _route(self, kind: str, name: str) -> tuple[Backend, str]:
-        route = self._routes[kind].get(name)
-        if route is None:
-            held = self._held[kind].get(name)
-            if held is not None:
-                self._count_refusal(held[0], kind, name)
-                raise MCPError(types.INVALID_PARAMS, held[1])
-            raise MCPError(types.INVALID_PARAMS, f"unknown {kind}: {name!r}")
-        return self.backends[route.backend], route.name
+        target = self.exposure.route(kind, name)
+        return self.backends[target.backend], target.name
 
-    def _count_refusal(self, backend: str, kind: str, exposed: str) -> None:
-        key = (backend, kind, exposed)
-        self._refused[key] = self._refused.get(key, 0) + 1
-
-    def _refused_on_client_session(self, backend: Backend, kind: str, original: str) -> None:
-        """A pin hold on one client's own connection (sessions.py) refused a call: counted like the others."""
-        exposed = backend.spec.exposed_name(kind, original, self.spec.separator)
-        self._count_refusal(backend.name, kind, exposed or original)
+    def list_result(self, method: str) -> JSON:
+        """The current answer to `tools/list` or `prompts/list` (a new object whenever it changes)."""
+        return self.exposure.list_result(method)
 
     def _resource_backend(self, uri: str) -> Backend:
         name = self.spec.resources.get(uri) or self._live_resources.get(uri)
@@ -374,15 +227,11 @@ class Gateway:
 
     # -- fast path -----------------------------------------------------------
 
-    def list_result(self, method: str) -> JSON:
-        """The current answer to `tools/list` or `prompts/list` (a new object whenever it changes)."""
-        return self._tools_result if method == "tools/list" else self._prompts_result
-
     async def _fast_list_tools(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
-        return self._tools_result
+        return self.exposure.list_result("tools/list")
 
     async def _fast_list_prompts(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
-        return self._prompts_result
+        return self.exposure.list_result("prompts/list")
 
     async def _fast_call_tool(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
         params = ctx.params
@@ -443,75 +292,8 @@ class Gateway:
             await sessions.set_level(client, params.level)  # the client's own connection, if open
         return {}
 
-    # -- SDK server ----------------------------------------------------------
-
     def build_server(self) -> Server[Any]:
-        """The lowlevel server; handlers exist for every method so capabilities are advertised."""
-
-        async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-            return types.ListToolsResult.model_validate(self._tools_result)
-
-        async def call_tool(
-            ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-        ) -> types.CallToolResult | types.InputRequiredResult:
-            raw = await self._interactive(ctx, params, self.call_tool)
-            return raw if isinstance(raw, types.InputRequiredResult) else types.CallToolResult.model_validate(raw)
-
-        async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-            return types.ListPromptsResult.model_validate(self._prompts_result)
-
-        async def get_prompt(
-            ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
-        ) -> types.GetPromptResult | types.InputRequiredResult:
-            raw = await self._interactive(ctx, params, self.get_prompt)
-            return raw if isinstance(raw, types.InputRequiredResult) else types.GetPromptResult.model_validate(raw)
-
-        async def list_resources(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-            page = await self.list_resources(params.cursor if params else None)
-            return types.ListResourcesResult.model_validate(page)
-
-        async def list_templates(
-            ctx: Any, params: types.PaginatedRequestParams | None
-        ) -> types.ListResourceTemplatesResult:
-            return types.ListResourceTemplatesResult.model_validate(self._templates_result)
-
-        async def read_resource(
-            ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
-        ) -> types.ReadResourceResult | types.InputRequiredResult:
-            raw = await self._interactive(ctx, params, self.read_resource)
-            return raw if isinstance(raw, types.InputRequiredResult) else types.ReadResourceResult.model_validate(raw)
-
-        async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
-            raw = await self.complete(params.model_dump(by_alias=True, exclude_none=True))
-            return types.CompleteResult.model_validate(raw)
-
-        server: Server[Any] = _AnnouncingServer(
-            self.spec.name,
-            version=self.spec.version,
-            instructions=self.spec.instructions,
-            on_list_tools=list_tools,
-            on_call_tool=call_tool,
-            on_list_prompts=list_prompts,
-            on_get_prompt=get_prompt,
-            on_list_resources=list_resources,
-            on_list_resource_templates=list_templates,
-            on_read_resource=read_resource,
-            on_completion=complete,
-        )
-        server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self.subscribe)
-        server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self.unsubscribe)
-        # Registered directly: the constructor keyword warns that logging is deprecated in 2026-07-28.
-        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
-        server.middleware.insert(0, self.middleware)
-        # Innermost: seals the requestState of input-required rounds (rounds.py) and checks it on retries.
-        security = RequestStateSecurity.ephemeral(ttl=self._state_ttl())
-        server.middleware.append(RequestStateBoundary(security, default_audience=self.spec.name))
-        return server
-
-    def _state_ttl(self) -> float:
-        """How long a sealed requestState is accepted: past the longest wait for a client's retry."""
-        timeouts = [t for b in self.spec.backends for t in (b.timeout, *b.tool_timeouts.values())]
-        return max([600.0, *(t + 60.0 for t in timeouts)])
+        return build_sdk_server(self)
 
     def initialization_options(self, server: Server[Any]) -> InitializationOptions:
         return server.create_initialization_options()
@@ -525,4 +307,4 @@ class Gateway:
 
     def metrics(self) -> str:
         """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
-        return render_metrics(self.backends.values(), self._held, self._refused)
+        return render_metrics(self.backends.values(), self.exposure.held, self.exposure.refused)
