@@ -238,17 +238,17 @@ def test_the_sse_endpoint_gets_asgis_own_send() -> None:
 
 
 def test_the_watched_dispatcher_overrides_the_public_run() -> None:
-    """connect._WatchedDispatcher overrides `JSONRPCDispatcher.run`: public, but its signature is provisional."""
+    """connect.WatchedDispatcher overrides `JSONRPCDispatcher.run`: public, but its signature is provisional."""
     import inspect
 
     from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-    from mcpgw_runtime.connect import _WatchedDispatcher
+    from mcpgw_runtime.connect import WatchedDispatcher
 
-    ours = inspect.signature(_WatchedDispatcher.run)
+    ours = inspect.signature(WatchedDispatcher.run)
     theirs = inspect.signature(JSONRPCDispatcher.run)
     assert [(p.name, p.kind) for p in ours.parameters.values()] == [
         (p.name, p.kind) for p in theirs.parameters.values()
-    ], f"the mcp SDK changed JSONRPCDispatcher.run{theirs}: update connect._WatchedDispatcher.run"
+    ], f"the mcp SDK changed JSONRPCDispatcher.run{theirs}: update connect.WatchedDispatcher.run"
 
 
 PUBLIC_UNDERSCORE = frozenset({"os._exit"})

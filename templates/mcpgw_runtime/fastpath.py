@@ -42,7 +42,6 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcpgw_runtime.connect import Wire
 from mcpgw_runtime.front import (
     CLIENT_REQUEST_CAPABILITIES,
     HANDSHAKE_BYTES,
@@ -61,6 +60,7 @@ from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.server import Gateway
 from mcpgw_runtime.spec import JSON
+from mcpgw_runtime.stdio_lane import Wire
 
 log = logging.getLogger("mcpgw")
 

@@ -54,7 +54,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        raw = await gateway._interactive(ctx, params, gateway.call_tool)
+        raw = await gateway.interactive(ctx, params, gateway.call_tool)
         return raw if isinstance(raw, types.InputRequiredResult) else types.CallToolResult.model_validate(raw)
 
     async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
@@ -63,7 +63,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        raw = await gateway._interactive(ctx, params, gateway.get_prompt)
+        raw = await gateway.interactive(ctx, params, gateway.get_prompt)
         return raw if isinstance(raw, types.InputRequiredResult) else types.GetPromptResult.model_validate(raw)
 
     async def list_resources(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
@@ -78,7 +78,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        raw = await gateway._interactive(ctx, params, gateway.read_resource)
+        raw = await gateway.interactive(ctx, params, gateway.read_resource)
         return raw if isinstance(raw, types.InputRequiredResult) else types.ReadResourceResult.model_validate(raw)
 
     async def complete(ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:

@@ -194,7 +194,7 @@ class Gateway:
 
     # -- 2026-07-28: input-required rounds --------------------------------------
 
-    async def _interactive(
+    async def interactive(
         self,
         ctx: ServerRequestContext[Any, Any],
         params: types.InputResponseRequestParams,
