@@ -46,7 +46,7 @@ from mcpgw_runtime.early_sessions import (
     EarlySessions,
     initialize_result,
 )
-from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE, INVALID_REQUEST, Refused, health_entry
+from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE, health_entry
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
@@ -93,6 +93,17 @@ __all__ = [
 log = logging.getLogger("mcpgw")
 
 EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list", "resources/templates/list"})
+
+
+def table_answers(spec: GatewaySpec) -> dict[str, bytes]:
+    """The results the embedded tables give, encoded once: what the core answers while no pin has drifted."""
+    templates = [t for _, t in spec.resource_templates]
+    return {
+        "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
+        "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
+        "resources/templates/list": pydantic_core.to_json({"resourceTemplates": templates}),
+        "ping": b"{}",
+    }
 
 
 def starting_health(spec: GatewaySpec) -> JSON:
@@ -149,19 +160,11 @@ class Front:
             backends = self.backends
             assert backends is not None
             self.relays.settled = lambda: self._boot is None and backends.all_ready()
-        self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
-        """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
+        self._calls = self.relays.in_flight if self.relays is not None else {}
         self.sessions = EarlySessions(spec, stateless, self._calls, self._ready, self._closing, lambda: self.core)
         self.early = self.sessions.open
         """Sessions the front opened that the core has not adopted yet."""
-        self._lists = {
-            "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
-            "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
-            "resources/templates/list": pydantic_core.to_json(
-                {"resourceTemplates": [t for _, t in spec.resource_templates]}
-            ),
-            "ping": b"{}",
-        }
+        self._lists = table_answers(spec)
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
@@ -348,12 +351,10 @@ class Front:
         method, rid, params = message.get("method"), message.get("id"), message.get("params")
         if self.relays is not None and (session is None or not session.asks):
             if method in RELAYED and is_request_id(rid):
-                return await self._relay(str(method), params, rid, sid, receive, send)
+                return await self.relays.answer(str(method), params, rid, sid, receive, send)
             if method == "notifications/cancelled" and "id" not in message and isinstance(params, dict):
-                call = self._calls.get((sid or b"", id_key(params.get("requestId"))))
-                if call is not None or self._boot is None:  # no core: nothing else can be in flight
-                    if call is not None:
-                        call.cancel()
+                # with no core loading, nothing but the front's own requests can be in flight
+                if self.relays.cancel(sid, params.get("requestId")) or self._boot is None:
                     await respond(send, 202, b"", None, session=sid)
                     return True
         if method == "notifications/initialized" and "id" not in message:
@@ -367,37 +368,6 @@ class Front:
             await respond(send, 200, result_body(rid, self._lists[str(method)]), b"application/json", session=sid)
             return True
         return False
-
-    async def _relay(
-        self, method: str, params: object, rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
-    ) -> bool:
-        """`--lazy-core`: a request relayed by the front (relays.py); False when the core must take it."""
-        assert self.relays is not None
-        reply = Reply(send, sid or b"")
-        call = asyncio.ensure_future(self.relays.serve(method, params, reply))
-        key = (sid or b"", id_key(rid))
-        self._calls[key] = call
-        watcher = asyncio.ensure_future(disconnected(receive))
-        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
-        try:
-            tail = await call
-        except Refused as refused:
-            await reply.finish(error_answer(rid, refused.error))
-            return True
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the server is stopping this request, not the client
-            await reply.finish(error_answer(rid, {"code": INVALID_REQUEST, "message": "Request cancelled"}))
-            return True
-        finally:
-            watcher.cancel()
-            if self._calls.get(key) is call:
-                del self._calls[key]
-        if tail is None:
-            return False
-        await reply.finish(b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid), tail)
-        return True
 
 
 def without_progress(params: object) -> bool:

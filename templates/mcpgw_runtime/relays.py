@@ -23,13 +23,15 @@ answers as it always has.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import pydantic_core
 
-from mcpgw_runtime.forwarding import INVALID_PARAMS, Refused, unknown
+from mcpgw_runtime.forwarding import INVALID_PARAMS, INVALID_REQUEST, Refused, unknown
+from mcpgw_runtime.jsonrpc_http import AsgiReceive, AsgiSend, Reply, disconnected, error_answer, id_key
 from mcpgw_runtime.listing import ResourceRoutes, decode_cursor, encode_cursor, no_backend_offers
 from mcpgw_runtime.prestart import EarlyBackends, strip_meta
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
@@ -68,6 +70,49 @@ class Relays:
         self.resources = ResourceRoutes(dict(spec.resources), templates)
         self.settled = backends.all_ready
         """Replaced by the front: also False once the core is loading (its verdicts then decide)."""
+        self.in_flight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
+
+    async def answer(
+        self, method: str, params: object, rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
+    ) -> bool:
+        """Relay one request and send its answer (or what the backend sends for it first, on a stream).
+
+        False, with nothing sent, when the core must take it. While it runs, the client's
+        `notifications/cancelled` (`cancel`) or going away cancels it, at the backend too.
+        """
+        reply = Reply(send, sid or b"")
+        call = asyncio.ensure_future(self.serve(method, params, reply))
+        key = (sid or b"", id_key(rid))
+        self.in_flight[key] = call
+        watcher = asyncio.ensure_future(disconnected(receive))
+        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
+        try:
+            tail = await call
+        except Refused as refused:
+            await reply.finish(error_answer(rid, refused.error))
+            return True
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the server is stopping this request, not the client
+            await reply.finish(error_answer(rid, {"code": INVALID_REQUEST, "message": "Request cancelled"}))
+            return True
+        finally:
+            watcher.cancel()
+            if self.in_flight.get(key) is call:
+                del self.in_flight[key]
+        if tail is None:
+            return False
+        await reply.finish(b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid), tail)
+        return True
+
+    def cancel(self, sid: bytes | None, request_id: object) -> bool:
+        """The client cancelled one of its requests: True when it was one relayed here, now cancelled."""
+        call = self.in_flight.get((sid or b"", id_key(request_id)))
+        if call is not None:
+            call.cancel()
+        return call is not None
 
     async def serve(self, method: str, params: object, channel: Channel) -> bytes | memoryview | None:
         """The answer's bytes after its id (`,"result":...}`), `Refused`, or None: the core must answer."""
