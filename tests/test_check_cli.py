@@ -155,3 +155,20 @@ def test_missing_snapshot_is_bad_input(project: Path, tmp_path: Path) -> None:
     proc = mcpgw("check", str(project / "config.json"), "--against", str(tmp_path), cwd=project)
     assert proc.returncode == 2
     assert "snapshot.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_edited_vendored_runtime_is_reported(project: Path, tmp_path: Path) -> None:
+    """`mcpgw check` covers dist/mcpgw_runtime/ too: an edit there is a security-class change."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(project, root)
+    guard = root / "dist" / "mcpgw_runtime" / "guard.py"
+    guard.write_text(guard.read_text() + "\n# an edit after the review\n")
+    proc = check(root, "base", "--error-format", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (change,) = json.loads(proc.stdout)["changes"]
+    assert change["code"] == "RUNTIME_MODIFIED" and change["severity"] == "security"
+    assert "edited: guard.py" in change["message"]
+    proc = check(root, "base", "--fail-on", "breaking")
+    assert proc.returncode == 0 and "RUNTIME_MODIFIED" in proc.stdout

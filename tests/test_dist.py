@@ -162,6 +162,18 @@ def test_build_check_covers_the_vendored_runtime(tmp_path: Path) -> None:
     assert "DO NOT EDIT" in pins.read_text()
 
 
+def test_check_reads_the_digest_gateway_py_records(tmp_path: Path) -> None:
+    from mcpgw.check import runtime_changes
+
+    assert runtime_changes(tmp_path) == []  # only a snapshot there: nothing vendored to check
+    dist = _frozen_dist(tmp_path)
+    assert runtime_changes(dist) == []
+    gateway = dist / "gateway.py"
+    gateway.write_text(gateway.read_text().replace("RUNTIME_SHA256 = ", "DIGEST = "))
+    (change,) = runtime_changes(dist)
+    assert change.code == "RUNTIME_MODIFIED" and "records no runtime digest" in change.message
+
+
 def test_a_crlf_checkout_still_verifies(tmp_path: Path) -> None:
     """What git's autocrlf does to a checkout on Windows, done by hand: the digest normalises it."""
     dist = _frozen_dist(tmp_path)

@@ -30,6 +30,8 @@ JSONDoc = dict[str, object]
 class Outputs:
     files: dict[str, str]
     exposed: Exposed
+    runtime_digest: str
+    """sha256 of the vendored runtime's manifest, as gateway.py records it."""
 
 
 def config_digest(config: Config) -> str:
@@ -66,7 +68,7 @@ def generate(
         ".gitignore": GITIGNORE,
         **runtime.files,
     }
-    return Outputs(files=files, exposed=exposed)
+    return Outputs(files=files, exposed=exposed, runtime_digest=runtime.digest)
 
 
 def write_outputs(output_dir: Path, files: dict[str, str]) -> None:

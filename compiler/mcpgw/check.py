@@ -3,11 +3,18 @@
 Nothing is written. The result is a `Report`, which the CLI prints and turns
 into an exit code; a backend that cannot be probed is a finding too
 (`BACKEND_UNREACHABLE`), so one dead server does not hide the others' drift.
+The vendored runtime in the checked folder is compared with the digest its
+`gateway.py` records (`RUNTIME_MODIFIED`): an edited runtime is as much a
+change under the reviewed tables as an edited tool.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from mcpgw_runtime.drift import Change
+from mcpgw_runtime.integrity import verify
 
 from mcpgw.build import config_digest
 from mcpgw.compare import compare
@@ -16,6 +23,24 @@ from mcpgw.probe import Listener, ProbeFailure, probe_all
 from mcpgw.report import Report
 from mcpgw.snapshot import FILENAME, BackendOffer, build_snapshot, read_snapshot
 from mcpgw.specs import backend_spec
+from mcpgw.vendor import PACKAGE
+
+_DIGEST = re.compile(r'^RUNTIME_SHA256 = "([0-9a-f]{64})"$', re.MULTILINE)
+
+
+def runtime_changes(against: Path) -> list[Change]:
+    """`RUNTIME_MODIFIED` when the runtime beside `against/gateway.py` differs from the digest it records."""
+    gateway = against / "gateway.py"
+    if not gateway.is_file():
+        return []  # a folder holding only the snapshot: nothing vendored to check
+    found = _DIGEST.search(gateway.read_text(encoding="utf-8"))
+    if found is None:
+        return [Change("RUNTIME_MODIFIED", "", "runtime", PACKAGE, f"{gateway} records no runtime digest; rebuild it")]
+    verdict = verify(against / PACKAGE, found.group(1))
+    if verdict.ok:
+        return []
+    message = f"{against / PACKAGE}: {verdict.describe()}; rebuild with `mcpgw build` to restore it"
+    return [Change("RUNTIME_MODIFIED", "", "runtime", PACKAGE, message)]
 
 
 async def check(config: Config, config_path: Path, against: Path, fail_on: str, listener: Listener) -> Report:
@@ -31,7 +56,7 @@ async def check(config: Config, config_path: Path, against: Path, fail_on: str, 
             unreachable[name] = result.message + (f" (stderr: {tail[0].strip()})" if tail else "")
     after = build_snapshot(offers, config_digest(config))
     specs = {n: backend_spec(b) for n, b in sorted(config.backends.items()) if b.enabled}
-    changes = compare(before, after, specs, config.gateway.separator, unreachable)
+    changes = runtime_changes(against) + compare(before, after, specs, config.gateway.separator, unreachable)
     return Report(
         changes=changes,
         snapshot_file=str(snapshot_path),

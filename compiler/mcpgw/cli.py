@@ -237,7 +237,8 @@ def _build(
         return
     write_outputs(output, outputs.files)
     counts = f"{plural(len(outputs.exposed.tools), 'tool')}, {plural(len(outputs.exposed.prompts), 'prompt')}"
-    err.print(f"wrote {output}/gateway.py ({counts}), snapshot.json, requirements.txt", markup=False)
+    runtime = f"mcpgw_runtime/ (sha256 {outputs.runtime_digest[:12]})"
+    err.print(f"wrote {output}/gateway.py ({counts}), {runtime}, snapshot.json, requirements.txt", markup=False)
     if announce:
         err.print(f"serve it: python {output}/gateway.py --port {cfg.gateway.port}", markup=False)
 

@@ -28,6 +28,7 @@ from mcpgw import __version__
 from mcpgw.config import Config
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import backend_spec
+from mcpgw.wording import plural
 
 JSON = dict[str, Any]
 Listener = Callable[[str, str], None]
@@ -139,7 +140,7 @@ async def probe_one(config: Config, base_dir: Path, name: str, listener: Listene
                 result = await _attempt(spec, base_dir, errlog, waits)
                 tg.cancel_scope.cancel()
             if isinstance(result, BackendOffer):
-                listener(name, f"ok: {len(result.tools)} tools, {len(result.prompts)} prompts")
+                listener(name, f"ok: {plural(len(result.tools), 'tool')}, {plural(len(result.prompts), 'prompt')}")
                 return result
             message = result
         listener(name, "failed")

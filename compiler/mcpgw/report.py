@@ -53,6 +53,8 @@ class Report:
 def _pointer(change: Change) -> str:
     if change.kind == "config":
         return "/config_digest"
+    if change.kind == "runtime":
+        return ""  # not in the snapshot: its first line
     if change.kind == "backend" or not change.name:
         return pointer(["backends", change.backend])
     return pointer(["backends", change.backend, _SECTIONS[change.kind], change.name])
@@ -74,8 +76,12 @@ def line_of(parsed: Parsed | None, change: Change) -> int:
     return parsed.locate(_pointer(change), at_key=True)[0]
 
 
+GATEWAY_LEVEL = ("config", "backend", "runtime")
+"""Kinds of change that concern no single tool, prompt or resource (no definition to diff)."""
+
+
 def _where(change: Change) -> str:
-    if change.kind in ("config", "backend"):
+    if change.kind in GATEWAY_LEVEL:
         return ""
     name = f"{change.kind.replace('_', ' ')} {change.name}"
     return f"{name} ({change.path}): " if change.path else f"{name}: "
@@ -97,7 +103,7 @@ def _diffs(report: Report) -> Iterable[str]:
     done: set[tuple[str, str, str]] = set()
     for change in report.changes:
         key = (change.backend, change.kind, change.name)
-        if change.kind in ("config", "backend") or key in done:
+        if change.kind in GATEWAY_LEVEL or key in done:
             continue
         done.add(key)
         old, new = _definition(report.before, change), _definition(report.after, change)
@@ -125,7 +131,7 @@ def format_text(report: Report) -> str:
     for change in report.changes:
         groups.setdefault(change.backend, []).append(change)
     for backend, changes in groups.items():
-        lines += ["", f"backend {backend}" if backend else "config"]
+        lines += ["", f"backend {backend}" if backend else "gateway"]
         for c in changes:
             lines.append(f"  {c.code:<{width}}  {c.severity:<8}  {_where(c)}{c.message}{_hint(report, c)}")
     diff = "".join(_diffs(report))
