@@ -1,4 +1,4 @@
-"""`--lazy-core` (prestart.py): the front runs the backends and serves tool calls until the core is needed.
+"""`--lazy-core` (front_backends.py): the front runs the backends and serves tool calls until the core is needed.
 
 A gateway over tests/servers/asking_server.py (stdio, shared session), whose `count` tool
 counts calls on its own process and whose `pid` names it, driven by raw HTTP and by the

@@ -10,10 +10,10 @@ from mcp.shared.exceptions import MCPError
 from mcpgw.pyliteral import pyliteral
 from mcpgw_runtime.envsubst import UnsetVariableError, expand, malformed, redact, secret_values
 from mcpgw_runtime.front import HANDSHAKE_VERSIONS, HEAVY_PACKAGES, SESSION_NOT_FOUND, _missing_core, starting_health
+from mcpgw_runtime.front_backends import strip_meta
+from mcpgw_runtime.gateway_server import _decode_cursor, _encode_cursor
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.pipes import resolve
-from mcpgw_runtime.prestart import strip_meta
-from mcpgw_runtime.server import _decode_cursor, _encode_cursor
 from mcpgw_runtime.spec import BackendSpec
 
 
@@ -118,7 +118,7 @@ def test_redact_puts_every_expanded_secret_back_as_its_reference() -> None:
 def test_front_health_is_the_cores_before_any_backend_ran(tmp_path: Path, backends: int) -> None:
     """`/healthz` before the core (front.starting_health) reads like the core's own at that moment."""
     import anyio
-    from mcpgw_runtime.server import Gateway
+    from mcpgw_runtime.gateway_server import Gateway
     from mcpgw_runtime.spec import GatewaySpec
 
     specs = (
@@ -144,7 +144,7 @@ def test_the_fronts_handshake_with_a_backend_is_the_sdk_clients() -> None:
     from mcp.client import session as client_session
     from mcp.client.stdio import DEFAULT_INHERITED_ENV_VARS
     from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-    from mcpgw_runtime import forwarding, prestart
+    from mcpgw_runtime import forwarding, front_backends
 
     async def advertised() -> object:
         send, receive = anyio.create_memory_object_stream[Any](1)
@@ -161,9 +161,9 @@ def test_the_fronts_handshake_with_a_backend_is_the_sdk_clients() -> None:
     async def prestart_callback(context: Any, params: Any = None) -> types.ErrorData:
         return types.ErrorData(code=0, message="")
 
-    assert anyio.run(advertised) == prestart.CLIENT_CAPABILITIES
-    assert client_session.LATEST_HANDSHAKE_VERSION == prestart.HANDSHAKE_VERSION
-    assert tuple(DEFAULT_INHERITED_ENV_VARS) == prestart.INHERITED_ENV
+    assert anyio.run(advertised) == front_backends.CLIENT_CAPABILITIES
+    assert client_session.LATEST_HANDSHAKE_VERSION == front_backends.HANDSHAKE_VERSION
+    assert tuple(DEFAULT_INHERITED_ENV_VARS) == front_backends.INHERITED_ENV
     codes = (forwarding.INVALID_REQUEST, forwarding.INVALID_PARAMS, forwarding.INTERNAL_ERROR)
     assert codes == (types.INVALID_REQUEST, types.INVALID_PARAMS, types.INTERNAL_ERROR)
     assert forwarding.REQUEST_TIMEOUT == types.REQUEST_TIMEOUT
@@ -176,12 +176,12 @@ def test_early_backend_health_has_the_cores_fields(tmp_path: Path) -> None:
     """`/healthz` of a backend the front runs reads like the core's `Backend.health()`."""
     import anyio
     from mcpgw_runtime.backends import Backend
-    from mcpgw_runtime.prestart import EarlyBackend
+    from mcpgw_runtime.front_backends import FrontBackend
 
     spec = BackendSpec(name="b", type="stdio", command="x", pin="strict")
 
     async def both() -> tuple[dict[str, Any], dict[str, Any]]:
-        return Backend(spec, tmp_path, "1").health(), EarlyBackend(spec).health()
+        return Backend(spec, tmp_path, "1").health(), FrontBackend(spec).health()
 
     core, early = anyio.run(both)
     assert core == early

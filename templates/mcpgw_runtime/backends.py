@@ -40,9 +40,9 @@ from mcpgw_runtime.forwarding import (
     timeout_for,
     unavailable,
 )
+from mcpgw_runtime.front_backends import Takeover
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.prestart import Takeover
 from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 

@@ -34,8 +34,8 @@ from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNoti
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
+from mcpgw_runtime.front_backends import Takeover, command_line, default_environment
 from mcpgw_runtime.pipes import Resolved, all_pages, resolve, stop_process_group
-from mcpgw_runtime.prestart import Takeover, command_line, default_environment
 from mcpgw_runtime.relay import BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 from mcpgw_runtime.stdio_lane import StdioLane, posix_stdio

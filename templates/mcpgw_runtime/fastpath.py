@@ -56,9 +56,9 @@ from mcpgw_runtime.front import (
     replay_body,
     without_progress,
 )
+from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
-from mcpgw_runtime.server import Gateway
 from mcpgw_runtime.spec import JSON
 from mcpgw_runtime.stdio_lane import Wire
 

@@ -1,8 +1,8 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """What every forwarded request needs, whichever half of the gateway serves it.
 
-The front (no SDK: front.py, prestart.py) and the core (the SDK: backends.py,
-server.py, sessions.py) both forward requests to backends. What a request
+The front (no SDK: front.py, front_backends.py) and the core (the SDK: backends.py,
+gateway_server.py, sessions.py) both forward requests to backends. What a request
 needs on the way is decided here, once, without the SDK:
 
     client request ──▶ route (the tables) ──▶ timeout_for ──▶ Limiter.acquire

@@ -8,7 +8,7 @@ and answers what needs no SDK:
 
     initialize, notifications/initialized, GET and DELETE of its sessions   early_sessions.py
     ping, tools/list, prompts/list, resources/templates/list               the embedded tables
-    /healthz                                                              prestart.py's backends
+    /healthz                                                              front_backends.py's backends
     tools/call, prompts/get, resources/read, resources/list,               relays.py, forwarding
       completion/complete, notifications/cancelled (`--lazy-core`)          on the backends' pipes
 
@@ -47,6 +47,7 @@ from mcpgw_runtime.early_sessions import (
     initialize_result,
 )
 from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE, health_entry
+from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
@@ -66,7 +67,6 @@ from mcpgw_runtime.jsonrpc_http import (
     result_body,
 )
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
-from mcpgw_runtime.prestart import EarlyBackends
 from mcpgw_runtime.relays import RELAYED, Relays
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
@@ -152,8 +152,8 @@ class Front:
         """Set on SIGINT/SIGTERM: the GET streams the front holds end at once."""
         self._boot: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
-        """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
+        self.backends = FrontBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
+        """`--lazy-core`: the backends the front runs and calls until the core takes them over (front_backends.py)."""
         self.relays = Relays(spec, self.backends) if self.backends is not None else None
         """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
         if self.relays is not None:

@@ -30,10 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession
+from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_served_without_sdk
 from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, has_get_stream
-from mcpgw_runtime.server import Gateway
 
 log = logging.getLogger("mcpgw")
 

@@ -4,7 +4,7 @@
 Why: with the core unloaded (`--lazy-core`) a gateway is about 55 MiB instead of
 85-94; a client that only lists, calls, reads, gets prompts and completes needs
 none of the SDK. Each method here routes and reshapes its request exactly as the
-core's `Gateway` does (server.py: `call_tool`, `get_prompt`, `read_resource`,
+core's `Gateway` does (gateway_server.py: `call_tool`, `get_prompt`, `read_resource`,
 `list_resources`, `complete`) and forwards it through `Forwarder.request`
 (stdio_forwarding.py: limits, timeouts, counters, progress):
 
@@ -31,9 +31,9 @@ from typing import Any
 import pydantic_core
 
 from mcpgw_runtime.forwarding import INVALID_PARAMS, INVALID_REQUEST, Refused, unknown
+from mcpgw_runtime.front_backends import FrontBackends, strip_meta
 from mcpgw_runtime.jsonrpc_http import AsgiReceive, AsgiSend, Reply, disconnected, error_answer, id_key
 from mcpgw_runtime.listing import ResourceRoutes, decode_cursor, encode_cursor, no_backend_offers
-from mcpgw_runtime.prestart import EarlyBackends, strip_meta
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 from mcpgw_runtime.stdio_forwarding import Answer, Channel
 
@@ -62,7 +62,7 @@ def _with_meta(forwarded: JSON, params: Mapping[str, Any]) -> JSON:
 class Relays:
     """The front's side of every relayed method; `settled()` says the embedded tables are the truth."""
 
-    def __init__(self, spec: GatewaySpec, backends: EarlyBackends) -> None:
+    def __init__(self, spec: GatewaySpec, backends: FrontBackends) -> None:
         self.spec = spec
         self.backends = backends
         self.forward = backends.forwarder.request

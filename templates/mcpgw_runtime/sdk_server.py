@@ -19,7 +19,7 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcpgw_runtime.spec import GatewaySpec
 
 if TYPE_CHECKING:
-    from mcpgw_runtime.server import Gateway
+    from mcpgw_runtime.gateway_server import Gateway
 
 
 LIST_CHANGES = NotificationOptions(prompts_changed=True, tools_changed=True, resources_changed=True)

@@ -1,7 +1,7 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """Requests the front forwards on the pipes of the backends it runs, and what comes back for them.
 
-Why apart from prestart.py (which starts, checks and hands over the processes): this is
+Why apart from front_backends.py (which starts, checks and hands over the processes): this is
 the front's counterpart of the core's `Backend.request` and relay (backends.py, relay.py),
 and must do what they do, without the SDK:
 
@@ -43,7 +43,7 @@ from mcpgw_runtime.pipes import LANE_FIRST_ID, PipeClosed, answer_tail
 from mcpgw_runtime.spec import JSON
 
 if TYPE_CHECKING:
-    from mcpgw_runtime.prestart import EarlyBackend, EarlyBackends
+    from mcpgw_runtime.front_backends import FrontBackend, FrontBackends
 
 log = logging.getLogger("mcpgw")
 
@@ -82,9 +82,9 @@ class Channel(Protocol):
 
 
 class Forwarder:
-    """The front's requests to its backends (`EarlyBackends.backends`), as the core's Backend makes them."""
+    """The front's requests to its backends (`FrontBackends.backends`), as the core's Backend makes them."""
 
-    def __init__(self, early: EarlyBackends) -> None:
+    def __init__(self, early: FrontBackends) -> None:
         self.early = early
 
     async def request(
@@ -139,7 +139,7 @@ class Forwarder:
 
     @staticmethod
     def _own_token(
-        backend: EarlyBackend, params: Mapping[str, Any], channel: Channel
+        backend: FrontBackend, params: Mapping[str, Any], channel: Channel
     ) -> tuple[Mapping[str, Any], int | None]:
         """The params with the client's progress token replaced by a gateway-unique one (registered)."""
         meta = params.get("_meta")
@@ -151,7 +151,7 @@ class Forwarder:
         backend.progress[token] = (channel, theirs)
         return {**params, "_meta": {**meta, "progressToken": token}}, token
 
-    async def _serving(self, backend: EarlyBackend) -> bool:
+    async def _serving(self, backend: FrontBackend) -> bool:
         """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
         spec = backend.spec
         if backend.state == "starting":
@@ -164,7 +164,7 @@ class Forwarder:
             raise shutting_down(spec.name)
         return backend.state == "ready" and not (backend.handed or backend.drifted) and backend.pipe is not None
 
-    async def deliver(self, backend: EarlyBackend, value: Any) -> bool:
+    async def deliver(self, backend: FrontBackend, value: Any) -> bool:
         """Progress and log entries, to the request they belong to, as the core's relay would deliver them.
 
         Progress names its request by the token the front sent (`PROGRESS_TOKENS`); it goes to
@@ -198,7 +198,7 @@ class Forwarder:
         return True
 
     @staticmethod
-    async def _progress(backend: EarlyBackend, params: Any) -> None:
+    async def _progress(backend: FrontBackend, params: Any) -> None:
         token = params.get("progressToken") if type(params) is dict else None
         caller = backend.progress.get(token) if type(token) is int else None
         progress = params.get("progress") if type(params) is dict else None
@@ -211,7 +211,7 @@ class Forwarder:
         await caller[0].notify("notifications/progress", relayed)
 
     @staticmethod
-    def _unasked(backend: EarlyBackend, rid: object, method: str) -> bool:
+    def _unasked(backend: FrontBackend, rid: object, method: str) -> bool:
         """Answer a backend's request that no client's request caused, as the core's dispatcher would.
 
         `ping` gets its empty result. A request for a client (sampling, elicitation, roots) gets the

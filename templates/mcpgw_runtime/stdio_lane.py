@@ -19,8 +19,8 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
+from mcpgw_runtime.front_backends import default_environment
 from mcpgw_runtime.pipes import Pipe, PipeClosed, Resolved, answer_tail
-from mcpgw_runtime.prestart import default_environment
 from mcpgw_runtime.relay import BackendRelay
 from mcpgw_runtime.spec import JSON
 

@@ -120,7 +120,7 @@ class Takeover:
     """The backend's concurrency cap and queue, carried on so the counts in flight stay true."""
 
 
-class EarlyBackend:
+class FrontBackend:
     """One backend as the front runs it (its state changes reach the console like the core's)."""
 
     state = ObservedState()
@@ -172,14 +172,14 @@ class EarlyBackend:
         return health_entry(self.spec, state=self.state, error=self.error, pin=self.pin, pid=pid, limiter=self.limiter)
 
 
-class EarlyBackends:
+class FrontBackends:
     """The backends as the front runs them; `need_core(reason)` is how they ask for the core."""
 
     def __init__(self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None]) -> None:
         self.spec = spec
         self.base_dir = base_dir
         self.need_core = need_core
-        self.backends = {b.name: EarlyBackend(b) for b in spec.backends}
+        self.backends = {b.name: FrontBackend(b) for b in spec.backends}
         self._pinned = {
             b.name: {
                 "tool": pinned_items(b.name, spec.tools, spec.tool_routes, spec.tool_pins),
@@ -208,7 +208,7 @@ class EarlyBackends:
     def start(self) -> None:
         self._tasks = [asyncio.ensure_future(self._run(b)) for b in self.backends.values()]
 
-    async def _run(self, backend: EarlyBackend) -> None:
+    async def _run(self, backend: FrontBackend) -> None:
         spec = backend.spec
         try:
             resolved = resolve(spec, self.base_dir)
@@ -241,7 +241,7 @@ class EarlyBackends:
             log.warning("backend %s: connection closed", spec.name)
             self.need_core(f"backend {spec.name!r} exited")
 
-    async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
+    async def _screen(self, backend: FrontBackend, value: Any) -> bool:
         """A line from the backend while the front has it: list changes re-verify the pins, the rest is
         the forwarder's (`Forwarder.deliver`); False: it waits for the core."""
         method = value.get("method") if type(value) is dict else None
@@ -252,7 +252,7 @@ class EarlyBackends:
             return True
         return await self.forwarder.deliver(backend, value)
 
-    async def _reverify(self, backend: EarlyBackend) -> None:
+    async def _reverify(self, backend: FrontBackend) -> None:
         """A backend said its tools or prompts changed: check them against the pins again, as the core does.
 
         Unchanged (the usual case: a server announcing what it had all along), nothing is visible
@@ -281,7 +281,7 @@ class EarlyBackends:
                 return
             backend.verdicts = {**(backend.verdicts or {}), **verdicts}
 
-    async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
+    async def _handshake(self, backend: FrontBackend, pipe: Pipe) -> None:
         spec = backend.spec
         params = {
             "capabilities": CLIENT_CAPABILITIES,

@@ -33,10 +33,10 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcpgw_runtime.backends import Backend
 from mcpgw_runtime.exposure import Exposure
 from mcpgw_runtime.forwarding import timeout_for
+from mcpgw_runtime.front_backends import Takeover, strip_meta
 from mcpgw_runtime.listing import decode_cursor
 from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
-from mcpgw_runtime.prestart import Takeover, strip_meta
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.rounds import Rounds
 from mcpgw_runtime.sdk_server import build_server as build_sdk_server
