@@ -14,7 +14,7 @@ import sys
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "c92f87dd75e6bbf6c2dd2687d86729cf55a0c3fff81044434d6003abb64e9c6c"
+RUNTIME_SHA256 = "2141f91eb7e0e53ed28d4eb85e0a5587962767347d6f09ae522ab9be94bb6651"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 

@@ -3,7 +3,7 @@
 
 Each module here is ordinary, linted, typed and tested Python; `mcpgw build`
 copies them byte for byte and `gateway.py` holds only the tables it hands to
-`start.start`. The front (cli, front, prestart and what they import) never
+`start.start`. The front (cli, front, front_backends and what they import) never
 imports the SDK; `core.py` is the part that does, imported in a worker thread
 when first needed.
 """

@@ -1,526 +1,54 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
-"""Connections to backends: spawn or dial, handshake, supervise, forward raw JSON-RPC.
+"""A supervised backend in the core: connect (connect.py), keep connected, forward with limits and counters.
 
-The compiler's probe and the gateway share `open_backend`, so a build proves
-the exact connection path that production will use. Requests are forwarded as
-raw dicts through the dispatcher: the gateway never re-validates what a
-backend answers, it only routes it.
+What a forwarded request needs (its timeout, the backend's concurrency cap and
+queue, the texts and codes of the gateway's own errors, the health entry) comes
+from forwarding.py, shared with the SDK-free front; this module adds the SDK
+connection's life cycle and turns the layer's refusals into `MCPError`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
-import math
 import random
-import subprocess
-import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self, TextIO
-from urllib.parse import urlsplit
+from typing import Any
 
 import anyio
-import anyio.abc
-import anyio.lowlevel
-import httpx2
-import mcp_types as types
-from mcp.client.session import ClientSession, IncomingMessage, MessageHandlerFnT
-from mcp.client.sse import sse_client
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNotifyIntercept, OnRequest
+from mcp.client.session import IncomingMessage
 from mcp.shared.exceptions import MCPError
-from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from mcp.shared.message import SessionMessage
 
+from mcpgw_runtime.connect import LIST_CHANGED, BackendError, Connection, open_backend
 from mcpgw_runtime.envsubst import redact, secret_values
-from mcpgw_runtime.limits import Limiter
+from mcpgw_runtime.forwarding import (
+    BACKEND_UNAVAILABLE,
+    CLIENT_ERRORS,
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    Limiter,
+    Refused,
+    connection_lost,
+    health_entry,
+    shutting_down,
+    timed_out,
+    timeout_for,
+    unavailable,
+)
+from mcpgw_runtime.front_backends import Takeover
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.pipes import Pipe, PipeClosed, Resolved, all_pages, answer_tail, resolve, stop_process_group
-from mcpgw_runtime.prestart import Takeover, command_line, default_environment
 from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
 log = logging.getLogger("mcpgw")
 
-BACKEND_UNAVAILABLE = -32002
-"""JSON-RPC error code for "the backend behind this name is not serving"."""
-
-LIST_CHANGED: dict[type[Any], str] = {
-    types.ToolListChangedNotification: "tool",
-    types.PromptListChangedNotification: "prompt",
-}
-
-
-class BackendError(Exception):
-    """A backend could not be started, reached or initialized; the message names it."""
-
-
-async def _not_relayed(context: Any, params: Any = None) -> types.ErrorData:
-    """Only reached without a relay (the compiler's probe): there is no client to ask."""
-    return types.ErrorData(code=types.INVALID_REQUEST, message="mcpgw: no client to relay this request to")
-
-
-class _WatchedDispatcher(JSONRPCDispatcher[Any]):
-    """A dispatcher that tells its supervisor when the connection ends, and feeds the relay.
-
-    With a `relay` attached, the backend's requests to the client (all but ping) go to the
-    relay as raw dicts instead of the session's callbacks, and every notification is offered
-    to the relay before the session sees it.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.closed = anyio.Event()
-        self.relay: BackendRelay | None = None
-
-    async def run(
-        self,
-        on_request: OnRequest,
-        on_notify: OnNotify,
-        on_notify_intercept: OnNotifyIntercept | None = None,
-        *,
-        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        async def request(dctx: DispatchContext[Any], method: str, params: Mapping[str, Any] | None) -> JSON:
-            if self.relay is not None and method != "ping":
-                return await self.relay.on_request(method, params)
-            return await on_request(dctx, method, params)
-
-        async def notify(dctx: DispatchContext[Any], method: str, params: Mapping[str, Any] | None) -> None:
-            if self.relay is not None:
-                await self.relay.on_notify(method, params)
-            await on_notify(dctx, method, params)
-
-        try:
-            await super().run(request, notify, on_notify_intercept, task_status=task_status)
-        finally:
-            self.closed.set()
-
-
-def _wants_progress(params: Mapping[str, Any] | None) -> bool:
-    meta = params.get("_meta") if params else None
-    return isinstance(meta, Mapping) and "progressToken" in meta
-
-
-@dataclass(slots=True)
-class Connection:
-    """One live, initialized session with a backend."""
-
-    session: ClientSession
-    dispatcher: _WatchedDispatcher
-    init: types.InitializeResult
-    headers: dict[str, str]
-    lane: StdioLane | None = None
-
-    def __post_init__(self) -> None:
-        if self.lane is not None:
-            self.lane.dispatcher = self.dispatcher
-
-    async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
-        relay = self.dispatcher.relay
-        lane = self.lane
-        if lane is not None and not _wants_progress(params):
-            if relay is None:
-                return await lane.request(method, params, timeout)
-            with relay.forwarding(params, {}):  # the origin is still known to the backend's own requests
-                return await lane.request(method, params, timeout)
-        opts: CallOptions = {"timeout": timeout, "headers": self.headers}
-        if relay is None:
-            return await self.dispatcher.send_raw_request(method, params, opts)
-        with relay.forwarding(params, opts):
-            return await self.dispatcher.send_raw_request(method, params, opts)
-
-    async def pages(self, method: str, key: str, timeout: float) -> list[JSON]:
-        """Every item of a paginated list, following `nextCursor` to the end."""
-        return await all_pages(lambda params: self.request(method, params, timeout), method, key, BackendError)
-
-
-@contextlib.asynccontextmanager
-async def _local_process(command: list[str], resolved: Resolved, errlog: TextIO) -> AsyncIterator[anyio.abc.Process]:
-    """Start the local server behind an SSE/HTTP backend; always stop its whole group."""
-    env = default_environment() | resolved.env
-    process = await anyio.open_process(
-        command,
-        cwd=resolved.cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=errlog,
-        stderr=errlog,
-        start_new_session=sys.platform != "win32",
-    )
-    try:
-        yield process
-    finally:
-        with anyio.CancelScope(shield=True):
-            await stop_process_group(process)
-
-
-class Wire(dict[str, Any]):
-    """A backend's result as a dict that remembers the bytes it came in.
-
-    `tail` is the backend's answer from just after its id to the end:
-    `,"result":{...}}`, a view into the line as read, not a copy. The HTTP fast
-    path answers with its own head (`{"jsonrpc":"2.0","id":<client's id>`) and
-    this tail, so a large result crosses the gateway without being encoded or
-    copied again.
-    """
-
-    __slots__ = ("tail",)
-
-    def __init__(self, value: dict[str, Any], tail: memoryview) -> None:
-        super().__init__(value)
-        self.tail = tail
-
-
-class StdioLane:
-    """Requests written straight to a stdio backend's pipe (`Pipe.request`), beside the dispatcher.
-
-    Why: the dispatcher costs a model build and dump, two memory-stream hops and a
-    pydantic validation per message (bench/README.md). The lane writes one encoded
-    line and the pipe's reader resolves it by id; everything else on the pipe
-    (notifications, the backend's own requests, the dispatcher's answers) still
-    goes to the dispatcher. Requests that carry a progress token stay on the
-    dispatcher, which maps progress to the caller.
-    """
-
-    def __init__(self, pipe: Pipe) -> None:
-        self.pipe = pipe
-        self.dispatcher: _WatchedDispatcher | None = None
-        """Its relay gets the backend's log entries straight from the reader, in order with the answers."""
-
-    async def request(self, method: str, params: Mapping[str, Any] | None, timeout: float) -> JSON:
-        try:
-            reply, line = await self.pipe.request(method, params, timeout)
-        except PipeClosed:
-            raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from None
-        except TimeoutError:
-            raise MCPError(types.REQUEST_TIMEOUT, f"Timed out after {timeout:g}s") from None
-        error = reply.get("error")
-        if error is not None:
-            raise MCPError.from_error_data(types.ErrorData.model_validate(error))
-        result = reply.get("result")
-        if not isinstance(result, dict):
-            raise MCPError(types.INTERNAL_ERROR, f"backend answered {method} without a result object")
-        tail = answer_tail(line, reply["id"])
-        return Wire(result, tail) if tail is not None else result
-
-    def relay(self) -> BackendRelay | None:
-        return self.dispatcher.relay if self.dispatcher is not None else None
-
-
-async def _deliver_log(lane: StdioLane, message: JSON) -> None:
-    relay = lane.relay()
-    if relay is not None:
-        try:
-            await relay.on_notify("notifications/message", message.get("params"))
-        except Exception:  # a client that went away must not stop the backend's reader
-            log.debug("backend log entry not delivered", exc_info=True)
-
-
-@contextlib.asynccontextmanager
-async def posix_stdio(
-    command: list[str],
-    resolved: Resolved,
-    errlog: TextIO,
-    pids: list[int] | None = None,
-    running: Pipe | None = None,
-) -> AsyncIterator[tuple[tuple[Any, Any], StdioLane]]:
-    """A stdio backend in its own process group (`Pipe`), as the SDK's `stdio_client`, with a tighter stop.
-
-    `running`: a pipe the front started, taken over as it is (no second process).
-    When the child dies (or closes stdout) the read stream ends at once, so the
-    dispatcher fails every in-flight request with CONNECTION_CLOSED. On exit:
-    close stdin, wait `STDIN_GRACE`, then `stop_process_group` (SIGTERM, SIGKILL
-    after `STOP_GRACE`): at most about 3.5 s even for a child that ignores SIGTERM.
-    A line that is not JSON-RPC reaches the dispatcher as an exception value,
-    which it logs and skips; the backend keeps serving. Log entries go to the
-    relay from the reader itself, not through the dispatcher, which hands
-    notifications to tasks of their own: the entries a backend logs just before
-    its answer must reach the client before that answer.
-    """
-    pipe = running if running is not None else await Pipe.spawn(command, resolved.cwd, _environment(resolved), errlog)
-    if pids is not None:
-        pids.append(pipe.pid)
-    lane = StdioLane(pipe)
-    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-
-    async def sink(line: bytes, value: Any) -> None:
-        if isinstance(value, ValueError):
-            message: SessionMessage | Exception = value
-        elif type(value) is dict and value.get("method") == "notifications/message" and "id" not in value:
-            if lane.relay() is not None:
-                await _deliver_log(lane, value)
-                return
-            message = _session_message(value)
-        else:
-            message = _session_message(value)
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await read_writer.send(message)
-
-    async def end_with_the_pipe() -> None:
-        await pipe.closed.wait()
-        await read_writer.aclose()
-
-    write_stream = _PipeWriteStream(pipe, read_writer)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(end_with_the_pipe)
-        pipe.attach(sink)
-        try:
-            yield (read_stream, write_stream), lane
-        finally:
-            with anyio.CancelScope(shield=True):
-                await pipe.stop()
-                for stream in (read_stream, read_writer):
-                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                        await stream.aclose()
-            tg.cancel_scope.cancel()
-
-
-def _environment(resolved: Resolved) -> dict[str, str]:
-    return default_environment() | resolved.env
-
-
-def _session_message(value: Any) -> SessionMessage | Exception:
-    try:
-        return SessionMessage(types.jsonrpc_message_adapter.validate_python(value, by_name=False))
-    except ValueError as exc:
-        return exc
-
-
-class _PipeWriteStream:
-    """The dispatcher's write stream: each message written to the pipe within its own `send`.
-
-    Why not a writer task behind a memory stream (as the SDK's `stdio_client` has): the
-    lane writes to the same pipe directly, so a message handed to a writer task could
-    reach the wire after a lane request sent later. That put `tools/list` ahead of
-    `notifications/initialized`, and a server that registers tools when it is
-    initialized (server-everything) then listed fewer of them. One writer, in call order.
-    """
-
-    def __init__(self, pipe: Pipe, read_writer: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
-        self._pipe = pipe
-        self._read_writer = read_writer
-        self._closed = False
-
-    async def send(self, item: SessionMessage, /) -> None:
-        if self._closed:
-            raise anyio.ClosedResourceError
-        data = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
-        try:
-            await self._pipe.send(data)
-        except PipeClosed as exc:
-            # The child stopped reading: end the session rather than hang; the dispatcher
-            # turns this into CONNECTION_CLOSED for the caller.
-            await self._read_writer.aclose()
-            raise anyio.BrokenResourceError from exc
-
-    async def aclose(self) -> None:
-        self._closed = True  # the pipe itself is closed by `posix_stdio`, after the dispatcher is done
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-REFUSED_GRACE = 2.0
-"""Seconds a server the gateway does not start may refuse connections before the attempt fails.
-
-Such a refusal is an answer, not a wait: nothing of ours is about to listen there. A
-few quick retries ride out a server restarting; beyond that the probe fails at once
-and the gateway's own backoff retries (instead of spending all of `startup_timeout`).
-"""
-
-
-def _refused(exc: OSError) -> bool:
-    """Whether every address of a failed `connect_tcp` refused the connection."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    if isinstance(cause, BaseExceptionGroup):
-        return all(isinstance(e, ConnectionRefusedError) for e in cause.exceptions)
-    return isinstance(cause, ConnectionRefusedError)
-
-
-async def wait_until_listening(url: str, deadline: float, process: anyio.abc.Process | None, name: str) -> None:
-    """Poll the URL's port until it accepts a connection; no fixed sleep.
-
-    `process`: the local server the gateway started for this backend, which may take a
-    while to bind. Without one, a port that refuses connections fails after
-    `REFUSED_GRACE`; anything else (a host that does not answer) is waited for until
-    `deadline`, each attempt bounded by it too.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    delay = 0.02
-    refused_since: float | None = None
-    while True:
-        if process is not None and process.returncode is not None:
-            raise BackendError(f"backend {name!r}: local server exited with code {process.returncode} before listening")
-        stream = None
-        with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)):
-            try:
-                stream = await anyio.connect_tcp(host, port)
-            except OSError as exc:
-                now = anyio.current_time()
-                if process is None and _refused(exc):
-                    refused_since = now if refused_since is None else refused_since
-                    if now - refused_since >= REFUSED_GRACE:
-                        raise BackendError(
-                            f"backend {name!r}: connection refused at {host}:{port} (nothing is listening there)"
-                        ) from None
-                else:
-                    refused_since = None
-        if stream is not None:
-            await stream.aclose()
-            return
-        if anyio.current_time() >= deadline:
-            raise BackendError(f"backend {name!r}: nothing listening at {host}:{port}") from None
-        await anyio.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
-
-
-def _forgotten_session_hook(dispatcher: _WatchedDispatcher, name: str) -> Callable[[httpx2.Response], Awaitable[None]]:
-    """An httpx response hook: HTTP 404 to a request carrying our session id means the server forgot it.
-
-    The server restarted (or expired the session); the spec's remedy is a new session. So the
-    connection counts as closed: its calls fail naming the backend and `Backend.run` reconnects.
-    """
-
-    async def hook(response: httpx2.Response) -> None:
-        known = "mcp-session-id" in response.request.headers
-        if response.status_code == 404 and known and not dispatcher.closed.is_set():
-            log.warning("backend %s: the server no longer knows this session (HTTP 404); reconnecting", name)
-            dispatcher.closed.set()
-
-    return hook
-
-
-HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
-"""The SDK transports' own defaults: a response stream may stay open for minutes between events.
-
-Calls are bounded by the backend's `timeout` in the dispatcher, not here.
-"""
-
-
-def backend_http_client(headers: Mapping[str, str]) -> httpx2.AsyncClient:
-    """The HTTP client of a Streamable HTTP backend; the gateway adds a hook to it (`_forgotten_session_hook`)."""
-    return httpx2.AsyncClient(headers=dict(headers), timeout=HTTP_TIMEOUT)
-
-
-async def _stdio_streams(
-    stack: contextlib.AsyncExitStack,
-    spec: BackendSpec,
-    resolved: Resolved,
-    err: TextIO,
-    pids: list[int] | None,
-    running: Takeover | None,
-) -> tuple[tuple[Any, Any], StdioLane | None]:
-    assert resolved.command is not None
-    command = command_line(resolved.command, resolved.env)
-    try:
-        if sys.platform == "win32":  # the SDK's transport puts the child in a Job Object there
-            params = StdioServerParameters(command=command[0], args=command[1:], env=resolved.env, cwd=resolved.cwd)
-            return await stack.enter_async_context(stdio_client(params, errlog=err)), None
-        pipe = running.pipe if running is not None else None
-        return await stack.enter_async_context(posix_stdio(command, resolved, err, pids, pipe))
-    except OSError as exc:
-        raise BackendError(f"backend {spec.name!r}: cannot start {spec.command!r}: {exc}") from exc
-
-
-@contextlib.asynccontextmanager
-async def open_backend(
-    spec: BackendSpec,
-    base_dir: Path,
-    *,
-    client_version: str = "0",
-    errlog: TextIO | None = None,
-    message_handler: MessageHandlerFnT | None = None,
-    pids: list[int] | None = None,
-    running: Takeover | None = None,
-    waiting: Callable[[str], None] | None = None,
-) -> AsyncIterator[Connection]:
-    """Connect to one backend and complete the initialize handshake within `startup_timeout`.
-
-    `startup_timeout` alone bounds the handshake, not the backend's `timeout`: a server
-    may take longer to start than any one of its calls should (a Python interpreter, a
-    package fetched on first run), and a handshake cut short only restarts that wait.
-    The pid of a process it starts (stdio child, local server) is appended to `pids`.
-    `running`: a stdio backend the front started and initialized, taken over as it is.
-    `waiting` is told what the connection waits for at each step, in words for a user
-    (the secrets of the spec still in them), so a long wait can be explained.
-    """
-    resolved = resolve(spec, base_dir)
-    err = errlog if errlog is not None else sys.stderr
-    deadline = anyio.current_time() + spec.startup_timeout
-    if waiting is None:
-        waiting = _not_told
-    lane: StdioLane | None = None
-    async with contextlib.AsyncExitStack() as stack:
-        if spec.type == "stdio":
-            streams, lane = await _stdio_streams(stack, spec, resolved, err, pids, running)
-        else:
-            assert resolved.url is not None
-            process = None
-            if resolved.command is not None:
-                process = await stack.enter_async_context(_local_process(resolved.command, resolved, err))
-                if pids is not None:
-                    pids.append(process.pid)
-            waiting(
-                f"waiting for backend {spec.name!r} ({resolved.url}) to accept connections, "
-                f"up to {spec.startup_timeout:g}s"
-            )
-            await wait_until_listening(resolved.url, deadline, process, spec.name)
-            if spec.type == "sse":
-                streams = await stack.enter_async_context(
-                    sse_client(resolved.url, headers=resolved.headers, sse_read_timeout=math.inf)
-                )
-            else:
-                http = await stack.enter_async_context(backend_http_client(resolved.headers))
-                streams = await stack.enter_async_context(streamable_http_client(resolved.url, http_client=http))
-        dispatcher = _WatchedDispatcher(*streams)
-        if spec.type == "http":  # a session the server has forgotten (it restarted) ends this connection
-            http.event_hooks["response"].append(_forgotten_session_hook(dispatcher, spec.name))
-        session = await stack.enter_async_context(
-            ClientSession(
-                dispatcher=dispatcher,
-                client_info=types.Implementation(name="mcpgw", version=client_version),
-                # Only `initialize` goes through the session's own requests (every later one
-                # passes its own timeout, Connection.request): the handshake's bound.
-                read_timeout_seconds=spec.startup_timeout,
-                message_handler=message_handler,
-                # Advertised so backends ask; the relay answers them from the client that caused them.
-                sampling_callback=_not_relayed,
-                elicitation_callback=_not_relayed,
-                list_roots_callback=_not_relayed,
-            )
-        )
-        if running is not None and running.init is not None:  # the front made the handshake: adopt it
-            init = types.InitializeResult.model_validate(running.init)
-            session.adopt(init)
-            yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
-            return
-        waiting(f"waiting for backend {spec.name!r} to answer initialize, up to {spec.startup_timeout:g}s")
-        with anyio.move_on_after(max(deadline - anyio.current_time(), 0.1)) as scope:
-            try:
-                init = await session.initialize()
-            except MCPError as exc:
-                raise BackendError(f"backend {spec.name!r}: initialize failed: {exc}") from exc
-        if scope.cancelled_caught:
-            raise BackendError(f"backend {spec.name!r}: no answer to initialize within {spec.startup_timeout:g}s")
-        yield Connection(session, dispatcher, init, {"mcp-protocol-version": init.protocol_version}, lane)
-
-
-def _not_told(what: str) -> None:
-    """The default `waiting` of `open_backend`: nobody asked."""
+__all__ = ["BACKEND_UNAVAILABLE", "Backend", "BackendError", "Backoff", "Connection", "describe_failure"]
 
 
 FIRST_BACKOFF = 0.5
@@ -606,7 +134,9 @@ class Backend:
         self.stats = running.stats if running is not None else CallStats()
         self._running = running if running is not None and running.pipe is not None else None
         """`--lazy-core`: the process the front started, taken over on the first connect."""
-        self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
+        limiter = running.limiter if running is not None else None
+        self.limiter = limiter or Limiter(spec.name, spec.max_concurrency, spec.max_queue)
+        """Shared with the front while it ran this backend (forwarding.Limiter), so the counts carry on."""
         self.pids: list[int] = []
         self.secrets = secret_values(spec.texts())
         """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
@@ -689,15 +219,14 @@ class Backend:
     async def connected(self) -> Connection:
         """The live connection, waiting up to `startup_timeout` for one (not at all while `failed`)."""
         if self.stopping:
-            raise MCPError(BACKEND_UNAVAILABLE, f"gateway is shutting down: backend {self.name!r} takes no more calls")
+            raise _sdk_error(shutting_down(self.name))
         conn = self.connection
         if conn is None and not (self.state == "failed" and self.error):  # a crash loop answers at once
             with anyio.move_on_after(self.spec.startup_timeout):
                 await self._ready.wait()
             conn = self.connection
         if conn is None:
-            detail = f": {self.error}" if self.error else ""
-            raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.name!r} is not available ({self.state}){detail}")
+            raise _sdk_error(unavailable(self.name, self.state, self.error))
         conn.dispatcher.relay = self.relay  # from the first forwarded request on, after every reconnect
         return conn
 
@@ -725,10 +254,10 @@ class Backend:
             series.observe(elapsed)
             series.errors += 1
             code = exc.error.code
-            if code == types.REQUEST_TIMEOUT:
+            if code == REQUEST_TIMEOUT:
                 series.timeouts += 1
             if rid:
-                level = logging.INFO if code in _CLIENT_ERRORS else logging.WARNING
+                level = logging.INFO if code in CLIENT_ERRORS else logging.WARNING
                 log.log(
                     level, "rid=%s backend=%s method=%s tool=%s error=%d ms=%.1f msg=%s",
                     rid, self.name, method, tool or "-", code, elapsed * 1000, exc.error.message,
@@ -748,25 +277,22 @@ class Backend:
         conn = await self.per_client(method, params) if self.per_client is not None else None
         if conn is None:
             conn = await self.connected()
-        timeout = self.spec.tool_timeouts.get(tool, self.spec.timeout) if tool else self.spec.timeout
+        timeout = timeout_for(self.spec, tool)
         limiter = self.limiter
         try:
             await limiter.acquire(timeout)
-        except MCPError:
+        except Refused as refused:
             if limiter.saturated and self.state == "ready":
                 self.state = "degraded"
                 log.warning("backend %s: queue full, rejecting calls (max_concurrency %d)", self.name, limiter.limit)
-            raise
+            raise _sdk_error(refused) from None
         try:
             return await conn.request(method, params, timeout)
         except MCPError as exc:
-            if exc.error.code == types.CONNECTION_CLOSED or conn.dispatcher.closed.is_set():
-                if self.stopping:
-                    why = f"gateway is shutting down: call to backend {self.name!r} abandoned"
-                    raise MCPError(BACKEND_UNAVAILABLE, why) from exc
-                raise MCPError(BACKEND_UNAVAILABLE, f"backend {self.name!r} closed the connection") from exc
-            if exc.error.code == types.REQUEST_TIMEOUT:
-                raise MCPError(exc.error.code, f"backend {self.name!r} did not answer within {timeout:g}s") from exc
+            if exc.error.code == CONNECTION_CLOSED or conn.dispatcher.closed.is_set():
+                raise _sdk_error(connection_lost(self.name, stopping=self.stopping)) from exc
+            if exc.error.code == REQUEST_TIMEOUT:
+                raise _sdk_error(timed_out(self.name, timeout)) from exc
             raise
         finally:
             limiter.release()
@@ -774,16 +300,16 @@ class Backend:
                 self.state = "ready"
 
     def health(self) -> JSON:
-        return {
-            "state": self.state,
-            "error": self.error,
-            "restarts": self.restarts,
-            "transport": self.spec.type,
-            "pin": self.pin,
-            "pid": self.pids[-1] if self.pids and self.connection is not None else None,
-            "in_flight": self.limiter.active,
-            "queued": self.limiter.queued,
-        }
+        pid = self.pids[-1] if self.pids and self.connection is not None else None
+        return health_entry(
+            self.spec,
+            state=self.state,
+            error=self.error,
+            restarts=self.restarts,
+            pin=self.pin,
+            pid=pid,
+            limiter=self.limiter,
+        )
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -793,7 +319,6 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-_CLIENT_ERRORS = frozenset({types.INVALID_PARAMS, types.METHOD_NOT_FOUND, types.INVALID_REQUEST})
 _next_rid = itertools.count(1).__next__
 """`rid=N` in log lines: one forwarded request, unique within this gateway process (0: not logging)."""
 
@@ -802,3 +327,8 @@ def _truncated(params: Mapping[str, Any] | None, limit: int = 2000) -> str:
     """Params for a debug line (the only level where tool arguments appear), cut to `limit` characters."""
     text = json.dumps(params, default=str, ensure_ascii=False)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def _sdk_error(refused: Refused) -> MCPError:
+    """The forwarding layer's refusal as the SDK's error, which its server turns into the JSON-RPC answer."""
+    return MCPError(refused.code, refused.message, refused.data)

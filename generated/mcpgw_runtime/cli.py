@@ -1,7 +1,7 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
 """`python gateway.py ...`: parse flags, apply the security defaults, serve.
 
-With guard.py, front.py and prestart.py this is the front: it imports nothing
+With guard.py, front.py and front_backends.py this is the front: it imports nothing
 of the SDK, so the port is open and answering in a fraction of the time the
 SDK takes to import. `import_core` brings in the rest (core.py) when needed.
 """
@@ -19,10 +19,10 @@ from types import ModuleType
 
 from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
+from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
 from mcpgw_runtime.observe import STATE_LISTENERS
-from mcpgw_runtime.prestart import EarlyBackends
 from mcpgw_runtime.spec import GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -127,7 +127,7 @@ def _lazy_core(args: argparse.Namespace, spec: GatewaySpec) -> bool:
     """
     if args.lazy_core is False:
         return False
-    why = EarlyBackends.unsupported(spec)
+    why = FrontBackends.unsupported(spec)
     if why is not None and args.lazy_core:
         log.warning("--lazy-core ignored: %s", why)
     return why is None

@@ -33,6 +33,7 @@ CODES: dict[str, tuple[str, str]] = {
     "CAPABILITY_ADDED": (ADDITIVE, "the backend declares a new capability"),
     "CAPABILITY_REMOVED": (BREAKING, "the backend no longer declares a capability"),
     "INSTRUCTIONS_CHANGED": (SECURITY, "the backend's instructions to the model changed"),
+    "RUNTIME_MODIFIED": (SECURITY, "the vendored runtime beside gateway.py is not the one it was built with"),
     # tools
     "TOOL_ADDED": (ADDITIVE, "a new tool"),
     "TOOL_REMOVED": (BREAKING, "a tool is gone"),

@@ -1,19 +1,23 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
-"""The gateway's first second: serve from the embedded tables while the core loads.
+"""The gateway's first second, and with `--lazy-core` its whole life: answer without the SDK.
 
 Why: importing the `mcp` package is about 0.9 s of a gateway's 1.05 s start
-(bench/README.md), and a client's first requests need none of it. The front
-binds the port at once, with nothing heavier than uvicorn and pydantic_core,
-and answers what the tables alone can answer: `initialize` (handshake-era
-versions), `notifications/initialized`, `ping`, `tools/list`,
-`prompts/list`, and `/healthz` (every backend still starting). The core (the SDK, the backends, every other route and
-method) loads in a worker thread meanwhile; a request that needs it waits for
-it, and is then served exactly as if the core had been there from the start.
+(bench/README.md) and most of its memory, and most requests need none of it. The
+front binds the port at once, with nothing heavier than uvicorn and pydantic_core,
+and answers what needs no SDK:
 
-A session the front opened is handed to the core once it is up: the core
-opens an SDK session under the same id and replays the client's `initialize`
-(and `notifications/initialized`) into it (`Core.adopt`). From then on the
-front only passes requests through.
+    initialize, notifications/initialized, GET and DELETE of its sessions   early_sessions.py
+    ping, tools/list, prompts/list, resources/templates/list               the embedded tables
+    /healthz                                                              front_backends.py's backends
+    tools/call, prompts/get, resources/read, resources/list,               relays.py, forwarding
+      completion/complete, notifications/cancelled (`--lazy-core`)          on the backends' pipes
+
+Anything else (another method, a client that declared sampling, elicitation or
+roots, a backend that needs the core) loads the core (the SDK) in a worker thread
+(`need_core`, logged "loading the core: <reason>"); a request that needs it waits
+for it, and is then served exactly as if the core had been there from the start.
+The sessions the front opened are handed to the core once it is up
+(`EarlySessions.hand_over`); from then on the front only passes requests through.
 """
 
 from __future__ import annotations
@@ -24,66 +28,82 @@ import json
 import logging
 import os
 import signal
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import pydantic_core
 
+from mcpgw_runtime.early_sessions import (
+    CLIENT_REQUEST_CAPABILITIES,
+    HANDSHAKE_BYTES,
+    HANDSHAKE_VERSIONS,
+    SESSION_NOT_FOUND,
+    VERSION_HEADER,
+    Core,
+    EarlySession,
+    EarlySessions,
+    initialize_result,
+)
+from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE, health_entry
+from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard, refuse
-from mcpgw_runtime.heap import LARGE_MESSAGE, keep_freed_memory
-from mcpgw_runtime.prestart import BACKEND_UNAVAILABLE, INVALID_PARAMS, INVALID_REQUEST, CallFailed, EarlyBackends
+from mcpgw_runtime.jsonrpc_http import (
+    SESSION_HEADER,
+    AsgiReceive,
+    AsgiScope,
+    AsgiSend,
+    Reply,
+    disconnected,
+    error_answer,
+    id_key,
+    is_request_id,
+    parse_json,
+    read_body,
+    replay_body,
+    request_id,
+    respond,
+    result_body,
+)
+from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
+from mcpgw_runtime.relays import RELAYED, Relays
 from mcpgw_runtime.spec import JSON, GatewaySpec
+
+__all__ = [
+    "CLIENT_REQUEST_CAPABILITIES",
+    "HANDSHAKE_BYTES",
+    "HANDSHAKE_VERSIONS",
+    "SESSION_HEADER",
+    "SESSION_NOT_FOUND",
+    "VERSION_HEADER",
+    "Core",
+    "EarlySession",
+    "Reply",
+    "disconnected",
+    "id_key",
+    "initialize_result",
+    "is_request_id",
+    "parse_json",
+    "read_body",
+    "replay_body",
+]
+"""What the rest of the runtime (cli, http, fastpath) and the tests take from here: the front's names for them."""
 
 log = logging.getLogger("mcpgw")
 
-AsgiScope = MutableMapping[str, Any]
-AsgiMessage = MutableMapping[str, Any]
-AsgiReceive = Callable[[], Awaitable[AsgiMessage]]
-AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
-AsgiApp = Callable[[AsgiScope, AsgiReceive, AsgiSend], Awaitable[None]]
-"""ASGI's shapes, spelled out: starlette is not imported before the core."""
-
-HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
-
-CAPABILITIES: JSON = {
-    "completions": {},
-    "logging": {},
-    "prompts": {"listChanged": True},
-    "resources": {"listChanged": True, "subscribe": True},
-    "tools": {"listChanged": True},
-}
-"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
-
-EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list"})
-SESSION_HEADER = b"mcp-session-id"
-VERSION_HEADER = b"mcp-protocol-version"
-HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
-CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
-"""What a backend may ask the client for during a call; a client that declares any of them needs the core."""
-
-SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
-"""The SDK's answer (HTTP 404) to a request naming a session it does not have (a test keeps them equal)."""
-
-SPLIT_BYTES = 64 * 1024
-"""An answer's tail this large is sent as a write of its own rather than copied into one body."""
+EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list", "resources/templates/list"})
 
 
-def initialize_result(spec: GatewaySpec, version: str) -> JSON:
-    """The gateway's answer to `initialize` at a handshake-era version."""
-    result: JSON = {
-        "capabilities": CAPABILITIES,
-        "protocolVersion": version,
-        "serverInfo": {"name": spec.name, "version": spec.version},
+def table_answers(spec: GatewaySpec) -> dict[str, bytes]:
+    """The results the embedded tables give, encoded once: what the core answers while no pin has drifted."""
+    templates = [t for _, t in spec.resource_templates]
+    return {
+        "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
+        "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
+        "resources/templates/list": pydantic_core.to_json({"resourceTemplates": templates}),
+        "ping": b"{}",
     }
-    if spec.instructions is not None:
-        result["instructions"] = spec.instructions
-    return result
 
 
 def starting_health(spec: GatewaySpec) -> JSON:
@@ -94,62 +114,10 @@ def starting_health(spec: GatewaySpec) -> JSON:
     """
     backends: dict[str, JSON] = {}
     for b in sorted(spec.backends, key=lambda b: b.name):
-        backends[b.name] = {
-            "state": "starting",
-            "error": None,
-            "restarts": 0,
-            "transport": b.type,
-            "pin": {"policy": b.pin, "status": "pending", "held": {}, "changes": []},
-            "pid": None,
-            "in_flight": 0,
-            "queued": 0,
-        }
+        backends[b.name] = health_entry(b)
         if b.session == "per-client":
             backends[b.name]["client_sessions"] = {"open": 0, "pids": []}
     return {"status": "degraded" if backends else "ok", "backends": backends}
-
-
-@dataclass(slots=True)
-class EarlySession:
-    """A session the front opened before the core was up: what the core needs to take it over."""
-
-    initialize: bytes
-    """The client's initialize request, byte for byte."""
-    headers: list[tuple[bytes, bytes]]
-    """That request's headers (they passed the guard)."""
-    version: str
-    asks: bool = False
-    """The client declared a capability a backend could use mid-call (sampling, elicitation, roots)."""
-    initialized: bool = False
-    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
-    listening: bool = False
-    """The front holds the session's GET stream open for the core (`Front._listen`)."""
-    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    """The client deleted the session before the core took it."""
-
-
-class Core(Protocol):
-    """What the front needs of the loaded core (http.py builds it)."""
-
-    app: AsgiApp
-
-    def run(self) -> AbstractAsyncContextManager[None]:
-        """Backends and session manager running for as long as the context is open."""
-        ...
-
-    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
-
-    def listening(self, sid: bytes) -> bool:
-        """Whether the SDK serves a GET stream for this session (its notifications have somewhere to go)."""
-        ...
-
-    def start_backends(self) -> None:
-        """Start the backends (once the sessions the front opened are the core's)."""
-        ...
-
-    def stop_backends(self) -> None: ...
-
-    def initialize_result(self, version: str) -> JSON: ...
 
 
 class Front:
@@ -171,8 +139,6 @@ class Front:
         self.http = http
         self.stateless = stateless
         self.core: Core | None = None
-        self.early: dict[bytes, EarlySession] = {}
-        """Sessions the front opened that the core has not adopted yet."""
         self.exit: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGTERM)
         """How the front stops the server when the core cannot load (`serve_http` sets uvicorn's own)."""
         self.failed: str | None = None
@@ -186,14 +152,19 @@ class Front:
         """Set on SIGINT/SIGTERM: the GET streams the front holds end at once."""
         self._boot: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.backends = EarlyBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
-        """`--lazy-core`: the backends the front runs and calls until the core takes them over (prestart.py)."""
-        self._calls: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
-        self._lists = {
-            "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
-            "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
-            "ping": b"{}",
-        }
+        self.backends = FrontBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
+        """`--lazy-core`: the backends the front runs and calls until the core takes them over (front_backends.py)."""
+        self.relays = Relays(spec, self.backends) if self.backends is not None else None
+        """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
+        if self.relays is not None:
+            backends = self.backends
+            assert backends is not None
+            self.relays.settled = lambda: self._boot is None and backends.all_ready()
+        self._calls = self.relays.in_flight if self.relays is not None else {}
+        self.sessions = EarlySessions(spec, stateless, self._calls, self._ready, self._closing, lambda: self.core)
+        self.early = self.sessions.open
+        """Sessions the front opened that the core has not adopted yet."""
+        self._lists = table_answers(spec)
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
@@ -272,15 +243,7 @@ class Front:
             async with core.run():
                 self.core = core
                 self._ready.set()
-                deadline = asyncio.get_running_loop().time() + ADOPTION_WAIT
-                held = [(sid, session) for sid, session in self.early.items() if session.listening]
-                adoptions = [asyncio.ensure_future(self._adopt(core, sid)) for sid in list(self.early)]
-                if adoptions:  # a list change found by the backends' first check then reaches these sessions
-                    await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
-                # ... on their GET streams, once the SDK serves the streams the front held for them
-                while held and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(0.01)
-                    held = [(sid, session) for sid, session in held if session.listening and not core.listening(sid)]
+                adoptions = await self.sessions.hand_over(core)
                 core.start_backends()
                 await self._stop.wait()
                 for adoption in adoptions:
@@ -313,16 +276,17 @@ class Front:
         if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
             state = self.backends.health() if self.backends is not None else starting_health(self.spec)
             health = json.dumps(state, sort_keys=True).encode()
-            await _respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
+            await respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         reason = f"{scope['method']} {scope['path']}"
         on_mcp = self.core is None and self.http and scope["path"] == "/mcp"
-        if on_mcp and not self.stateless and await self._outside_posts(scope, headers, receive, send):
+        if on_mcp and not self.stateless and await self.sessions.outside_posts(scope, headers, receive, send):
             return
         body: bytes | None = None
         if on_mcp and scope["method"] == "POST":
             body, complete = await read_body(receive, self.spec.max_body_bytes)
             if complete and await self._answer(headers, list(scope["headers"]), body, receive, send):
+                SERVED_WITHOUT_SDK.count += 1
                 return
             receive = replay_body(body, receive)
             reason = "a request the front does not serve"
@@ -335,94 +299,16 @@ class Front:
             return
         sid = headers.get(SESSION_HEADER)
         if sid is not None and sid in self.early:
-            await self._adopt(core, sid)
+            await self.sessions.adopt(core, sid)
         await core.app(scope, receive, send)
 
     async def _without_core(self, body: bytes | None, sid: bytes | None, send: AsgiSend) -> None:
-        rid = _request_id(body)
+        rid = request_id(body)
         if self._stopping and rid is not None:  # as the core answers a call it cannot take any more
             error = {"code": BACKEND_UNAVAILABLE, "message": "gateway is shutting down"}
-            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
+            await respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
             return
-        await _respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
-
-    async def _outside_posts(
-        self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
-    ) -> bool:
-        """A session's GET and DELETE, and any request naming a session nobody knows; False to go on.
-
-        Until the core is up the front's sessions are the only ones there are, so an
-        unknown id gets the SDK's 404 here: loading the core would not find it either.
-        """
-        sid = headers.get(SESSION_HEADER)
-        if sid is None:
-            return False
-        session = self.early.get(sid)
-        if session is None:
-            await _respond(send, 404, SESSION_NOT_FOUND, b"application/json")
-            return True
-        version = headers.get(VERSION_HEADER)
-        if version is not None and version not in HANDSHAKE_BYTES:
-            return False
-        if scope["method"] == "DELETE":
-            self._end(sid, session)
-            await _respond(send, 200, b"", b"application/json", session=sid)
-            return True
-        if scope["method"] != "GET" or session.listening or b"last-event-id" in headers:
-            return False
-        wants_stream = b"text/event-stream" in headers.get(b"accept", b"")
-        if wants_stream:
-            await self._listen(scope, sid, session, receive, send)
-        return wants_stream
-
-    def _end(self, sid: bytes, session: EarlySession) -> None:
-        """The client deleted a session the front opened: forget it, end its stream, cancel its calls."""
-        self.early.pop(sid, None)
-        session.ended.set()
-        for (owner, _), call in list(self._calls.items()):
-            if owner == sid:
-                call.cancel()
-
-    async def _listen(
-        self, scope: AsgiScope, sid: bytes, session: EarlySession, receive: AsgiReceive, send: AsgiSend
-    ) -> None:
-        """Open the session's GET stream now and hold it; once the core is up, the SDK serves it.
-
-        Why: a client opens this stream right after `initialize`; answering it here keeps
-        the core unloaded (`--lazy-core`) for clients that only list and call tools. The
-        stream carries nothing until the core, the only sender of notifications, is up.
-        """
-        session.listening = True
-        headers = [
-            (b"content-type", b"text/event-stream"),
-            (b"cache-control", b"no-cache, no-transform"),
-            (b"connection", b"keep-alive"),
-            (b"x-accel-buffering", b"no"),
-            (SESSION_HEADER, sid),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        waits = [
-            asyncio.ensure_future(_gone(receive)),
-            asyncio.ensure_future(self._ready.wait()),
-            asyncio.ensure_future(session.ended.wait()),
-            asyncio.ensure_future(self._closing.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        core = self.core
-        try:
-            if waits[0].done() and not waits[0].cancelled():
-                return  # the client left
-            if core is None or session.ended.is_set() or self._closing.is_set():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            await self._adopt(core, sid)
-            await core.app(scope, replay_body(b"", receive), _started(send))
-        finally:
-            session.listening = False
+        await respond(send, 503, b"gateway is stopping", b"text/plain; charset=utf-8")
 
     async def _answer(
         self,
@@ -446,28 +332,13 @@ class Front:
             return False
         sid = headers.get(SESSION_HEADER)
         if message.get("method") == "initialize":
-            return sid is None and await self._initialize(message, raw, body, send)
+            return sid is None and await self.sessions.initialize(message, raw, body, send)
         session = self.early.get(sid) if sid is not None else None
         known = session is not None or (self.stateless and sid is None)
         version = headers.get(VERSION_HEADER)
         if known and (version is None or version in HANDSHAKE_BYTES):
             return await self._in_session(message, session, sid, receive, send)
         return False
-
-    async def _initialize(
-        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
-    ) -> bool:
-        rid, version = message.get("id"), _handshake_version(message.get("params"))
-        if not is_request_id(rid) or version is None:
-            return False
-        result = pydantic_core.to_json(initialize_result(self.spec, version))
-        sid = None if self.stateless else uuid.uuid4().hex.encode()
-        if sid is not None:
-            declared = message["params"]["capabilities"]
-            asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
-            self.early[sid] = EarlySession(body, raw, version, asks)
-        await _respond(send, 200, _result(rid, result), b"application/json", session=sid)
-        return True
 
     async def _in_session(
         self,
@@ -478,94 +349,25 @@ class Front:
         send: AsgiSend,
     ) -> bool:
         method, rid, params = message.get("method"), message.get("id"), message.get("params")
-        if self.backends is not None and (session is None or not session.asks):
-            if method == "tools/call" and is_request_id(rid) and isinstance(params, dict) and without_progress(params):
-                return await self._call(params, rid, sid, receive, send)
+        if self.relays is not None and (session is None or not session.asks):
+            if method in RELAYED and is_request_id(rid):
+                return await self.relays.answer(str(method), params, rid, sid, receive, send)
             if method == "notifications/cancelled" and "id" not in message and isinstance(params, dict):
-                call = self._calls.get((sid or b"", id_key(params.get("requestId"))))
-                if call is not None:
-                    call.cancel()
-                    await _respond(send, 202, b"", None, session=sid)
+                # with no core loading, nothing but the front's own requests can be in flight
+                if self.relays.cancel(sid, params.get("requestId")) or self._boot is None:
+                    await respond(send, 202, b"", None, session=sid)
                     return True
         if method == "notifications/initialized" and "id" not in message:
             if session is not None:
                 session.initialized = True
-            await _respond(send, 202, b"", None, session=sid)
+            await respond(send, 202, b"", None, session=sid)
             return True
+        if method in ("tools/list", "prompts/list") and self.backends is not None and self.backends.drifted():
+            return False  # the tables are stale: the core lists what its pin policy publishes
         if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
-            await _respond(send, 200, _result(rid, self._lists[str(method)]), b"application/json", session=sid)
+            await respond(send, 200, result_body(rid, self._lists[str(method)]), b"application/json", session=sid)
             return True
         return False
-
-    async def _call(
-        self, params: dict[str, Any], rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
-    ) -> bool:
-        """`--lazy-core`: a tool call forwarded by the front; False when the core must take it."""
-        assert self.backends is not None
-        name, error = params.get("name"), None
-        if not isinstance(name, str):
-            error = {"code": INVALID_PARAMS, "message": "tools/call needs a string 'name'"}
-        elif name not in self.spec.tool_routes:
-            if self._boot is not None or not self.backends.all_ready():
-                return False  # a backend that drifted may offer it: the core's verdict decides
-            error = {"code": INVALID_PARAMS, "message": f"unknown tool: {name!r}"}
-        if error is not None:
-            await _respond(send, 200, error_answer(rid, error), b"application/json", session=sid)
-            return True
-        reply = Reply(send, sid or b"")
-        call = asyncio.ensure_future(self.backends.call(params, reply))
-        key = (sid or b"", id_key(rid))
-        self._calls[key] = call
-        watcher = asyncio.ensure_future(disconnected(receive))
-        watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
-        head = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)
-        try:
-            tail = await call
-        except CallFailed as failed:
-            await reply.finish(error_answer(rid, failed.error))
-            return True
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the server is stopping this request, not the client
-            await reply.finish(error_answer(rid, {"code": INVALID_REQUEST, "message": "Request cancelled"}))
-            return True
-        finally:
-            watcher.cancel()
-            if self._calls.get(key) is call:
-                del self._calls[key]
-        if tail is None:
-            return False
-        await reply.finish(head, tail)
-        return True
-
-    async def _adopt(self, core: Core, sid: bytes) -> None:
-        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
-        session = self.early.get(sid)
-        if session is None:
-            return
-        if session.adoption is None:
-            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
-        try:
-            await asyncio.shield(session.adoption)
-        except Exception:  # the core then answers 404 for the session, and the client starts a new one
-            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
-        finally:
-            self.early.pop(sid, None)
-
-
-def _handshake_version(params: object) -> str | None:
-    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
-    if not isinstance(params, dict):
-        return None
-    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
-    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
-        return None
-    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
-        return None
-    if not all(isinstance(value, dict) for value in capabilities.values()):
-        return None
-    return str(version)
 
 
 def without_progress(params: object) -> bool:
@@ -575,76 +377,6 @@ def without_progress(params: object) -> bool:
         return False
     meta = params.get("_meta")
     return not (isinstance(meta, dict) and "progressToken" in meta)
-
-
-class Reply:
-    """One fast-path answer: a plain JSON response, unless something for the request must go first.
-
-    A backend may log (or otherwise notify) during a call; the relay (or, with
-    `--lazy-core`, the front's own screen of the backend's pipe) hands such a
-    message to `notify`, which turns the response into an SSE stream (the headers
-    are not sent before the answer is known, so the choice is still open), exactly
-    as the SDK's transport would have answered. The answer then ends the stream.
-    """
-
-    def __init__(self, send: AsgiSend, sid: bytes) -> None:
-        self._send = send
-        self._sid = sid
-        self._streaming = False
-        self._done = False
-        self._lock = asyncio.Lock()
-
-    def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
-        headers = [(b"content-type", kind)]
-        if self._sid:
-            headers.append((SESSION_HEADER, self._sid))
-        return headers
-
-    async def notify(self, method: str, params: Any) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        async with self._lock:
-            if self._done:
-                return  # the answer is out: too late for this request, as on the SDK's stream
-            if not self._streaming:
-                self._streaming = True
-                headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
-                await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            await self._send(
-                {"type": "http.response.body", "body": _event(pydantic_core.to_json(message)), "more_body": True}
-            )
-
-    async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
-        """Send the answer: `body`, then `tail` (a large tail goes out as its own write, uncopied)."""
-        async with self._lock:
-            self._done = True
-            if self._streaming:
-                await self._send({"type": "http.response.body", "body": _event(b"".join((body, tail)))})
-                return
-            size = len(body) + len(tail)
-            headers = [*self._headers(b"application/json"), (b"content-length", b"%d" % size)]
-            await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-            if len(tail) < SPLIT_BYTES:
-                await self._send({"type": "http.response.body", "body": b"".join((body, tail)) if tail else body})
-                return
-            await self._send({"type": "http.response.body", "body": body, "more_body": True})
-            await self._send({"type": "http.response.body", "body": tail})
-
-
-def _event(data: bytes) -> bytes:
-    return b"event: message\r\ndata: " + data + b"\r\n\r\n"
-
-
-def id_key(value: object) -> object:
-    """JSON-RPC ids compare by type and value: 1 and "1" are different requests."""
-    return (type(value).__name__, value)
-
-
-async def disconnected(receive: AsgiReceive) -> bool:
-    """True once the client goes away before the answer (uvicorn says so through `receive`)."""
-    message = await receive()
-    return bool(message["type"] == "http.disconnect")
 
 
 HEAVY_PACKAGES: tuple[str, ...] = ("mcp", "mcp_types", "starlette", "httpx2", "anyio", "pydantic")
@@ -662,110 +394,6 @@ def _missing_core() -> ImportError | None:
             return exc
     return None
 
-
-async def _gone(receive: AsgiReceive) -> None:
-    """Returns once the client has gone; a request without a body (a GET) has nothing else to say."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _started(send: AsgiSend) -> AsgiSend:
-    """`send` for a response whose start the front already sent: the SDK's own start is dropped.
-
-    A start other than 200 (the session could not be handed over) ends the stream instead
-    of writing an error body into it.
-    """
-    refused = False
-
-    async def forward(message: AsgiMessage) -> None:
-        nonlocal refused
-        if message["type"] == "http.response.start":
-            refused = message["status"] != 200
-            if refused:
-                log.warning("GET /mcp: the core answered HTTP %s for a stream the front held", message["status"])
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        elif not refused:
-            await send(message)
-
-    return forward
-
-
-def _request_id(body: bytes | None) -> object:
-    """The id of the JSON-RPC request in `body`, or None (no body, a notification, a batch, not JSON)."""
-    message = parse_json(body) if body is not None else None
-    rid = message.get("id") if isinstance(message, dict) and "method" in message else None
-    return rid if is_request_id(rid) else None
-
-
-def error_answer(rid: object, error: JSON) -> bytes:
-    return pydantic_core.to_json({"jsonrpc": "2.0", "id": rid, "error": error})
-
-
-def is_request_id(value: object) -> bool:
-    return type(value) is str or type(value) is int
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError:
-        return None
-
-
-def _result(rid: object, result: bytes) -> bytes:
-    return b'{"jsonrpc":"2.0","id":%b,"result":%b}' % (pydantic_core.to_json(rid), result)
-
-
-async def _respond(
-    send: AsgiSend,
-    status: int,
-    body: bytes,
-    content_type: bytes | None,
-    *,
-    session: bytes | None = None,
-) -> None:
-    headers = [(b"content-length", b"%d" % len(body))]
-    if content_type is not None:
-        headers.append((b"content-type", content_type))
-    if session is not None:
-        headers.append((SESSION_HEADER, session))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def read_body(receive: AsgiReceive, limit: int) -> tuple[bytes, bool]:
-    """The request body, or what was read of it when it grew past `limit` (then False)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            if size >= LARGE_MESSAGE:
-                keep_freed_memory()
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks), True
-
-
-def replay_body(body: bytes, receive: AsgiReceive) -> AsgiReceive:
-    """A `receive` that first gives back the body already read, then the client's own."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> AsgiMessage:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay
-
-
-ADOPTION_WAIT = 5.0
-"""Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
 
 SHUTDOWN_GRACE = 1
 """Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""

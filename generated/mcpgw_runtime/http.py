@@ -12,14 +12,14 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.models import InitializationOptions
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http import GET_STREAM_KEY, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp_types.methods import serialize_server_result
 from starlette.applications import Starlette
@@ -30,9 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession
+from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
-from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE
-from mcpgw_runtime.server import Gateway
+from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_served_without_sdk
+from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, has_get_stream
 
 log = logging.getLogger("mcpgw")
 
@@ -55,30 +56,21 @@ class GuardMiddleware:
             await refuse(scope, send, refusal)
 
 
-ADOPTING: ContextVar[str | None] = ContextVar("mcpgw_adopting", default=None)
-"""Set while a session the front opened is replayed into the SDK: the id its new session must get."""
+class SseEndpoint:
+    """`GET /sse` as a plain ASGI app: the SDK's SSE transport writes the whole response itself.
 
-
-class AdoptingManager(StreamableHTTPSessionManager):
-    """The SDK's session manager, except that an adopted session keeps the id the front gave it.
-
-    `_admit_session` is the SDK's one place that names a new session; the id is
-    changed there, before the session is served (tests/test_sdk_adapter.py
-    checks that the method and the fields it touches still exist).
+    An object, not a function, so starlette routes to it without wrapping it in a
+    `Request`: the transport needs ASGI's own `send`, which a `Request` keeps private.
     """
 
-    def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
-        transport = super()._admit_session(requestor)
-        wanted = ADOPTING.get()
-        if transport is None or wanted is None:
-            return transport
-        given = transport.mcp_session_id
-        assert given is not None
-        self._server_instances[wanted] = self._server_instances.pop(given)
-        if given in self._session_owners:
-            self._session_owners[wanted] = self._session_owners.pop(given)
-        transport.mcp_session_id = wanted
-        return transport
+    def __init__(self, sse: SseServerTransport, server: Server[Any], init_options: InitializationOptions) -> None:
+        self.sse = sse
+        self.server = server
+        self.init_options = init_options
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self.sse.connect_sse(scope, receive, send) as (read, write):
+            await self.server.run(read, write, self.init_options)
 
 
 _INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -171,11 +163,8 @@ class LoadedCore:
     async def adopt(self, sid: bytes, session: EarlySession) -> None:
         """Open the SDK's session for one the front opened: same id, the client's own initialize replayed."""
         headers = [(k, v) for k, v in session.headers if k.lower() not in (b"mcp-session-id", b"mcp-protocol-version")]
-        token = ADOPTING.set(sid.decode("latin-1"))
-        try:
+        with admitted_as(sid.decode("latin-1")):
             status = await _replay(self.app, headers, session.initialize)
-        finally:
-            ADOPTING.reset(token)
         if status != 200:
             raise RuntimeError(f"the replayed initialize got HTTP {status}")
         if session.initialized:
@@ -186,9 +175,8 @@ class LoadedCore:
         log.debug("session %s: adopted from the front", sid.decode("latin-1"))
 
     def listening(self, sid: bytes) -> bool:
-        """Whether the session's SDK transport has its GET stream (tests/test_sdk_adapter.py checks the names)."""
-        transport = self.manager._server_instances.get(sid.decode("latin-1"))
-        return transport is not None and GET_STREAM_KEY in transport._request_streams
+        """Whether the session's SDK transport has its GET stream."""
+        return has_get_stream(self.manager, sid.decode("latin-1"))
 
     def initialize_result(self, version: str) -> dict[str, Any]:
         """What the SDK's server puts on the wire for `initialize` at this handshake-era version.
@@ -221,33 +209,19 @@ def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], sta
     manager = AdoptingManager(app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes)
     sse = SseServerTransport("/messages/", max_request_body_size=gateway.spec.max_body_bytes)
 
-    async def handle_sse(request: Request) -> Response:
-        async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
-            await server.run(read, write, init_options)
-        return Response()
-
     async def healthz(request: Request) -> Response:
         return Response(json.dumps(gateway.health(), sort_keys=True), media_type="application/json")
 
-    fast: list[FastPath] = []
-
     async def metrics(request: Request) -> Response:
-        page = gateway.metrics()
-        if fast:
-            page += (
-                "# HELP mcpgw_fast_path_requests_total POST /mcp requests answered by the fast path (fastpath.py).\n"
-                "# TYPE mcpgw_fast_path_requests_total counter\n"
-                f"mcpgw_fast_path_requests_total {fast[0].served}\n"
-            )
-        return Response(page, media_type=METRICS_CONTENT_TYPE)
+        return Response(gateway.metrics() + render_served_without_sdk(), media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
-        routes += [Route("/sse", handle_sse, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
+        sse_app = SseEndpoint(sse, server, init_options)
+        routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
     app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
     if "http" in transports:
-        fast.append(FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes))
-        app = fast[0]
+        app = FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes)
     return LoadedCore(app, gateway, manager, init_options)

@@ -57,6 +57,37 @@ class CallStats:
         return series
 
 
+class Tally:
+    """A bare counter, cheap enough for the hot path: `tally.count += 1`."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+SERVED_WITHOUT_SDK = Tally()
+"""`POST /mcp` requests answered without the SDK, whichever part answered them.
+
+The front (front.py) counts those it answers from the embedded tables and its own
+backends before the core is loaded; the fast path (fastpath.py) those it answers once
+the core is up. Both run in the gateway's one process and the front comes before the
+core exists, so the tally is the module's, not an object the core would own.
+"""
+
+SERVED_WITHOUT_SDK_HELP = (
+    "POST /mcp requests answered without the SDK: by the front (initialize, notifications/initialized, "
+    "ping, lists and tool calls) before the core is loaded, and by the fast path (tools/call, tools/list, "
+    "prompts/list) after."
+)
+
+
+def render_served_without_sdk() -> str:
+    """The `mcpgw_fast_path_requests_total` family (`SERVED_WITHOUT_SDK`), appended to the page by http.py."""
+    name = "mcpgw_fast_path_requests_total"
+    return f"# HELP {name} {SERVED_WITHOUT_SDK_HELP}\n# TYPE {name} counter\n{name} {SERVED_WITHOUT_SDK.count}\n"
+
+
 class Scraped(Protocol):
     """What `/metrics` reads from a backend (a `backends.Backend`)."""
 

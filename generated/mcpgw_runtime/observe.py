@@ -42,7 +42,7 @@ OBSERVED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _server_name(owner: Any) -> str | None:
-    server = getattr(owner, "server", None)  # a backend the front runs (prestart.py) says it itself
+    server = getattr(owner, "server", None)  # a backend the front runs (front_backends.py) says it itself
     if isinstance(server, str):
         return server
     init = getattr(getattr(owner, "connection", None), "init", None)

@@ -42,6 +42,8 @@ class Verdict:
     held: dict[str, str] = field(default_factory=dict)
     """Exposed name → the error a call to it returns."""
     changes: list[Change] = field(default_factory=list)
+    originals: dict[str, str] = field(default_factory=dict)
+    """Exposed name → the backend's name, for every item seen live or pinned."""
 
 
 def _source(spec: BackendSpec, kind: str, original: str, pinned: Pinned, live: Mapping[str, Any]) -> JSON:
@@ -84,6 +86,7 @@ def verify(spec: BackendSpec, kind: str, live: list[JSON], pinned: Mapping[str, 
         if definition is None:
             continue  # the config filters it out, whatever it says
         name = str(definition["name"])
+        verdict.originals[name] = original
         if pin is not None and digest(item) == pin.digest:
             verdict.expose[name] = (original, pin.definition)
             continue
@@ -110,6 +113,7 @@ def verify(spec: BackendSpec, kind: str, live: list[JSON], pinned: Mapping[str, 
         verdict.expose[name] = (original, definition)
     for original, pin in sorted(pinned.items()):
         if original not in seen:
+            verdict.originals[pin.exposed] = original
             verdict.changes.append(Change(f"{upper}_REMOVED", spec.name, kind, original, f"{kind} removed"))
             verdict.held[pin.exposed] = (
                 f"{kind} {pin.exposed!r}: backend {spec.name!r} no longer offers it ({upper}_REMOVED)"

@@ -228,11 +228,15 @@ class Pipe:
 
     def _cancel(self, rid: int, reason: str) -> None:
         """`notifications/cancelled` for a lane request; written at once, never awaited (it may be cancelling)."""
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
+        self.write_now(pydantic_core.to_json(note) + b"\n")
+
+    def write_now(self, data: bytes) -> None:
+        """Write one message without waiting for the pipe to drain (from the reader, or while cancelling)."""
         if self.closed.is_set():
             return
-        note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid, "reason": reason}}
         with contextlib.suppress(OSError, RuntimeError):
-            self._stdin.write(pydantic_core.to_json(note) + b"\n")
+            self._stdin.write(data)
 
     # -- reading -----------------------------------------------------------
 

@@ -40,32 +40,12 @@ from mcp.shared.dispatcher import CallOptions, DispatchContext
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcpgw_runtime.sdk_internals import upstream_channels
 from mcpgw_runtime.spec import JSON
 
 log = logging.getLogger("mcpgw")
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-
-
-def sdk_channels(ctx: ServerRequestContext[Any, Any]) -> tuple[UpstreamConnection, DispatchContext[Any]]:
-    """The upstream connection and the request's raw back-channel: the only private SDK reads in mcpgw.
-
-    `ServerSession` (mcp 2.x, what lowlevel handlers and middleware get as `ctx.session`) has
-    no public accessor for either:
-
-    * its `Connection` (`_connection`): the identity of an upstream session (log levels,
-      subscriptions, per-client backends, whose `exit_stack` closes them) and its standalone
-      channel (`connection.outbound`);
-    * its request-scoped `DispatchContext` (`_request_outbound`): the gateway relays a backend's
-      request or notification as raw JSON on it. The public typed `send_request` and
-      `send_notification` would re-validate and re-serialize what the backend sent, so they
-      are not used. (Progress goes through the public `report_progress`.)
-
-    tests/test_sdk_adapter.py runs this against the SDK's own server runner and fails when
-    either attribute is renamed or changes type.
-    """
-    session = ctx.session
-    return session._connection, session._request_outbound
 
 
 @dataclass(eq=False, slots=True)
@@ -83,12 +63,12 @@ class Origin:
     """The request's own back-channel: on Streamable HTTP it rides that request's response stream."""
 
     def __post_init__(self) -> None:
-        self.connection, self.channel = sdk_channels(self.ctx)
+        self.connection, self.channel = upstream_channels(self.ctx.session)
 
     def attach(self, ctx: ServerRequestContext[Any, Any]) -> None:
         """Follow the next request of the same call (2026-07-28 rounds)."""
         self.ctx, self.live = ctx, True
-        self.connection, self.channel = sdk_channels(ctx)
+        self.connection, self.channel = upstream_channels(ctx.session)
 
     @property
     def has_session(self) -> bool:

@@ -38,7 +38,6 @@ answers from the embedded tables.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,15 +51,9 @@ from mcp.client.session import IncomingMessage
 from mcp.server.connection import Connection as UpstreamConnection
 from mcp.shared.exceptions import MCPError
 
-from mcpgw_runtime.backends import (
-    BACKEND_UNAVAILABLE,
-    LIST_CHANGED,
-    Backend,
-    Backoff,
-    Connection,
-    describe_failure,
-    open_backend,
-)
+from mcpgw_runtime.backends import Backend, Backoff, describe_failure
+from mcpgw_runtime.connect import LIST_CHANGED, Connection, open_backend
+from mcpgw_runtime.forwarding import BACKEND_UNAVAILABLE
 from mcpgw_runtime.relay import ORIGIN, BackendRelay, UpstreamHub
 
 log = logging.getLogger("mcpgw")
@@ -121,8 +114,9 @@ class ClientSessions:
         self._retry: dict[UpstreamConnection, Retry] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         # SSE/HTTP: a new session with the same server; the local process it runs on (`command`) is
-        # the one the shared connection started, never a second one on the same port.
-        self._spec = backend.spec if backend.spec.type == "stdio" else dataclasses.replace(backend.spec, command=None)
+        # the one the shared connection started, never a second one on the same port (but one of
+        # ours all the same: while it starts, it is waited for, not given up on when it refuses).
+        self._launch = backend.spec.type == "stdio"
         backend.per_client = self.connection
 
     def __len__(self) -> int:
@@ -204,11 +198,12 @@ class ClientSessions:
         ORIGIN.set(None)  # this task outlives the request that opened it: its own requests are the gateway's
         try:
             async with open_backend(
-                self._spec,
+                backend.spec,
                 backend.base_dir,
                 client_version=backend.client_version,
                 message_handler=entry.on_message,
                 pids=entry.pids,
+                launch=self._launch,
             ) as conn:
                 conn.dispatcher.relay = entry.relay
                 # still opening: its lists are bounded by `startup_timeout`, as its handshake was

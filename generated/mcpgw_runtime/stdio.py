@@ -10,7 +10,7 @@ import sys
 
 import anyio
 
-from mcpgw_runtime.server import Gateway
+from mcpgw_runtime.gateway_server import Gateway
 
 log = logging.getLogger("mcpgw")
 

@@ -1,21 +1,22 @@
 # mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
-"""`--lazy-core`: the front starts the stdio backends and serves tool calls itself until the core is needed.
+"""`--lazy-core`: the front starts the stdio backends and keeps them until the core is needed.
 
 Why: the `mcp` SDK is most of a gateway's memory (a bare `import mcp.client.session`
-is about 63 MiB, bench/README.md), and a gateway that only lists and calls tools
+is about 63 MiB, bench/README.md), and a gateway whose clients only relay requests
 needs none of it. With `--lazy-core` (every backend stdio with a shared session)
 the front starts each backend, does the MCP handshake and the pin check on the
-pipe's lane, and forwards `tools/call` through it, with the backend's limits,
-timeouts and call counters; a log entry the backend sends during a call goes to
-that call (`EarlyBackends._screen`).
+pipe's lane (again whenever the backend says its tools or prompts changed), and
+reports it in `/healthz`. The requests themselves are forwarded by
+stdio_forwarding.py and chosen by relays.py.
 
 The core loads only when something needs it: a method or route the front does
 not serve, a client that declared sampling, elicitation or roots, a backend that
-sends anything but answers and log entries (a request of its own, a list change),
-one that fails to start, exits, drifts from its pins or is saturated. The core
-then takes over the running processes as they are (`Takeover`): the SDK session
-adopts the handshake the front made, the pipe's held lines go to it first, and
-the counters carry on. Calls in flight at that moment finish on the lane.
+sends what only the core can take (a request of its own during a call, a
+resource notification), one that fails to start, exits or drifts from its pins.
+The core then takes over the running processes as they are (`Takeover`): the SDK
+session adopts the handshake the front made, the pipe's held lines go to it
+first, and the counters and the limiter carry on. Requests in flight at that
+moment finish on the lane.
 """
 
 from __future__ import annotations
@@ -25,20 +26,23 @@ import logging
 import os
 import shutil
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import pydantic_core
+from typing import Any
 
 from mcpgw_runtime.envsubst import redact, secret_values
+from mcpgw_runtime.forwarding import (
+    Limiter,
+    health_entry,
+    live_verdicts,
+)
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
-from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status, verify
-from mcpgw_runtime.pipes import Pipe, PipeClosed, all_pages, answer_tail, resolve
+from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status
+from mcpgw_runtime.pipes import Pipe, PipeClosed, resolve
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
+from mcpgw_runtime.stdio_forwarding import Channel, Forwarder
 
 log = logging.getLogger("mcpgw")
 
@@ -59,26 +63,8 @@ INHERITED_ENV = WINDOWS_ENV if sys.platform == "win32" else POSIX_ENV
 RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 """Envelope keys of the upstream connection; they describe that hop, not the backend's."""
 
-INVALID_REQUEST = -32600
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-REQUEST_TIMEOUT = -32001
-BACKEND_UNAVAILABLE = -32002
-"""The JSON-RPC codes the core answers with in the same cases (mcp_types; backends.py)."""
-
-
-def _answer(reply: JSON, line: bytes, secrets: Mapping[str, str]) -> memoryview | bytes:
-    """The bytes after the id of a backend's answer to `tools/call`; CallFailed for its error."""
-    error = reply.get("error")
-    if isinstance(error, dict):
-        code = error.get("code")
-        message = redact(str(error.get("message", "")), secrets)
-        raise CallFailed(code if type(code) is int else INTERNAL_ERROR, message, error.get("data"))
-    result = reply.get("result")
-    if not isinstance(result, dict):
-        raise CallFailed(INTERNAL_ERROR, "backend answered tools/call without a result object")
-    tail = answer_tail(line, reply["id"])
-    return tail if tail is not None else b',"result":' + pydantic_core.to_json(result) + b"}"
+LIST_CHANGED = {"notifications/tools/list_changed": "tool", "notifications/prompts/list_changed": "prompt"}
+"""What a backend says when its tools or prompts change, and the pinned kind it concerns."""
 
 
 def _start_failure(exc: Exception, spec: BackendSpec, pipe: Pipe | None) -> str:
@@ -116,24 +102,8 @@ def command_line(resolved_command: list[str], env: Mapping[str, str]) -> list[st
     return [exe or resolved_command[0], *resolved_command[1:]]
 
 
-class Channel(Protocol):
-    """Where a log entry the backend sends during a forwarded call goes (front.Reply)."""
-
-    async def notify(self, method: str, params: Any) -> None: ...
-
-
 class StartFailed(Exception):
     """A backend answered its handshake or its lists with something else than results."""
-
-
-class CallFailed(Exception):
-    """A call the front forwarded ended in a JSON-RPC error (the object is `error`)."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.error: JSON = {"code": code, "message": message}
-        if data is not None:
-            self.error["data"] = data
 
 
 @dataclass(slots=True)
@@ -146,9 +116,11 @@ class Takeover:
     """The backend's `initialize` result, for the SDK session to adopt."""
     stats: CallStats
     restarts: int = 0
+    limiter: Limiter | None = None
+    """The backend's concurrency cap and queue, carried on so the counts in flight stay true."""
 
 
-class EarlyBackend:
+class FrontBackend:
     """One backend as the front runs it (its state changes reach the console like the core's)."""
 
     state = ObservedState()
@@ -160,8 +132,19 @@ class EarlyBackend:
         self.init: JSON | None = None
         self.verdicts: dict[str, Verdict] | None = None
         self.stats = CallStats()
-        self.calls: list[Channel] = []
-        """The calls the front has forwarded and not yet seen answered."""
+        self.limiter = Limiter(spec.name, spec.max_concurrency, spec.max_queue)
+        """The backend's concurrency cap and queue; the core's Backend adopts it at handover."""
+        self.calls: list[Channel | None] = []
+        """The requests the front has forwarded and not yet seen answered (None: of no client)."""
+        self.forwarded = False
+        """A request has been forwarded: the core's relay, not the session's callbacks, answers the backend."""
+        self.changed: set[str] = set()
+        """Kinds (tool, prompt) the backend said changed and that are not re-verified yet."""
+        self.reverify: asyncio.Task[None] | None = None
+        self.drifted = False
+        """Its live lists differ from the pins: the embedded tables no longer say what it offers."""
+        self.progress: dict[int, tuple[Channel, str | int]] = {}
+        """Progress token sent to the backend → the request's channel and the client's own token."""
         self.handed = False
         self.secrets = secret_values(spec.texts())
         """Expanded `${VAR}` values of this backend's spec, kept out of every error and log line."""
@@ -185,26 +168,18 @@ class EarlyBackend:
 
     def health(self) -> JSON:
         """This backend in `/healthz`, the shape of `Backend.health()`."""
-        return {
-            "state": self.state,
-            "error": self.error,
-            "restarts": 0,
-            "transport": self.spec.type,
-            "pin": self.pin,
-            "pid": self.pipe.pid if self.pipe is not None and self.state == "ready" else None,
-            "in_flight": len(self.calls),
-            "queued": 0,
-        }
+        pid = self.pipe.pid if self.pipe is not None and self.state == "ready" else None
+        return health_entry(self.spec, state=self.state, error=self.error, pin=self.pin, pid=pid, limiter=self.limiter)
 
 
-class EarlyBackends:
+class FrontBackends:
     """The backends as the front runs them; `need_core(reason)` is how they ask for the core."""
 
     def __init__(self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None]) -> None:
         self.spec = spec
         self.base_dir = base_dir
         self.need_core = need_core
-        self.backends = {b.name: EarlyBackend(b) for b in spec.backends}
+        self.backends = {b.name: FrontBackend(b) for b in spec.backends}
         self._pinned = {
             b.name: {
                 "tool": pinned_items(b.name, spec.tools, spec.tool_routes, spec.tool_pins),
@@ -217,6 +192,8 @@ class EarlyBackends:
         """Every pipe the front is stopping; shutdown waits for them all, whoever started the stop."""
         self.stopping = False
         """Set at gateway shutdown: calls fail with a shutdown error, as the core's do."""
+        self.forwarder = Forwarder(self)
+        """Requests to these backends, and what comes back for them (stdio_forwarding.py)."""
 
     @staticmethod
     def unsupported(spec: GatewaySpec) -> str | None:
@@ -231,7 +208,7 @@ class EarlyBackends:
     def start(self) -> None:
         self._tasks = [asyncio.ensure_future(self._run(b)) for b in self.backends.values()]
 
-    async def _run(self, backend: EarlyBackend) -> None:
+    async def _run(self, backend: FrontBackend) -> None:
         spec = backend.spec
         try:
             resolved = resolve(spec, self.base_dir)
@@ -251,6 +228,7 @@ class EarlyBackends:
             self.need_core(f"backend {spec.name!r} failed to start")
             return
         if any(v.changes or v.held for v in (backend.verdicts or {}).values()):
+            backend.drifted = True
             backend.ready.set()
             self.need_core(f"backend {spec.name!r} differs from its pins")
             return
@@ -263,23 +241,47 @@ class EarlyBackends:
             log.warning("backend %s: connection closed", spec.name)
             self.need_core(f"backend {spec.name!r} exited")
 
-    async def _screen(self, backend: EarlyBackend, value: Any) -> bool:
-        """A log entry: to the one call in flight, as the core's relay would; anything else waits for the core.
+    async def _screen(self, backend: FrontBackend, value: Any) -> bool:
+        """A line from the backend while the front has it: list changes re-verify the pins, the rest is
+        the forwarder's (`Forwarder.deliver`); False: it waits for the core."""
+        method = value.get("method") if type(value) is dict else None
+        if method in LIST_CHANGED and "id" not in value:
+            backend.changed.add(LIST_CHANGED[method])
+            if backend.reverify is None or backend.reverify.done():
+                backend.reverify = asyncio.ensure_future(self._reverify(backend))
+            return True
+        return await self.forwarder.deliver(backend, value)
 
-        With no call or several in flight the entry has no known origin: the core would
-        broadcast it to the clients listening for logs outside a request, and before the
-        core there are none (GET streams are the core's); among several callers handing
-        it to the wrong one would leak it. So it stays in the gateway's own log.
+    async def _reverify(self, backend: FrontBackend) -> None:
+        """A backend said its tools or prompts changed: check them against the pins again, as the core does.
+
+        Unchanged (the usual case: a server announcing what it had all along), nothing is visible
+        to clients, as with the core. Drifted, or not listable, the core takes over: it checks
+        the pins itself on taking the backend and applies the policy.
         """
-        if type(value) is not dict or value.get("method") != "notifications/message" or "id" in value:
-            return False
-        if len(backend.calls) == 1:
-            await backend.calls[0].notify("notifications/message", value.get("params"))
-        else:
-            log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, value.get("params"))
-        return True
+        spec, pipe = backend.spec, backend.pipe
+        if pipe is None:
+            return
+        capabilities = (backend.init or {}).get("capabilities", {})
+        offers = lambda capability: capabilities.get(capability) is not None  # noqa: E731
+        fetch = self._fetch(pipe, spec.timeout)
+        while backend.changed and not backend.handed:
+            kinds, backend.changed = set(backend.changed), set()
+            log.info("backend %s: %s list changed; re-verifying pins", spec.name, "/".join(sorted(kinds)))
+            try:
+                verdicts = await live_verdicts(
+                    spec, kinds, offers, fetch, self._pinned[spec.name], self.spec.separator, StartFailed
+                )
+            except (StartFailed, TimeoutError, PipeClosed) as exc:
+                self.need_core(f"backend {spec.name!r} cannot be re-verified: {redact(str(exc), backend.secrets)}")
+                return
+            if any(v.changes or v.held for v in verdicts.values()):
+                backend.drifted = True  # the core's verdict is published, not this one: it applies the policy
+                self.need_core(f"backend {spec.name!r} differs from its pins")
+                return
+            backend.verdicts = {**(backend.verdicts or {}), **verdicts}
 
-    async def _handshake(self, backend: EarlyBackend, pipe: Pipe) -> None:
+    async def _handshake(self, backend: FrontBackend, pipe: Pipe) -> None:
         spec = backend.spec
         params = {
             "capabilities": CLIENT_CAPABILITIES,
@@ -292,18 +294,15 @@ class EarlyBackends:
             raise StartFailed(f"initialize failed: {reply.get('error') or 'no result'}")
         backend.init = init
         await pipe.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        verdicts: dict[str, Verdict] = {}
-        for kind in KINDS:
-            method, key = ("tools/list", "tools") if kind == "tool" else ("prompts/list", "prompts")
-            offered = init["capabilities"].get("tools" if kind == "tool" else "prompts") is not None
-            fetch = self._fetch(pipe, method, spec.startup_timeout)  # still starting: not the calls' `timeout`
-            live = await all_pages(fetch, method, key, StartFailed) if offered else []
-            verdicts[kind] = verify(spec, kind, live, self._pinned[spec.name][kind], self.spec.separator)
-        backend.verdicts = verdicts
+        capabilities = init["capabilities"]
+        fetch = self._fetch(pipe, spec.startup_timeout)  # still starting: not the calls' `timeout`
+        pinned, separator = self._pinned[spec.name], self.spec.separator
+        offers = lambda capability: capabilities.get(capability) is not None  # noqa: E731
+        backend.verdicts = await live_verdicts(spec, KINDS, offers, fetch, pinned, separator, StartFailed)
 
     @staticmethod
-    def _fetch(pipe: Pipe, method: str, timeout: float) -> Callable[[Mapping[str, Any] | None], Awaitable[JSON]]:
-        async def fetch(params: Mapping[str, Any] | None) -> JSON:
+    def _fetch(pipe: Pipe, timeout: float) -> Callable[[str, Mapping[str, Any] | None], Awaitable[JSON]]:
+        async def fetch(method: str, params: Mapping[str, Any] | None) -> JSON:
             reply, _ = await pipe.request(method, params, timeout)
             page = reply.get("result")
             if not isinstance(page, dict):
@@ -312,69 +311,13 @@ class EarlyBackends:
 
         return fetch
 
-    async def call(self, params: Mapping[str, Any], channel: Channel) -> memoryview | bytes | None:
-        """Forward one `tools/call`: the answer's bytes after the id, or None when the core must take it."""
-        name = params.get("name")
-        route = self.spec.tool_routes.get(name) if isinstance(name, str) else None
-        if route is None:
-            return None  # unknown or held back: the core says which
-        backend = self.backends[route.backend]
-        if not await self._serving(backend):
-            return None
-        spec = backend.spec
-        forwarded = strip_meta(params)
-        forwarded["name"] = route.name
-        timeout = spec.tool_timeouts.get(route.name, spec.timeout)
-        series = backend.stats.get("tools/call", route.name)
-        started = time.perf_counter()
-        assert backend.pipe is not None
-        backend.calls.append(channel)
-        try:
-            reply, line = await backend.pipe.request("tools/call", forwarded, timeout)
-        except TimeoutError:
-            series.timeouts += 1
-            series.errors += 1
-            raise CallFailed(REQUEST_TIMEOUT, f"backend {spec.name!r} did not answer within {timeout:g}s") from None
-        except PipeClosed:
-            series.errors += 1
-            if self.stopping:
-                why = f"gateway is shutting down: call to backend {spec.name!r} abandoned"
-                raise CallFailed(BACKEND_UNAVAILABLE, why) from None
-            raise CallFailed(BACKEND_UNAVAILABLE, f"backend {spec.name!r} closed the connection") from None
-        finally:
-            backend.calls.remove(channel)
-            series.observe(time.perf_counter() - started)
-        result = reply.get("result")
-        if type(result) is dict and result.get("isError") is True:
-            series.tool_errors += 1
-        try:
-            return _answer(reply, line, backend.secrets)
-        except CallFailed:
-            series.errors += 1
-            raise
-
-    async def _serving(self, backend: EarlyBackend) -> bool:
-        """Whether the front forwards to this backend now (waiting while it starts); False: the core must."""
-        spec = backend.spec
-        if backend.state == "starting":
-            try:
-                async with asyncio.timeout(spec.startup_timeout):
-                    await backend.ready.wait()
-            except TimeoutError:
-                return False
-        if self.stopping:
-            why = f"gateway is shutting down: backend {spec.name!r} takes no more calls"
-            raise CallFailed(BACKEND_UNAVAILABLE, why)
-        if backend.state != "ready" or backend.handed or backend.pipe is None:
-            return False
-        if len(backend.calls) >= spec.max_concurrency:
-            self.need_core(f"backend {spec.name!r} is at its max_concurrency")
-            return False
-        return True
+    def drifted(self) -> bool:
+        """Some backend differs from its pins: its lists and calls are the core's to answer."""
+        return any(b.drifted for b in self.backends.values())
 
     def all_ready(self) -> bool:
         """Every backend started and matches its pins: the embedded tables are exactly what is offered."""
-        return all(b.state == "ready" for b in self.backends.values())
+        return all(b.state == "ready" and not b.drifted for b in self.backends.values())
 
     def health(self) -> JSON:
         backends = {name: b.health() for name, b in sorted(self.backends.items())}
@@ -390,12 +333,12 @@ class EarlyBackends:
             backend.handed = True
             pipe = backend.pipe
             if pipe is not None and backend.state == "ready" and not pipe.closed.is_set():
-                taken[name] = Takeover(pipe, backend.init, backend.stats)
+                taken[name] = Takeover(pipe, backend.init, backend.stats, limiter=backend.limiter)
                 continue
             if pipe is not None:  # exited, failed or still starting: the core starts its own
                 self._stop_pipe(pipe)
             restarts = 0 if backend.state in ("starting", "ready") else 1
-            taken[name] = Takeover(None, None, backend.stats, restarts)
+            taken[name] = Takeover(None, None, backend.stats, restarts, backend.limiter)
         return taken
 
     def shut_down(self, *, handed: bool = False) -> None:

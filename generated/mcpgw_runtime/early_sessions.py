@@ -1,0 +1,306 @@
+# mcpgw runtime, vendored into every generated gateway. DO NOT EDIT the copy in dist/: its digest is checked at start.
+"""The sessions the front opens before the core is loaded, and their handover to the core.
+
+Why apart from front.py (which decides who answers a request): a session's life
+before the core is its own job: `initialize` (handshake-era versions) opens it,
+its GET stream is held open (nothing is sent on it before the core), DELETE ends
+it, and once the core is up the core adopts it under the same id: the SDK opens a
+session and the client's `initialize` (and `notifications/initialized`) is replayed
+into it (`Core.adopt`), then the held stream becomes the SDK's.
+
+    POST initialize ─▶ EarlySessions.initialize ─▶ open[sid] = EarlySession
+    GET (SSE)       ─▶ listen: held until the core is up ─▶ adopt ─▶ the SDK serves it
+    DELETE          ─▶ end: forgotten, its stream ended, its relayed requests cancelled
+    core up         ─▶ hand_over: every open session adopted, then the backends start
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pydantic_core
+
+from mcpgw_runtime.jsonrpc_http import (
+    SESSION_HEADER,
+    AsgiApp,
+    AsgiMessage,
+    AsgiReceive,
+    AsgiScope,
+    AsgiSend,
+    gone,
+    is_request_id,
+    replay_body,
+    respond,
+    result_body,
+)
+from mcpgw_runtime.spec import JSON, GatewaySpec
+
+log = logging.getLogger("mcpgw")
+
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+"""Versions negotiated by `initialize` (the SDK's `HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps them equal)."""
+
+CAPABILITIES: JSON = {
+    "completions": {},
+    "logging": {},
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
+    "tools": {"listChanged": True},
+}
+"""What the core's SDK server advertises; the core checks on load that it still does (`Core.initialize_result`)."""
+
+VERSION_HEADER = b"mcp-protocol-version"
+HANDSHAKE_BYTES = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+CLIENT_REQUEST_CAPABILITIES = ("sampling", "elicitation", "roots")
+"""What a backend may ask the client for during a call; a client that declares any of them needs the core."""
+
+SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+"""The SDK's answer (HTTP 404) to a request naming a session it does not have (a test keeps them equal)."""
+
+
+ADOPTION_WAIT = 5.0
+"""Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
+
+
+def initialize_result(spec: GatewaySpec, version: str) -> JSON:
+    """The gateway's answer to `initialize` at a handshake-era version."""
+    result: JSON = {
+        "capabilities": CAPABILITIES,
+        "protocolVersion": version,
+        "serverInfo": {"name": spec.name, "version": spec.version},
+    }
+    if spec.instructions is not None:
+        result["instructions"] = spec.instructions
+    return result
+
+
+@dataclass(slots=True)
+class EarlySession:
+    """A session the front opened before the core was up: what the core needs to take it over."""
+
+    initialize: bytes
+    """The client's initialize request, byte for byte."""
+    headers: list[tuple[bytes, bytes]]
+    """That request's headers (they passed the guard)."""
+    version: str
+    asks: bool = False
+    """The client declared a capability a backend could use mid-call (sampling, elicitation, roots)."""
+    initialized: bool = False
+    adoption: asyncio.Future[None] | None = field(default=None, repr=False)
+    listening: bool = False
+    """The front holds the session's GET stream open for the core (`EarlySessions._listen`)."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    """The client deleted the session before the core took it."""
+
+
+class Core(Protocol):
+    """What the front needs of the loaded core (http.py builds it)."""
+
+    app: AsgiApp
+
+    def run(self) -> AbstractAsyncContextManager[None]:
+        """Backends and session manager running for as long as the context is open."""
+        ...
+
+    async def adopt(self, sid: bytes, session: EarlySession) -> None: ...
+
+    def listening(self, sid: bytes) -> bool:
+        """Whether the SDK serves a GET stream for this session (its notifications have somewhere to go)."""
+        ...
+
+    def start_backends(self) -> None:
+        """Start the backends (once the sessions the front opened are the core's)."""
+        ...
+
+    def stop_backends(self) -> None: ...
+
+    def initialize_result(self, version: str) -> JSON: ...
+
+
+class EarlySessions:
+    """The sessions the front opened (`open`), from `initialize` to their adoption by the core."""
+
+    def __init__(
+        self,
+        spec: GatewaySpec,
+        stateless: bool,
+        calls: Mapping[tuple[bytes, object], asyncio.Future[Any]],
+        ready: asyncio.Event,
+        closing: asyncio.Event,
+        core: Callable[[], Core | None],
+    ) -> None:
+        self.spec = spec
+        self.stateless = stateless
+        self.open: dict[bytes, EarlySession] = {}
+        """Sessions the front opened that the core has not adopted yet."""
+        self.calls = calls
+        """The front's relayed requests in flight, by session: ending a session cancels its own."""
+        self.ready = ready
+        """Set once the core is up (or could not load)."""
+        self.closing = closing
+        """Set on SIGINT/SIGTERM: the GET streams held end at once."""
+        self.core = core
+
+    async def hand_over(self, core: Core) -> list[asyncio.Task[None]]:
+        """Have the core adopt every open session; wait (up to `ADOPTION_WAIT`) until it serves their streams.
+
+        Why wait: a list change found by the backends' first check (they start after this)
+        then reaches these sessions, on the GET streams the front held for them.
+        """
+        deadline = asyncio.get_running_loop().time() + ADOPTION_WAIT
+        held = [(sid, session) for sid, session in self.open.items() if session.listening]
+        adoptions = [asyncio.ensure_future(self.adopt(core, sid)) for sid in list(self.open)]
+        if adoptions:
+            await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
+        while held and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+            held = [(sid, session) for sid, session in held if session.listening and not core.listening(sid)]
+        return adoptions
+
+    async def outside_posts(
+        self, scope: AsgiScope, headers: Mapping[bytes, bytes], receive: AsgiReceive, send: AsgiSend
+    ) -> bool:
+        """A session's GET and DELETE, and any request naming a session nobody knows; False to go on.
+
+        Until the core is up the front's sessions are the only ones there are, so an
+        unknown id gets the SDK's 404 here: loading the core would not find it either.
+        """
+        sid = headers.get(SESSION_HEADER)
+        if sid is None:
+            return False
+        session = self.open.get(sid)
+        if session is None:
+            await respond(send, 404, SESSION_NOT_FOUND, b"application/json")
+            return True
+        version = headers.get(VERSION_HEADER)
+        if version is not None and version not in HANDSHAKE_BYTES:
+            return False
+        if scope["method"] == "DELETE":
+            self.end(sid, session)
+            await respond(send, 200, b"", b"application/json", session=sid)
+            return True
+        if scope["method"] != "GET" or session.listening or b"last-event-id" in headers:
+            return False
+        wants_stream = b"text/event-stream" in headers.get(b"accept", b"")
+        if wants_stream:
+            await self._listen(scope, sid, session, receive, send)
+        return wants_stream
+
+    def end(self, sid: bytes, session: EarlySession) -> None:
+        """The client deleted a session the front opened: forget it, end its stream, cancel its calls."""
+        self.open.pop(sid, None)
+        session.ended.set()
+        for (owner, _), call in list(self.calls.items()):
+            if owner == sid:
+                call.cancel()
+
+    async def _listen(
+        self, scope: AsgiScope, sid: bytes, session: EarlySession, receive: AsgiReceive, send: AsgiSend
+    ) -> None:
+        """Open the session's GET stream now and hold it; once the core is up, the SDK serves it.
+
+        Why: a client opens this stream right after `initialize`; answering it here keeps
+        the core unloaded (`--lazy-core`) for clients that only list and call tools. The
+        stream carries nothing until the core, the only sender of notifications, is up.
+        """
+        session.listening = True
+        headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache, no-transform"),
+            (b"connection", b"keep-alive"),
+            (b"x-accel-buffering", b"no"),
+            (SESSION_HEADER, sid),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        waits = [
+            asyncio.ensure_future(gone(receive)),
+            asyncio.ensure_future(self.ready.wait()),
+            asyncio.ensure_future(session.ended.wait()),
+            asyncio.ensure_future(self.closing.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        core = self.core()
+        try:
+            if waits[0].done() and not waits[0].cancelled():
+                return  # the client left
+            if core is None or session.ended.is_set() or self.closing.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await self.adopt(core, sid)
+            await core.app(scope, replay_body(b"", receive), started(send))
+        finally:
+            session.listening = False
+
+    async def initialize(
+        self, message: dict[str, Any], raw: list[tuple[bytes, bytes]], body: bytes, send: AsgiSend
+    ) -> bool:
+        rid, version = message.get("id"), _handshake_version(message.get("params"))
+        if not is_request_id(rid) or version is None:
+            return False
+        result = pydantic_core.to_json(initialize_result(self.spec, version))
+        sid = None if self.stateless else uuid.uuid4().hex.encode()
+        if sid is not None:
+            declared = message["params"]["capabilities"]
+            asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
+            self.open[sid] = EarlySession(body, raw, version, asks)
+        await respond(send, 200, result_body(rid, result), b"application/json", session=sid)
+        return True
+
+    async def adopt(self, core: Core, sid: bytes) -> None:
+        """Hand one early session to the core, once; concurrent requests of the session wait for it."""
+        session = self.open.get(sid)
+        if session is None:
+            return
+        if session.adoption is None:
+            session.adoption = asyncio.ensure_future(core.adopt(sid, session))
+        try:
+            await asyncio.shield(session.adoption)
+        except Exception:  # the core then answers 404 for the session, and the client starts a new one
+            log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
+        finally:
+            self.open.pop(sid, None)
+
+
+def _handshake_version(params: object) -> str | None:
+    """The requested version when the params are what the SDK accepts and it negotiates to itself, else None."""
+    if not isinstance(params, dict):
+        return None
+    version, info, capabilities = params.get("protocolVersion"), params.get("clientInfo"), params.get("capabilities")
+    if version not in HANDSHAKE_VERSIONS or not isinstance(capabilities, dict) or not isinstance(info, dict):
+        return None
+    if not (isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
+        return None
+    if not all(isinstance(value, dict) for value in capabilities.values()):
+        return None
+    return str(version)
+
+
+def started(send: AsgiSend) -> AsgiSend:
+    """`send` for a response whose start the front already sent: the SDK's own start is dropped.
+
+    A start other than 200 (the session could not be handed over) ends the stream instead
+    of writing an error body into it.
+    """
+    refused = False
+
+    async def forward(message: AsgiMessage) -> None:
+        nonlocal refused
+        if message["type"] == "http.response.start":
+            refused = message["status"] != 200
+            if refused:
+                log.warning("GET /mcp: the core answered HTTP %s for a stream the front held", message["status"])
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif not refused:
+            await send(message)
+
+    return forward
