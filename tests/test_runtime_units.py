@@ -46,6 +46,12 @@ def test_resolve_python_alias_and_cwd(tmp_path: Path) -> None:
         ("evil.example", False),
         (None, False),
         ("127.0.0.1.evil.example", False),
+        ("localhost:evil", False),
+        ("127.0.0.1:9000x", False),
+        ("gw.internal:", False),
+        ("[::1]:9000x", False),
+        ("[::1]x", False),
+        ("localhost:65536", False),
     ],
 )
 def test_guard_hosts(host: str | None, ok: bool) -> None:
@@ -57,6 +63,9 @@ def test_guard_origins_and_token() -> None:
     guard = Guard.for_bind("127.0.0.1", 9000, [], ["https://app.example"], "tok")
     assert guard.origin_ok(None) and guard.origin_ok("http://localhost:5173") and guard.origin_ok("https://app.example")
     assert not guard.origin_ok("http://localhost.evil.example") and not guard.origin_ok("null")
+    assert guard.origin_ok("http://[::1]:9000") and guard.origin_ok("https://app.example:8443")
+    assert not guard.origin_ok("http://localhost:evil") and not guard.origin_ok("https://app.example:443x")
+    assert not guard.origin_ok("http://[::1]:9000x") and not guard.origin_ok("http://localhost:0")
     assert guard.token_ok("Bearer tok") and guard.token_ok("bearer tok")
     assert not guard.token_ok("Bearer tok2") and not guard.token_ok(None) and not guard.token_ok("tok")
 

@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 from mcpgw_runtime.connect import LIST_CHANGED, BackendError, Connection, open_backend
 from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.forwarding import (
+    BACKEND_BUSY,
     BACKEND_UNAVAILABLE,
     CLIENT_ERRORS,
     CONNECTION_CLOSED,
@@ -43,6 +44,7 @@ from mcpgw_runtime.forwarding import (
 from mcpgw_runtime.front_backends import Takeover
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
+from mcpgw_runtime.ratelog import log_saturated
 from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
@@ -256,7 +258,7 @@ class Backend:
             code = exc.error.code
             if code == REQUEST_TIMEOUT:
                 series.timeouts += 1
-            if rid:
+            if rid and not (code == BACKEND_BUSY and self.limiter.saturated):  # the limiter's: see `log_saturated`
                 level = logging.INFO if code in CLIENT_ERRORS else logging.WARNING
                 log.log(
                     level, "rid=%s backend=%s method=%s tool=%s error=%d ms=%.1f msg=%s",
@@ -284,7 +286,8 @@ class Backend:
         except Refused as refused:
             if limiter.saturated and self.state == "ready":
                 self.state = "degraded"
-                log.warning("backend %s: queue full, rejecting calls (max_concurrency %d)", self.name, limiter.limit)
+            if refused.code == BACKEND_BUSY:
+                log_saturated(limiter)
             raise _sdk_error(refused) from None
         try:
             return await conn.request(method, params, timeout)

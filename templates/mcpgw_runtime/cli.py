@@ -115,6 +115,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def configured_token(raw: str | None) -> tuple[str | None, str | None]:
+    """`MCPGW_TOKEN` as the guard compares it, or why the gateway must not start with it.
+
+    The guard strips the token a client presents (a header value cannot carry a newline),
+    so a configured token with a trailing newline (a Kubernetes Secret or a mounted file
+    written by `echo`, a Windows file's carriage return) could never match: every request
+    would get 401 and nothing would say why. Surrounding whitespace is taken off, and the
+    log says so (never the token). Set but blank is a mistake, not "no token": whoever set
+    it meant to require one, so the gateway refuses to start rather than serve without it.
+    """
+    if raw is None:
+        return None, None
+    token = raw.strip()
+    if not token:
+        return None, (
+            "MCPGW_TOKEN is set but empty (or only whitespace): set the token clients will send, "
+            "or unset MCPGW_TOKEN to serve loopback without one"
+        )
+    if token != raw:
+        log.info("MCPGW_TOKEN: whitespace around the token (e.g. a trailing newline) ignored")
+    return token, None
+
+
 def import_core() -> ModuleType:
     """The SDK part of the runtime (core.py): an ordinary import, run in a worker thread by the front."""
     return importlib.import_module("mcpgw_runtime.core")
@@ -164,7 +187,10 @@ def main(
         console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
         core.run_stdio(gateway)
         return 0
-    token = os.environ.get("MCPGW_TOKEN") or None
+    token, token_error = configured_token(os.environ.get("MCPGW_TOKEN"))
+    if token_error is not None:
+        print(f"error: {token_error}", file=sys.stderr)
+        return EXIT_USAGE
     if token is None and not is_loopback(args.host):
         if not args.no_auth:
             print(

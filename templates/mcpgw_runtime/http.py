@@ -32,7 +32,7 @@ from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
-from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_served_without_sdk
+from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_guard_refusals, render_served_without_sdk
 from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, has_get_stream
 
 log = logging.getLogger("mcpgw")
@@ -213,7 +213,8 @@ def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], sta
         return Response(json.dumps(gateway.health(), sort_keys=True), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
-        return Response(gateway.metrics() + render_served_without_sdk(), media_type=METRICS_CONTENT_TYPE)
+        page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
+        return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:

@@ -29,6 +29,7 @@ import pydantic_core
 
 from mcpgw_runtime.envsubst import redact
 from mcpgw_runtime.forwarding import (
+    BACKEND_BUSY,
     INTERNAL_ERROR,
     INVALID_REQUEST,
     REQUEST_TIMEOUT,
@@ -40,6 +41,7 @@ from mcpgw_runtime.forwarding import (
     timeout_for,
 )
 from mcpgw_runtime.pipes import LANE_FIRST_ID, PipeClosed, answer_tail
+from mcpgw_runtime.ratelog import log_saturated
 from mcpgw_runtime.spec import JSON
 
 if TYPE_CHECKING:
@@ -127,6 +129,8 @@ class Forwarder:
                     del backend.progress[token]
             answer = _answer(method, reply, line, backend.secrets)
         except Refused as refused:
+            if refused.code == BACKEND_BUSY and backend.limiter.saturated:  # the limiter's, not the backend's own
+                log_saturated(backend.limiter)
             series.observe(time.perf_counter() - started)
             series.errors += 1
             if refused.code == REQUEST_TIMEOUT:
