@@ -19,7 +19,8 @@ import urllib.request
 
 def main() -> int:
     port = os.environ.get("MCPGW_PORT", "9000")
-    headers = {"Authorization": f"Bearer {os.environ['MCPGW_TOKEN']}"} if os.environ.get("MCPGW_TOKEN") else {}
+    token = os.environ.get("MCPGW_TOKEN", "").strip()  # as the gateway reads it: a secret file's newline ignored
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
