@@ -363,13 +363,17 @@ def serve_gateway(
     env: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     ready: Sequence[str] = (),
+    args: Sequence[str] = (),
 ) -> ServedGateway:
-    """Run ``gateway`` on a free port (debug logs into ``root``), wait until it listens and ``ready`` are ready."""
+    """Run ``gateway`` on a free port (debug logs into ``root``), wait until it listens and ``ready`` are ready.
+
+    ``args`` are more command-line flags for the gateway.
+    """
     port = free_port()
     log = root / f"gateway-{port}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, str(gateway), "--port", str(port), "--log-level", "debug", "--log-dir", str(root)],
+            [sys.executable, str(gateway), "--port", str(port), "--log-level", "debug", "--log-dir", str(root), *args],
             stdout=subprocess.DEVNULL,
             stderr=sink,
             env={**os.environ, **(env or {})},

@@ -61,8 +61,9 @@ def _config(doc: object) -> Config:
 # ---------------------------------------------------------------- the table of malformed configs
 
 BACKEND_FIELDS = (
-    "args, command, cwd, description, enabled, env, headers, max_concurrency, max_queue, pin, prefix, prompts, "
-    "resources, session, startup_timeout, timeout, tool_timeouts, tools, type, url"
+    "args, client_idle_timeout, command, cwd, description, enabled, env, headers, max_client_sessions, "
+    "max_concurrency, max_queue, pin, prefix, prompts, resources, session, startup_timeout, timeout, tool_timeouts, "
+    "tools, type, url"
 )
 MALFORMED: list[tuple[str, str, list[str]]] = [
     (
@@ -198,7 +199,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             "config.json:1:22: /gateway/port: expected at most 65535, got 70000",
             'config.json:1:29: /gateway/hots: unknown field "hots" (did you mean "host"?); '
             "valid fields: allowed_hosts, allowed_origins, host, instructions, log_dir, max_body_bytes, "
-            "max_name_length, name, port, separator",
+            "max_name_length, max_sessions, name, port, separator, session_idle_timeout",
         ],
     ),
     (

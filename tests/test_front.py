@@ -218,6 +218,27 @@ def test_the_sdk_client_across_the_handover(script: Path, tmp_path: Path) -> Non
         asyncio.run(scenario(gw))
 
 
+def test_the_front_caps_its_sessions_and_the_core_takes_every_one_over(script: Path, tmp_path: Path) -> None:
+    """Past `--max-sessions` the front evicts its least recently used idle sessions; the core then adopts all
+    the others (none dropped, none refused by the SDK's own cap) and answers them at once."""
+    cap = 120
+    with gated(script, tmp_path, "--eager-core", "--max-sessions", str(cap)) as gw:
+        sids = [initialize(gw).headers["mcp-session-id"] for _ in range(cap + 30)]
+        assert gw.post({"id": 2, "method": "tools/list"}, sids[0]).status_code == 404  # evicted: least recently used
+        assert answer(gw.post({"id": 2, "method": "tools/list"}, sids[-1]))[1]["result"]["tools"]
+        gw.open()
+        started = time.monotonic()
+        _, called = answer(gw.post({"id": 3, "method": "tools/call", "params": {"name": "test_simple_text"}}, sids[-1]))
+        assert "result" in called, called
+        assert time.monotonic() - started < 15, "the takeover stalled the client"
+        kept = sids[30:]
+        statuses = [gw.post({"id": 4, "method": "ping"}, sid).status_code for sid in kept]
+        assert statuses == [200] * len(kept), "the core dropped sessions the front had opened"
+        page = gw.http.get(f"{gw.base}/metrics").text
+        assert re.search(rf"^mcpgw_sessions_open {cap}$", page, re.MULTILINE), page
+        assert re.search(r'^mcpgw_sessions_ended_total\{reason="evicted"\} 30$', page, re.MULTILINE), page
+
+
 def test_stateless_front(script: Path, tmp_path: Path) -> None:
     with gated(script, tmp_path, "--stateless") as gw:
         opened = initialize(gw)

@@ -237,6 +237,83 @@ def test_the_sse_endpoint_gets_asgis_own_send() -> None:
     assert announced.is_set(), sent
 
 
+def test_end_session_forgets_the_session_and_closes_its_connection() -> None:
+    """`end_session` takes a session out of `_server_instances`/`_session_owners` (private) and terminates it.
+
+    The gateway's session table ends sessions this way (evicted, expired): the id must answer
+    404 at once, and the session's loop must end, so that its connection's `exit_stack` (where
+    its per-client backend connections hang) is unwound.
+    """
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+    from mcpgw_runtime.http import _replay
+    from mcpgw_runtime.sdk_internals import end_session
+
+    moved = f"the mcp SDK changed how a session ends: update end_session in {ADAPTER}"
+    sid = "end-probe-session"
+    closed = anyio.Event()
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+        connection, _ = upstream_channels(ctx.session)
+        connection.exit_stack.callback(closed.set)
+        return types.CallToolResult(content=[types.TextContent(text="ok")])
+
+    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}
+    posted = [(b"accept", b"application/json, text/event-stream"), (b"content-type", b"application/json")]
+    in_session = [*posted, (b"mcp-session-id", sid.encode()), (b"mcp-protocol-version", b"2025-06-18")]
+
+    def body(message: dict[str, Any]) -> bytes:
+        return json.dumps({"jsonrpc": "2.0", **message}).encode()
+
+    async def main() -> None:
+        manager = AdoptingManager(app=Server("end-probe", on_call_tool=call_tool))
+        app = StreamableHTTPASGIApp(manager)
+        async with manager.run():
+            with admitted_as(sid):
+                assert await _replay(app, posted, body({"id": 1, "method": "initialize", "params": init})) == 200
+            assert await _replay(app, in_session, body({"method": "notifications/initialized"})) == 202
+            call = {"id": 2, "method": "tools/call", "params": {"name": "x", "arguments": {}}}
+            assert await _replay(app, in_session, body(call)) == 200
+            ending = end_session(manager, sid)
+            assert sid not in manager._server_instances and ending is not None, moved
+            await ending
+            with anyio.fail_after(5):
+                await closed.wait()
+            assert await _replay(app, in_session, body({"id": 3, "method": "tools/list"})) == 404, moved
+            assert end_session(manager, sid) is None  # ended already: nothing more to do
+
+    anyio.run(main)
+
+
+def test_the_managers_own_cap_and_idle_timer_are_off_in_the_core() -> None:
+    """`build_core` gives the SDK's manager no session cap and no idle timer: the session table decides both.
+
+    Public constructor arguments, but what they mean is the assumption: None must admit past the
+    SDK's default cap, and leave a session's transport without an idle scope (it never expires).
+    """
+    from mcp.server.streamable_http_manager import DEFAULT_MAX_SESSIONS
+    from mcpgw_runtime.gateway_server import Gateway
+    from mcpgw_runtime.guard import Guard
+    from mcpgw_runtime.http import build_core
+    from mcpgw_runtime.spec import GatewaySpec
+
+    spec = GatewaySpec("g", "1", "t", ".", (), (), {}, (), {}, (), {}, {}, {})
+    gateway = Gateway(spec, Path("."))
+    guard = Guard.for_bind("127.0.0.1", 9000, [], [], None)
+    core = build_core(gateway, guard, transports=["http"], stateless=False)
+    manager = core.manager
+    assert manager.max_sessions is None and manager.session_idle_timeout is None
+
+    async def main() -> None:
+        admitted = [manager._admit_session(None) for _ in range(DEFAULT_MAX_SESSIONS + 1)]
+        assert all(t is not None for t in admitted), "the SDK's manager refused a session below no cap"
+        transport = admitted[-1]
+        assert transport is not None
+        async with transport.connect():
+            assert transport.idle_scope is None, "a session of the core's manager would expire on the SDK's timer"
+
+    anyio.run(main)
+
+
 def test_the_watched_dispatcher_overrides_the_public_run() -> None:
     """connect.WatchedDispatcher overrides `JSONRPCDispatcher.run`: public, but its signature is provisional."""
     import inspect

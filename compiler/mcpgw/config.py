@@ -132,6 +132,8 @@ class Backend(_Frozen):
     max_concurrency: Count = 32
     max_queue: Annotated[int, BeforeValidator(_integral), Field(ge=0)] = 256
     session: Literal["shared", "per-client"] = "shared"
+    max_client_sessions: Count = 16
+    client_idle_timeout: Seconds = 300.0
     pin: Literal["strict", "warn", "off"] = "strict"
     description: str | None = None
 
@@ -192,6 +194,8 @@ class Gateway(_Frozen):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: Count = 4 * 1024 * 1024
+    max_sessions: Count = 1000
+    session_idle_timeout: Seconds = 900.0
     instructions: str | None = None
 
 

@@ -99,6 +99,8 @@ GATEWAY_SETTINGS = (
     "allowed_hosts",
     "allowed_origins",
     "max_body_bytes",
+    "max_sessions",
+    "session_idle_timeout",
 )
 """The `gateway` section's fields that `GatewaySpec` carries, written when not the runtime's default."""
 

@@ -23,6 +23,8 @@ def backend_spec(backend: Backend) -> BackendSpec:
         max_concurrency=backend.max_concurrency,
         max_queue=backend.max_queue,
         session=backend.session,
+        max_client_sessions=backend.max_client_sessions,
+        client_idle_timeout=float(backend.client_idle_timeout),
         pin=backend.pin,
         prefix=backend.prefix,
         tool_include=tuple(backend.tools.include),

@@ -67,6 +67,14 @@ SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message
 ADOPTION_WAIT = 5.0
 """Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
 
+ADOPTING_AT_ONCE = 8
+"""Sessions handed to the core at the same time at takeover; the rest wait their turn.
+
+Why: each adoption replays an initialize into the SDK; all of them at once (up to
+`max_sessions`) would hold the event loop long enough to stall every client. A session
+whose client sends a request meanwhile is adopted at once, ahead of its turn.
+"""
+
 
 def initialize_result(spec: GatewaySpec, version: str) -> JSON:
     """The gateway's answer to `initialize` at a handshake-era version."""
@@ -120,6 +128,10 @@ class Core(Protocol):
 
     def stop_backends(self) -> None: ...
 
+    def end_session(self, sid: bytes) -> None:
+        """End one of the core's sessions (the session table evicted or expired it); unknown ids are ignored."""
+        ...
+
     def initialize_result(self, version: str) -> JSON: ...
 
 
@@ -155,7 +167,14 @@ class EarlySessions:
         """
         deadline = asyncio.get_running_loop().time() + ADOPTION_WAIT
         held = [(sid, session) for sid, session in self.open.items() if session.listening]
-        adoptions = [asyncio.ensure_future(self.adopt(core, sid)) for sid in list(self.open)]
+        turns = asyncio.Semaphore(ADOPTING_AT_ONCE)
+
+        async def in_turn(sid: bytes) -> None:
+            async with turns:
+                await self.adopt(core, sid)
+
+        first = sorted(self.open, key=lambda sid: not self.open[sid].listening)  # held streams first
+        adoptions = [asyncio.ensure_future(in_turn(sid)) for sid in first]
         if adoptions:
             await asyncio.wait(adoptions, timeout=ADOPTION_WAIT)
         while held and asyncio.get_running_loop().time() < deadline:
@@ -269,6 +288,8 @@ class EarlySessions:
             log.warning("session %s: could not hand it to the core", sid.decode("latin-1"), exc_info=True)
         finally:
             self.open.pop(sid, None)
+        if session.ended.is_set():  # ended (deleted, evicted, expired) while the core was taking it
+            core.end_session(sid)
 
 
 def _handshake_version(params: object) -> str | None:

@@ -68,6 +68,7 @@ from mcpgw_runtime.jsonrpc_http import (
 )
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
 from mcpgw_runtime.relays import RELAYED, Relays
+from mcpgw_runtime.session_table import SessionTable
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 __all__ = [
@@ -164,16 +165,42 @@ class Front:
         self.sessions = EarlySessions(spec, stateless, self._calls, self._ready, self._closing, lambda: self.core)
         self.early = self.sessions.open
         """Sessions the front opened that the core has not adopted yet."""
+        self.table: SessionTable | None = None
+        """Every open Streamable HTTP session, the front's and the core's: cap and idle expiry (session_table.py)."""
+        if http and not stateless:
+            self.table = SessionTable(
+                spec.max_sessions, spec.session_idle_timeout, allows=guard.allows, max_body=spec.max_body_bytes
+            )
+            self.table.ender = self.end_session
+        self._expiry: asyncio.Task[None] | None = None
         self._lists = table_answers(spec)
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif self.table is not None and scope["type"] == "http" and scope["path"] == "/mcp":
+            await self.table.serve(scope, receive, send, self._route)
         elif core is not None and not self.early:
             await core.app(scope, receive, send)
         else:
             await self._early_request(scope, receive, send)
+
+    async def _route(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        """A `/mcp` request the session table let through: to the core, or the early answers."""
+        core = self.core
+        if core is not None and not self.early:
+            await core.app(scope, receive, send)
+        else:
+            await self._early_request(scope, receive, send)
+
+    def end_session(self, sid: bytes) -> None:
+        """The session table evicted or expired a session: end it in whichever half holds it."""
+        session = self.early.get(sid)
+        if session is not None:  # its held stream ends; an adoption under way ends it in the core when done
+            self.sessions.end(sid, session)
+        if self.core is not None:
+            self.core.end_session(sid)
 
     def stop_backends(self) -> None:
         """From the signal handler: the core fails in-flight calls and stops its backends.
@@ -195,6 +222,8 @@ class Front:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
+                if self.table is not None:
+                    self._expiry = asyncio.ensure_future(self.table.expire_forever())
                 if self.backends is not None:
                     missing = _missing_core()
                     if missing is not None:  # said now, not when the first request needs the core
@@ -207,6 +236,8 @@ class Front:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._stop.set()
+                if self._expiry is not None:
+                    self._expiry.cancel()
                 if self._boot is not None:
                     await self._boot
                 if self.backends is not None:
