@@ -16,6 +16,7 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
 log = logging.getLogger("mcpgw")
+
+PerClientHook = Callable[[str, Mapping[str, Any] | None], AbstractAsyncContextManager[Connection | None]]
+"""(method, params) → the calling client's own connection while a request uses it, or None (sessions.py)."""
 
 __all__ = ["BACKEND_UNAVAILABLE", "Backend", "BackendError", "Backoff", "Connection", "describe_failure"]
 
@@ -145,8 +149,8 @@ class Backend:
         self.stopping = False
         """Set at gateway shutdown: no new calls; in-flight ones fail with a shutdown error."""
         """Processes this backend started (stdio child or local server), newest last."""
-        self.per_client: Callable[[str, Mapping[str, Any] | None], Awaitable[Connection | None]] | None = None
-        """`session: per-client`: the calling client's own connection (sessions.py); None = this shared one."""
+        self.per_client: PerClientHook | None = None
+        """`session: per-client`: the caller's own connection, for the block (sessions.py); None: the shared one."""
 
     @property
     def in_flight(self) -> int:
@@ -276,9 +280,13 @@ class Backend:
         return result
 
     async def _forward(self, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
-        conn = await self.per_client(method, params) if self.per_client is not None else None
-        if conn is None:
-            conn = await self.connected()
+        if self.per_client is None:
+            return await self._send(await self.connected(), method, params, tool)
+        # A client's own connection counts as in use until the answer: it is never closed for room under a call.
+        async with self.per_client(method, params) as own:
+            return await self._send(own if own is not None else await self.connected(), method, params, tool)
+
+    async def _send(self, conn: Connection, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
         timeout = timeout_for(self.spec, tool)
         limiter = self.limiter
         try:

@@ -9,11 +9,14 @@ SDK takes to import. `import_core` brings in the rest (core.py) when needed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import ipaddress
 import logging
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -55,6 +58,21 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    parser.add_argument(
+        "--max-sessions",
+        type=_positive(int),
+        default=spec.max_sessions,
+        metavar="N",
+        help="Streamable HTTP sessions open at once; when full, the least recently used idle one is ended for "
+        "a new client, and only with every one busy does a new client get 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        type=_positive(float),
+        default=spec.session_idle_timeout,
+        metavar="SECONDS",
+        help="end a Streamable HTTP session after this long with no request in flight (default: %(default)g)",
+    )
     core = parser.add_mutually_exclusive_group()
     core.add_argument(
         "--lazy-core",
@@ -104,6 +122,27 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
     args.transports = transports
     return args
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a finite number above zero."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+        if not (0 < value < math.inf):
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def with_session_flags(spec: GatewaySpec, args: argparse.Namespace) -> GatewaySpec:
+    """The spec with the session table's settings the flags override (the front owns the table; the core shares it)."""
+    return dataclasses.replace(spec, max_sessions=args.max_sessions, session_idle_timeout=args.session_idle_timeout)
 
 
 def is_loopback(host: str) -> bool:
@@ -213,11 +252,13 @@ def main(
         core = loaded[0]
         running = front.backends.handover() if front.backends is not None else {}
         gateway = core.Gateway(spec, base_dir, running)
-        built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
+        built: Core = core.build_core(
+            gateway, guard, transports=args.transports, stateless=args.stateless, sessions=front.table
+        )
         return built
 
     front = Front(
-        spec,
+        with_session_flags(spec, args),
         guard,
         build,
         http="http" in args.transports,

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -33,7 +33,8 @@ from mcpgw_runtime.front import EarlySession
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_guard_refusals, render_served_without_sdk
-from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, has_get_stream
+from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, end_session, has_get_stream
+from mcpgw_runtime.session_table import SessionTable, render_session_metrics
 
 log = logging.getLogger("mcpgw")
 
@@ -126,6 +127,8 @@ class LoadedCore:
     init_options: Any
     _stop: tuple[asyncio.AbstractEventLoop, anyio.CancelScope] | None = None
     _go: anyio.Event | None = None
+    fast: FastPath | None = None
+    _ending: set[asyncio.Future[None]] = field(default_factory=set)
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -174,6 +177,16 @@ class LoadedCore:
                 raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
         log.debug("session %s: adopted from the front", sid.decode("latin-1"))
 
+    def end_session(self, sid: bytes) -> None:
+        """End an SDK session the session table evicted or expired: its id answers 404 at once."""
+        if self.fast is not None:
+            self.fast.sessions.pop(sid, None)  # else the fast path would go on answering it
+        ending = end_session(self.manager, sid.decode("latin-1"))
+        if ending is not None:
+            task = asyncio.ensure_future(ending)
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
     def listening(self, sid: bytes) -> bool:
         """Whether the session's SDK transport has its GET stream."""
         return has_get_stream(self.manager, sid.decode("latin-1"))
@@ -202,11 +215,28 @@ class LoadedCore:
         return serialize_server_result("initialize", version, dumped)
 
 
-def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stateless: bool) -> LoadedCore:
-    """Routes for the requested transports, the guard, the fast path; `Core.run` starts the backends."""
+def build_core(
+    gateway: Gateway,
+    guard: Guard,
+    *,
+    transports: Sequence[str],
+    stateless: bool,
+    sessions: SessionTable | None = None,
+) -> LoadedCore:
+    """Routes for the requested transports, the guard, the fast path; `Core.run` starts the backends.
+
+    `sessions` is the front's session table: it caps and expires the SDK's sessions too, so
+    the manager gets neither its own cap nor its own idle timer (session_table.py).
+    """
     server = gateway.build_server()
     init_options = gateway.initialization_options(server)
-    manager = AdoptingManager(app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes)
+    manager = AdoptingManager(
+        app=server,
+        stateless=stateless,
+        max_request_body_size=gateway.spec.max_body_bytes,
+        max_sessions=None,
+        session_idle_timeout=None,
+    )
     sse = SseServerTransport("/messages/", max_request_body_size=gateway.spec.max_body_bytes)
 
     async def healthz(request: Request) -> Response:
@@ -214,6 +244,7 @@ def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], sta
 
     async def metrics(request: Request) -> Response:
         page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
+        page += render_session_metrics(sessions, gateway.sessions)
         return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
@@ -223,6 +254,7 @@ def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], sta
         sse_app = SseEndpoint(sse, server, init_options)
         routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
     app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
+    fast = None
     if "http" in transports:
-        app = FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes)
-    return LoadedCore(app, gateway, manager, init_options)
+        app = fast = FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes)
+    return LoadedCore(app, gateway, manager, init_options, fast=fast)
