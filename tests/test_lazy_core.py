@@ -117,8 +117,8 @@ def test_the_core_takes_over_the_running_backend(lazy: Gated, tmp_path: Path) ->
     assert [text(call(lazy, sid, "count", rid)) for rid in (3, 4)] == ["1", "2"]
     lazy.open()
     # only the core serves this: it loads, adopts the session and the running process
-    _, level = answer(lazy.post({"id": 5, "method": "logging/setLevel", "params": {"level": "info"}}, sid))
-    assert level["result"] == {}, level
+    _, unknown = answer(lazy.post({"id": 5, "method": "no/such/method"}, sid))
+    assert unknown["error"]["code"] == -32601, unknown
     assert "loading the core: a request the front does not serve" in log_text(tmp_path)
     assert text(call(lazy, sid, "count", 6)) == "3", "the backend was restarted, not taken over"
     assert text(call(lazy, sid, "pid", 7)) == str(backend["pid"])
@@ -183,8 +183,8 @@ def test_a_held_get_stream_becomes_the_sdks(lazy: Gated, tmp_path: Path) -> None
     sid = open_session(lazy)
     reader, stream = open_stream(lazy, sid)
     lazy.open()
-    _, level = answer(lazy.post({"id": 5, "method": "logging/setLevel", "params": {"level": "info"}}, sid))
-    assert level["result"] == {}, level
+    _, unknown = answer(lazy.post({"id": 5, "method": "no/such/method"}, sid))  # only the core answers it
+    assert unknown["error"]["code"] == -32601, unknown
     deadline = time.monotonic() + 10
     while True:
         headers = {"accept": "text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}

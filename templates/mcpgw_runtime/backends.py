@@ -181,6 +181,7 @@ class Backend:
                     message_handler=self._on_message,
                     pids=self.pids,
                     running=running,
+                    relay=self.relay if running is not None and running.forwarded else None,
                 ) as conn:
                     if self.verify is not None:  # still starting: bounded as the handshake was
                         await self.verify(self, conn, frozenset(LIST_CHANGED.values()), self.spec.startup_timeout)

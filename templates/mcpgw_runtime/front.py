@@ -10,7 +10,9 @@ and answers what needs no SDK:
     ping, tools/list, prompts/list, resources/templates/list               the embedded tables
     /healthz                                                              front_backends.py's backends
     tools/call, prompts/get, resources/read, resources/list,               relays.py, forwarding
-      completion/complete, notifications/cancelled (`--lazy-core`)          on the backends' pipes
+      completion/complete, notifications/cancelled, logging/setLevel,       on the backends' pipes;
+      resources/subscribe and unsubscribe (`--lazy-core`)                   the GET streams carry
+                                                                             logs and resource updates
 
 Anything else (another method, a client that declared sampling, elicitation or
 roots, a backend that needs the core) loads the core (the SDK) in a worker thread
@@ -153,16 +155,18 @@ class Front:
         """Set on SIGINT/SIGTERM: the GET streams the front holds end at once."""
         self._boot: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.backends = FrontBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
+        in_flight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        self.sessions = EarlySessions(spec, stateless, in_flight, self._ready, self._closing, lambda: self.core)
+        self.backends = (
+            FrontBackends(spec, lazy_base_dir, self.need_core, self.sessions) if lazy_base_dir is not None else None
+        )
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (front_backends.py)."""
-        self.relays = Relays(spec, self.backends) if self.backends is not None else None
+        self.relays = Relays(spec, self.backends, self.sessions, in_flight) if self.backends is not None else None
         """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
         if self.relays is not None:
             backends = self.backends
             assert backends is not None
             self.relays.settled = lambda: self._boot is None and backends.all_ready()
-        self._calls = self.relays.in_flight if self.relays is not None else {}
-        self.sessions = EarlySessions(spec, stateless, self._calls, self._ready, self._closing, lambda: self.core)
         self.early = self.sessions.open
         """Sessions the front opened that the core has not adopted yet."""
         self.table: SessionTable | None = None

@@ -164,7 +164,10 @@ class LoadedCore:
             loop.call_soon_threadsafe(scope.cancel)
 
     async def adopt(self, sid: bytes, session: EarlySession) -> None:
-        """Open the SDK's session for one the front opened: same id, the client's own initialize replayed."""
+        """Open the SDK's session for one the front opened: same id, the client's own initialize replayed.
+
+        The log level and subscriptions the session set with the front go to the hub.
+        """
         headers = [(k, v) for k, v in session.headers if k.lower() not in (b"mcp-session-id", b"mcp-protocol-version")]
         with admitted_as(sid.decode("latin-1")):
             status = await _replay(self.app, headers, session.initialize)
@@ -175,6 +178,11 @@ class LoadedCore:
             status = await _replay(self.app, headers, _INITIALIZED)
             if status != 202:
                 raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
+        connection = self.gateway.hub.by_session(sid.decode("latin-1"))  # seen by the replayed initialize
+        if connection is not None:
+            self.gateway.hub.carry_over(connection, session.level, session.subscriptions)
+        elif session.level is not None or session.subscriptions:  # the session itself still works
+            log.warning("session %s: its log level and subscriptions were lost at adoption", sid.decode("latin-1"))
         log.debug("session %s: adopted from the front", sid.decode("latin-1"))
 
     def end_session(self, sid: bytes) -> None:
