@@ -77,6 +77,14 @@ SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message
 ADOPTION_WAIT = 5.0
 """Seconds the core's backends wait at most for the sessions the front opened to be adopted."""
 
+ADOPTING_AT_ONCE = 8
+"""Sessions handed to the core at the same time at takeover; the rest wait their turn.
+
+Why: each adoption replays an initialize into the SDK; all of them at once (up to
+`max_sessions`) would hold the event loop long enough to stall every client. A session
+whose client sends a request meanwhile is adopted at once, ahead of its turn.
+"""
+
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 """`logging/setLevel`'s levels, least severe first (relay.LOG_LEVELS; a test keeps them equal)."""
 
@@ -100,14 +108,6 @@ def wants_log(level: object, wanted: str | None) -> bool:
     `logging/setLevel`, when it set one.
     """
     return level in LOG_LEVELS and (wanted is None or level_index(level) >= level_index(wanted))
-
-ADOPTING_AT_ONCE = 8
-"""Sessions handed to the core at the same time at takeover; the rest wait their turn.
-
-Why: each adoption replays an initialize into the SDK; all of them at once (up to
-`max_sessions`) would hold the event loop long enough to stall every client. A session
-whose client sends a request meanwhile is adopted at once, ahead of its turn.
-"""
 
 
 def initialize_result(spec: GatewaySpec, version: str) -> JSON:
