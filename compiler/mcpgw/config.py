@@ -194,6 +194,12 @@ class Gateway(_Frozen):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: Count = 4 * 1024 * 1024
+    max_header_bytes: Count = 32 * 1024
+    max_headers: Count = 100
+    header_timeout: Seconds = 10.0
+    body_timeout: Seconds = 30.0
+    max_connections: Count = 1000
+    max_sse_streams: Count = 100
     max_sessions: Count = 1000
     session_idle_timeout: Seconds = 900.0
     instructions: str | None = None

@@ -99,6 +99,12 @@ GATEWAY_SETTINGS = (
     "allowed_hosts",
     "allowed_origins",
     "max_body_bytes",
+    "max_header_bytes",
+    "max_headers",
+    "header_timeout",
+    "body_timeout",
+    "max_connections",
+    "max_sse_streams",
     "max_sessions",
     "session_idle_timeout",
 )

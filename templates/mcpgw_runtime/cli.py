@@ -24,6 +24,7 @@ from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard
+from mcpgw_runtime.httplimits import add_limit_flags, with_limit_flags
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
 from mcpgw_runtime.observe import STATE_LISTENERS
 from mcpgw_runtime.spec import GatewaySpec
@@ -89,6 +90,7 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="load the SDK core at start, in the background, so no request ever waits for it",
     )
+    add_limit_flags(parser, spec)
     parser.add_argument(
         "--allow-host",
         action="append",
@@ -208,7 +210,7 @@ def main(
     spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None, *, modified_runtime: str | None = None
 ) -> int:
     """Serve `spec` (start.py has checked the runtime and the packages)."""
-    args = parse_args(spec, argv)
+    spec, args = with_limit_flags(spec, parse_args(spec, argv))
     stdio = args.transports == ["stdio"]
     console = OperatorConsole(sys.stderr if stdio else sys.stdout)
     _configure_logging(args.log_level, console)

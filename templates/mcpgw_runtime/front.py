@@ -440,8 +440,13 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
     Stopping a backend fails its in-flight calls with an MCP error ("gateway is
     shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
     after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+
+    Each connection runs uvicorn's HTTP protocol with the spec's caps on request heads,
+    slow clients and open connections (httplimits.py), fitted to the open-file limit.
     """
     import uvicorn
+
+    from mcpgw_runtime.httplimits import HttpLimits, fit_open_files, protocol_class
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -449,6 +454,7 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
             log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
             front.stop_backends()
 
+    limits = fit_open_files(HttpLimits.of(front.spec))
     config = uvicorn.Config(
         front,
         host=host,
@@ -457,6 +463,8 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
+        http=protocol_class(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,  # h11's own 400 never comes before our 431
     )
     server = _Server(config)
     front.exit = lambda: setattr(server, "should_exit", True)

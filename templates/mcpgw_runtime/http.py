@@ -32,6 +32,7 @@ from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
+from mcpgw_runtime.httplimits import SSE_STREAMS, refuse_stream, render_http_limits
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_guard_refusals, render_served_without_sdk
 from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, end_session, has_get_stream
 from mcpgw_runtime.session_table import SessionTable, render_session_metrics
@@ -64,14 +65,25 @@ class SseEndpoint:
     `Request`: the transport needs ASGI's own `send`, which a `Request` keeps private.
     """
 
-    def __init__(self, sse: SseServerTransport, server: Server[Any], init_options: InitializationOptions) -> None:
+    def __init__(
+        self, sse: SseServerTransport, server: Server[Any], init_options: InitializationOptions, max_streams: int
+    ) -> None:
         self.sse = sse
         self.server = server
         self.init_options = init_options
+        self.max_streams = max_streams
+        """`max_sse_streams`: a stream held by a client that never reads it costs a connection and a session,
+        so one stream more gets 503 with Retry-After (httplimits.py counts them for `/metrics`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with self.sse.connect_sse(scope, receive, send) as (read, write):
-            await self.server.run(read, write, self.init_options)
+        if not SSE_STREAMS.take(self.max_streams):
+            await refuse_stream(send, self.max_streams)
+            return
+        try:
+            async with self.sse.connect_sse(scope, receive, send) as (read, write):
+                await self.server.run(read, write, self.init_options)
+        finally:
+            SSE_STREAMS.release()
 
 
 _INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -253,13 +265,14 @@ def build_core(
     async def metrics(request: Request) -> Response:
         page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
         page += render_session_metrics(sessions, gateway.sessions)
+        page += render_http_limits()
         return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
-        sse_app = SseEndpoint(sse, server, init_options)
+        sse_app = SseEndpoint(sse, server, init_options, gateway.spec.max_sse_streams)
         routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
     app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
     fast = None

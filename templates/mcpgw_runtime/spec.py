@@ -127,6 +127,18 @@ class GatewaySpec:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 4 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024
+    """Largest request head (request line and headers), in bytes: 431 beyond (httplimits.py)."""
+    max_headers: int = 100
+    """Most header fields in one request: 431 beyond."""
+    header_timeout: float = 10.0
+    """Seconds from a connection's open (or a request's first byte) to its headers' end: 408 after."""
+    body_timeout: float = 30.0
+    """Seconds from a request's headers' end to its body's end: 408 after."""
+    max_connections: int = 1000
+    """Client connections open at once: 503 with Retry-After at accept beyond."""
+    max_sse_streams: int = 100
+    """Legacy `/sse` streams open at once: 503 with Retry-After beyond (http.py)."""
     max_sessions: int = 1000
     """Streamable HTTP sessions open at once, the front's and the SDK's together (session_table.py)."""
     session_idle_timeout: float = 900.0
