@@ -203,7 +203,9 @@ def test_the_sse_endpoint_gets_asgis_own_send() -> None:
 
     server: Server[Any] = Server("sse-probe")
     sse = SseServerTransport("/messages/")
-    app = Starlette(routes=[Route("/sse", SseEndpoint(sse, server, server.create_initialization_options()))])
+    app = Starlette(
+        routes=[Route("/sse", SseEndpoint(sse, server, server.create_initialization_options(), max_streams=10))]
+    )
     sent: list[Message] = []
     announced = anyio.Event()
 

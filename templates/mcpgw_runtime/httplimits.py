@@ -234,14 +234,14 @@ class Watch:
         now = loop.time()
         head, body = self.limits.header_timeout, self.limits.body_timeout
         for conn in list(self.open):
-            phase = conn._phase
+            phase = conn.gw_phase
             if phase not in (HEAD, BODY):
                 continue
-            since = conn._since
+            since = conn.gw_since
             if since == 0.0 or conn.flow.read_paused:  # a phase begun since the last sweep, or not the client's fault
-                conn._since = now
+                conn.gw_since = now
             elif now - since >= (head if phase == HEAD else body):
-                conn._refuse("header_timeout" if phase == HEAD else "body_timeout")
+                conn.gw_refuse("header_timeout" if phase == HEAD else "body_timeout")
         self._sweeping = loop.call_later(self.interval, self._sweep, loop) if self.open else None
 
 
@@ -252,32 +252,32 @@ class _Limited:
     transport: asyncio.Transport
     flow: FlowControl
     loop: asyncio.AbstractEventLoop
-    _phase: int = IDLE
-    _since: float = 0.0
+    gw_phase: int = IDLE
+    gw_since: float = 0.0
     """When the current phase was first seen (the loop's clock), 0.0 until a sweep or the start stamps it."""
-    _left: int = 0
+    gw_left: int = 0
     """Bytes the request head being received may still take."""
     _linger: asyncio.TimerHandle | None = None
 
-    def _cycle(self) -> Any:
+    def gw_cycle(self) -> Any:
         """uvicorn's current request-response cycle, or None (each protocol has its own class for it)."""
         raise NotImplementedError
 
-    def _admit(self) -> None:
+    def gw_admit(self) -> None:
         """From `connection_made`: open, waiting for a head; or over `max_connections`, answered 503."""
         if self.watch.admit(self, self.loop):
-            self._phase, self._since, self._left = HEAD, self.loop.time(), self.watch.limits.max_header_bytes
+            self.gw_phase, self.gw_since, self.gw_left = HEAD, self.loop.time(), self.watch.limits.max_header_bytes
         else:
-            self._refuse("max_connections")
+            self.gw_refuse("max_connections")
 
-    def _refuse(self, reason: str) -> None:
+    def gw_refuse(self, reason: str) -> None:
         """Answer the cap that was reached (unless a response is under way), half-close, linger, close."""
         _closed(reason, self.watch.texts[reason])
-        receiving_body, self._phase = self._phase == BODY, CLOSING
+        receiving_body, self.gw_phase = self.gw_phase == BODY, CLOSING
         transport = self.transport
         if transport.is_closing():
             return
-        cycle = self._cycle()
+        cycle = self.gw_cycle()
         writable = True
         if cycle is not None and not cycle.response_complete:
             writable = not cycle.response_started
@@ -298,7 +298,7 @@ class _Limited:
         watch.lingering += 1
         self._linger = self.loop.call_later(LINGER, transport.close)
 
-    def _forget(self) -> None:
+    def gw_forget(self) -> None:
         """From `connection_lost`."""
         if self._linger is not None:
             self._linger.cancel()
@@ -317,67 +317,67 @@ def _httptools_class(watch: Watch) -> type[asyncio.Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._admit()
+            self.gw_admit()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._forget()
+            self.gw_forget()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            phase = self._phase
+            phase = self.gw_phase
             if phase == BODY:
                 super().data_received(data)
                 return
             if phase == CLOSING:
                 return
             if phase == IDLE:  # the next request's first bytes (or a pipelined one's)
-                self._phase, self._since, self._left = HEAD, 0.0, max_head
-            left = self._left
+                self.gw_phase, self.gw_since, self.gw_left = HEAD, 0.0, max_head
+            left = self.gw_left
             if len(data) <= left:
-                self._left = left - len(data)
+                self.gw_left = left - len(data)
                 super().data_received(data)
                 return
             super().data_received(data[:left])  # all the head may still take; the rest only if it ended in there
-            if self._phase == HEAD:
-                self._refuse("max_header_bytes")
-            elif self._phase != CLOSING and not self.transport.is_closing() and self.transport.get_protocol() is self:
+            if self.gw_phase == HEAD:
+                self.gw_refuse("max_header_bytes")
+            elif self.gw_phase != CLOSING and not self.transport.is_closing() and self.transport.get_protocol() is self:
                 self.data_received(data[left:])
 
         def on_headers_complete(self) -> None:
-            if self._phase == CLOSING:  # a request pipelined behind a refused one
+            if self.gw_phase == CLOSING:  # a request pipelined behind a refused one
                 return
             if len(self.headers) > max_headers:
-                self._refuse("max_headers")
+                self.gw_refuse("max_headers")
                 return
-            self._phase, self._since = BODY, 0.0
+            self.gw_phase, self.gw_since = BODY, 0.0
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:
-            if self._phase != CLOSING:
+            if self.gw_phase != CLOSING:
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
-            if self._phase != CLOSING:
-                self._phase = IDLE
+            if self.gw_phase != CLOSING:
+                self.gw_phase = IDLE
                 super().on_message_complete()
 
         def send_400_response(self, msg: str) -> None:
-            if self._phase != CLOSING:
-                self._phase = CLOSING
+            if self.gw_phase != CLOSING:
+                self.gw_phase = CLOSING
                 super().send_400_response(msg)
 
         def handle_websocket_upgrade(self) -> None:
-            self._phase = IDLE  # the websocket protocol owns the connection from here
+            self.gw_phase = IDLE  # the websocket protocol owns the connection from here
             self.watch.discard(self)
             super().handle_websocket_upgrade()
 
         def shutdown(self) -> None:
-            if self._phase in (HEAD, CLOSING):
+            if self.gw_phase in (HEAD, CLOSING):
                 self.transport.close()
             else:
                 super().shutdown()
 
-        def _cycle(self) -> Any:
+        def gw_cycle(self) -> Any:
             return self.cycle
 
     LimitedHttpToolsProtocol.watch = watch
@@ -399,7 +399,7 @@ def _h11_class(watch: Watch) -> type[asyncio.Protocol]:
 
             async def counted(scope: Any, receive: Any, send: Any) -> None:  # h11 has no headers-complete hook
                 if len(scope["headers"]) > max_headers:
-                    self._refuse("max_headers")
+                    self.gw_refuse("max_headers")
                     return
                 await app(scope, receive, send)
 
@@ -407,62 +407,62 @@ def _h11_class(watch: Watch) -> type[asyncio.Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._admit()
+            self.gw_admit()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._forget()
+            self.gw_forget()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            phase = self._phase
+            phase = self.gw_phase
             if phase == CLOSING:
                 return
             if phase == IDLE:
-                self._phase, self._since, self._left = HEAD, 0.0, max_head
-            left = self._left
-            if self._phase != HEAD or len(data) <= left:
-                self._left = left - len(data)
+                self.gw_phase, self.gw_since, self.gw_left = HEAD, 0.0, max_head
+            left = self.gw_left
+            if self.gw_phase != HEAD or len(data) <= left:
+                self.gw_left = left - len(data)
                 super().data_received(data)
                 return
             super().data_received(data[:left])
-            if self._phase == HEAD:
-                self._refuse("max_header_bytes")
-            elif self._phase != CLOSING and not self.transport.is_closing():
+            if self.gw_phase == HEAD:
+                self.gw_refuse("max_header_bytes")
+            elif self.gw_phase != CLOSING and not self.transport.is_closing():
                 self.data_received(data[left:])
 
         def handle_events(self) -> None:
             """uvicorn's, then the phase from h11's state: from a read, or a pipelined request after a response."""
             cycle = self.cycle
             super().handle_events()
-            if self._phase == CLOSING:
+            if self.gw_phase == CLOSING:
                 return
             state = self.conn.their_state
             if state is h11.SEND_BODY:
-                if self._phase != BODY or self.cycle is not cycle:
-                    self._phase, self._since = BODY, 0.0
+                if self.gw_phase != BODY or self.cycle is not cycle:
+                    self.gw_phase, self.gw_since = BODY, 0.0
             elif state is h11.IDLE:
                 if self.cycle is not cycle:  # a whole request was read, and the next one begun
-                    self._phase, self._since, self._left = HEAD, 0.0, max_head
+                    self.gw_phase, self.gw_since, self.gw_left = HEAD, 0.0, max_head
             else:
-                self._phase = IDLE
+                self.gw_phase = IDLE
 
         def send_400_response(self, msg: str) -> None:
-            if self._phase != CLOSING:
-                self._phase = CLOSING
+            if self.gw_phase != CLOSING:
+                self.gw_phase = CLOSING
                 super().send_400_response(msg)
 
         def handle_websocket_upgrade(self, event: h11.Request) -> None:
-            self._phase = IDLE
+            self.gw_phase = IDLE
             self.watch.discard(self)
             super().handle_websocket_upgrade(event)
 
         def shutdown(self) -> None:
-            if self._phase in (HEAD, CLOSING):
+            if self.gw_phase in (HEAD, CLOSING):
                 self.transport.close()
             else:
                 super().shutdown()
 
-        def _cycle(self) -> Any:
+        def gw_cycle(self) -> Any:
             return self.cycle
 
     LimitedH11Protocol.watch = watch
