@@ -1,4 +1,4 @@
-"""Run the benchmark of issue 6: `.venv/bin/python bench/run.py [--quick] [--runs N] [--strict]` (see README)."""
+"""Run the benchmark: `.venv/bin/python bench/run.py [--quick] [--runs N] [--strict]` (see README)."""
 
 from __future__ import annotations
 

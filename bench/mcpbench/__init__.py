@@ -1,4 +1,4 @@
-"""mcpbench: the benchmark harness of issue 6 (gateway vs direct connection vs peers).
+"""mcpbench: the benchmark harness (gateway vs direct connection vs peers).
 
 Modules, one job each:
 
@@ -13,7 +13,7 @@ Modules, one job each:
 * `measure`  the figures: latency, throughput, big result, listing, cold start, RSS, CPU
 * `nginx`    nginx without installing it (the distro's package, extracted under .cache/) and its config
 * `scaleout` `--stateless` replicas behind nginx: calls, failures, throughput, round robin, CPU
-* `goals`    the issue's targets and their pass/fail checks (pure)
+* `goals`    the targets and their pass/fail checks (pure)
 * `report`   markdown table and JSON (pure)
 * `cli`      flags and the order of a run
 """

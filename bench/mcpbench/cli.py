@@ -52,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"JSON output; the markdown goes beside it (.md) (default: {DEFAULT_OUT.relative_to(peers.REPO_ROOT)}, "
         f"with --scale-out {SCALE_OUT_OUT.relative_to(peers.REPO_ROOT)})",
     )
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target of issue 6 is missed")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
         "--profile",
         action="store_true",

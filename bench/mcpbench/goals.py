@@ -1,4 +1,4 @@
-"""Issue 6's targets for the generated gateway, each checked against one run's medians (pure)."""
+"""The targets for the generated gateway, each checked against one run's medians (pure)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def ratios_table(table: Table, labels: Mapping[str, str]) -> str:
 
 
 def goals_table(verdicts: Sequence[Verdict]) -> str:
-    lines = [_row(["target (issue 6)", "mcpgw", "limit", "result"]), _row(["---", "---:", "---:", "---"])]
+    lines = [_row(["target", "mcpgw", "limit", "result"]), _row(["---", "---:", "---:", "---"])]
     for v in verdicts:
         figure = next(f for f in FIGURES if f.key == v.goal.figure)
         result = "n/a" if v.passed is None else ("**pass**" if v.passed else "**FAIL**")
@@ -77,7 +77,7 @@ def markdown(table: Table, labels: Mapping[str, str], verdicts: Sequence[Verdict
             "### Figures\n\n" + figures_table(table, labels),
             "### Ratios: x direct stdio / x best peer (lower is better, except throughput)\n\n"
             + ratios_table(table, labels),
-            "### Issue 6 targets (gateway over /mcp)\n\n" + goals_table(verdicts),
+            "### Targets (gateway over /mcp)\n\n" + goals_table(verdicts),
         ]
     )
 
@@ -115,7 +115,7 @@ _OURS = ("gateways", "backends", "nginx", "load generator")
 
 
 def scale_out_section(data: Mapping[str, Any]) -> str:
-    """The scale-out phase: one row per setup, then the checks of issue 6's scale-out part."""
+    """The scale-out phase: one row per setup, then the checks of the scale-out targets."""
     setups: Mapping[str, Mapping[str, Any]] = data["setups"]
     reference = setups.get("nginx-1", {}).get("throughput_rps")
     lines = [
@@ -160,7 +160,7 @@ def scale_out_section(data: Mapping[str, Any]) -> str:
         f"{plan['sessions']} sessions calling echo for {plan['seconds']} s per setup, {plan['runs']} run(s): "
         f"calls and failures summed over the runs, rates medians; {data.get('cores')} cores; {data.get('nginx')}."
     )
-    checks = [_row(["check (issue 6, scale-out)", "measured", "result"]), _row(["---", "---", "---"])]
+    checks = [_row(["check (scale-out)", "measured", "result"]), _row(["---", "---", "---"])]
     for check in data["checks"]:
         checks.append(_row([check["check"], check["measured"], "**pass**" if check["passed"] else "**FAIL**"]))
     return "\n\n".join([head, "\n".join(lines), "\n".join(checks)])

@@ -1,4 +1,4 @@
-"""Scale-out (issue 6): `--stateless` gateway replicas behind nginx, driven by the load generator.
+"""Scale-out: `--stateless` gateway replicas behind nginx, driven by the load generator.
 
 Two replicas of the 1-backend gateway (`--stateless --transport http`, each with its own stdio backend)
 on free loopback ports, and two nginx instances from `mcpbench.nginx`: one with replica 1 as its only
@@ -264,7 +264,7 @@ ROUND_ROBIN_SHARE = (0.4, 0.6)
 
 
 def checks(setups: dict[str, dict[str, Any]], scaling: float | None) -> list[dict[str, Any]]:
-    """The scale-out claims of issue 6, each passed or not (pure)."""
+    """The scale-out claims, each passed or not (pure)."""
     calls = sum(s["calls"] for s in setups.values())
     failures = sum(s["failures"] for s in setups.values())
     split = setups["nginx-2"]["replica_calls"]

@@ -3,7 +3,7 @@
 Why: on a shared virtual machine the speed of the whole machine drifts by a third within minutes
 (the 2026-11-30 runs: direct stdio's echo p50 went 1.34 → 1.17 ms between two runs a minute
 apart). A target measured minutes after another meets a different machine, and the ratio of the
-two (what issue 6 judges) carries that drift. Here each target answers a short block of calls in
+two (what the targets judge) carries that drift. Here each target answers a short block of calls in
 turn, round after round, so every target sees the same machine, and slow spells fall on all alike.
 
 Measured this way: echo p50 and p99 and CPU per call (sequential), and the 256 KB result p50.
