@@ -16,6 +16,7 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from mcpgw_runtime.connect import LIST_CHANGED, BackendError, Connection, open_backend
 from mcpgw_runtime.envsubst import redact, secret_values
 from mcpgw_runtime.forwarding import (
+    BACKEND_BUSY,
     BACKEND_UNAVAILABLE,
     CLIENT_ERRORS,
     CONNECTION_CLOSED,
@@ -43,10 +45,14 @@ from mcpgw_runtime.forwarding import (
 from mcpgw_runtime.front_backends import Takeover
 from mcpgw_runtime.metrics import CallStats
 from mcpgw_runtime.observe import ObservedState
+from mcpgw_runtime.ratelog import log_saturated
 from mcpgw_runtime.relay import ORIGIN, BackendRelay
 from mcpgw_runtime.spec import JSON, BackendSpec
 
 log = logging.getLogger("mcpgw")
+
+PerClientHook = Callable[[str, Mapping[str, Any] | None], AbstractAsyncContextManager[Connection | None]]
+"""(method, params) → the calling client's own connection while a request uses it, or None (sessions.py)."""
 
 __all__ = ["BACKEND_UNAVAILABLE", "Backend", "BackendError", "Backoff", "Connection", "describe_failure"]
 
@@ -143,8 +149,8 @@ class Backend:
         self.stopping = False
         """Set at gateway shutdown: no new calls; in-flight ones fail with a shutdown error."""
         """Processes this backend started (stdio child or local server), newest last."""
-        self.per_client: Callable[[str, Mapping[str, Any] | None], Awaitable[Connection | None]] | None = None
-        """`session: per-client`: the calling client's own connection (sessions.py); None = this shared one."""
+        self.per_client: PerClientHook | None = None
+        """`session: per-client`: the caller's own connection, for the block (sessions.py); None: the shared one."""
 
     @property
     def in_flight(self) -> int:
@@ -175,6 +181,7 @@ class Backend:
                     message_handler=self._on_message,
                     pids=self.pids,
                     running=running,
+                    relay=self.relay if running is not None and running.forwarded else None,
                 ) as conn:
                     if self.verify is not None:  # still starting: bounded as the handshake was
                         await self.verify(self, conn, frozenset(LIST_CHANGED.values()), self.spec.startup_timeout)
@@ -256,7 +263,7 @@ class Backend:
             code = exc.error.code
             if code == REQUEST_TIMEOUT:
                 series.timeouts += 1
-            if rid:
+            if rid and not (code == BACKEND_BUSY and self.limiter.saturated):  # the limiter's: see `log_saturated`
                 level = logging.INFO if code in CLIENT_ERRORS else logging.WARNING
                 log.log(
                     level, "rid=%s backend=%s method=%s tool=%s error=%d ms=%.1f msg=%s",
@@ -274,9 +281,13 @@ class Backend:
         return result
 
     async def _forward(self, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
-        conn = await self.per_client(method, params) if self.per_client is not None else None
-        if conn is None:
-            conn = await self.connected()
+        if self.per_client is None:
+            return await self._send(await self.connected(), method, params, tool)
+        # A client's own connection counts as in use until the answer: it is never closed for room under a call.
+        async with self.per_client(method, params) as own:
+            return await self._send(own if own is not None else await self.connected(), method, params, tool)
+
+    async def _send(self, conn: Connection, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
         timeout = timeout_for(self.spec, tool)
         limiter = self.limiter
         try:
@@ -284,7 +295,8 @@ class Backend:
         except Refused as refused:
             if limiter.saturated and self.state == "ready":
                 self.state = "degraded"
-                log.warning("backend %s: queue full, rejecting calls (max_concurrency %d)", self.name, limiter.limit)
+            if refused.code == BACKEND_BUSY:
+                log_saturated(limiter)
             raise _sdk_error(refused) from None
         try:
             return await conn.request(method, params, timeout)

@@ -9,11 +9,14 @@ SDK takes to import. `import_core` brings in the rest (core.py) when needed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import ipaddress
 import logging
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +24,7 @@ from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard
+from mcpgw_runtime.httplimits import add_limit_flags, with_limit_flags
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
 from mcpgw_runtime.observe import STATE_LISTENERS
 from mcpgw_runtime.spec import GatewaySpec
@@ -55,6 +59,21 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    parser.add_argument(
+        "--max-sessions",
+        type=_positive(int),
+        default=spec.max_sessions,
+        metavar="N",
+        help="Streamable HTTP sessions open at once; when full, the least recently used idle one is ended for "
+        "a new client, and only with every one busy does a new client get 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        type=_positive(float),
+        default=spec.session_idle_timeout,
+        metavar="SECONDS",
+        help="end a Streamable HTTP session after this long with no request in flight (default: %(default)g)",
+    )
     core = parser.add_mutually_exclusive_group()
     core.add_argument(
         "--lazy-core",
@@ -71,6 +90,7 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="load the SDK core at start, in the background, so no request ever waits for it",
     )
+    add_limit_flags(parser, spec)
     parser.add_argument(
         "--allow-host",
         action="append",
@@ -106,6 +126,27 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a finite number above zero."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+        if not (0 < value < math.inf):
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def with_session_flags(spec: GatewaySpec, args: argparse.Namespace) -> GatewaySpec:
+    """The spec with the session table's settings the flags override (the front owns the table; the core shares it)."""
+    return dataclasses.replace(spec, max_sessions=args.max_sessions, session_idle_timeout=args.session_idle_timeout)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -113,6 +154,29 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def configured_token(raw: str | None) -> tuple[str | None, str | None]:
+    """`MCPGW_TOKEN` as the guard compares it, or why the gateway must not start with it.
+
+    The guard strips the token a client presents (a header value cannot carry a newline),
+    so a configured token with a trailing newline (a Kubernetes Secret or a mounted file
+    written by `echo`, a Windows file's carriage return) could never match: every request
+    would get 401 and nothing would say why. Surrounding whitespace is taken off, and the
+    log says so (never the token). Set but blank is a mistake, not "no token": whoever set
+    it meant to require one, so the gateway refuses to start rather than serve without it.
+    """
+    if raw is None:
+        return None, None
+    token = raw.strip()
+    if not token:
+        return None, (
+            "MCPGW_TOKEN is set but empty (or only whitespace): set the token clients will send, "
+            "or unset MCPGW_TOKEN to serve loopback without one"
+        )
+    if token != raw:
+        log.info("MCPGW_TOKEN: whitespace around the token (e.g. a trailing newline) ignored")
+    return token, None
 
 
 def import_core() -> ModuleType:
@@ -146,7 +210,7 @@ def main(
     spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None, *, modified_runtime: str | None = None
 ) -> int:
     """Serve `spec` (start.py has checked the runtime and the packages)."""
-    args = parse_args(spec, argv)
+    spec, args = with_limit_flags(spec, parse_args(spec, argv))
     stdio = args.transports == ["stdio"]
     console = OperatorConsole(sys.stderr if stdio else sys.stdout)
     _configure_logging(args.log_level, console)
@@ -164,7 +228,10 @@ def main(
         console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
         core.run_stdio(gateway)
         return 0
-    token = os.environ.get("MCPGW_TOKEN") or None
+    token, token_error = configured_token(os.environ.get("MCPGW_TOKEN"))
+    if token_error is not None:
+        print(f"error: {token_error}", file=sys.stderr)
+        return EXIT_USAGE
     if token is None and not is_loopback(args.host):
         if not args.no_auth:
             print(
@@ -187,11 +254,13 @@ def main(
         core = loaded[0]
         running = front.backends.handover() if front.backends is not None else {}
         gateway = core.Gateway(spec, base_dir, running)
-        built: Core = core.build_core(gateway, guard, transports=args.transports, stateless=args.stateless)
+        built: Core = core.build_core(
+            gateway, guard, transports=args.transports, stateless=args.stateless, sessions=front.table
+        )
         return built
 
     front = Front(
-        spec,
+        with_session_flags(spec, args),
         guard,
         build,
         http="http" in args.transports,

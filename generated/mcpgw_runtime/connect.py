@@ -271,6 +271,7 @@ async def open_backend(
     message_handler: MessageHandlerFnT | None = None,
     pids: list[int] | None = None,
     running: Takeover | None = None,
+    relay: BackendRelay | None = None,
     waiting: Callable[[str], None] | None = None,
     launch: bool = True,
 ) -> AsyncIterator[Connection]:
@@ -281,6 +282,8 @@ async def open_backend(
     package fetched on first run), and a handshake cut short only restarts that wait.
     The pid of a process it starts (stdio child, local server) is appended to `pids`.
     `running`: a stdio backend the front started and initialized, taken over as it is.
+    `relay`: attached before the first line is read (a taken-over backend the front forwarded
+    requests to: what it sends outside a request, held lines included, is relayed to the clients).
     `launch=False`: the local server of an SSE/HTTP backend (`command`) is not started here:
     the one another connection started is dialled, and waited for as it starts.
     `waiting` is told what the connection waits for at each step, in words for a user
@@ -315,6 +318,7 @@ async def open_backend(
                 http = await stack.enter_async_context(backend_http_client(resolved.headers))
                 streams = await stack.enter_async_context(streamable_http_client(resolved.url, http_client=http))
         dispatcher = WatchedDispatcher(*streams)
+        dispatcher.relay = relay
         if spec.type == "http":  # a session the server has forgotten (it restarted) ends this connection
             http.event_hooks["response"].append(_forgotten_session_hook(dispatcher, spec.name))
         session = await stack.enter_async_context(

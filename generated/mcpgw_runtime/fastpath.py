@@ -57,6 +57,7 @@ from mcpgw_runtime.front import (
     without_progress,
 )
 from mcpgw_runtime.gateway_server import Gateway
+from mcpgw_runtime.guard import record_refusal
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.spec import JSON
@@ -111,6 +112,7 @@ class FastPath:
             return
         body, complete = await read_body(receive, self.max_body)
         if not complete:  # too large: the SDK answers 413
+            record_refusal(scope, 413, "body over max_body_bytes")
             await self.app(scope, replay_body(body, receive), send)
             return
         message = parse_json(body)

@@ -10,7 +10,9 @@ and answers what needs no SDK:
     ping, tools/list, prompts/list, resources/templates/list               the embedded tables
     /healthz                                                              front_backends.py's backends
     tools/call, prompts/get, resources/read, resources/list,               relays.py, forwarding
-      completion/complete, notifications/cancelled (`--lazy-core`)          on the backends' pipes
+      completion/complete, notifications/cancelled, logging/setLevel,       on the backends' pipes;
+      resources/subscribe and unsubscribe (`--lazy-core`)                   the GET streams carry
+                                                                             logs and resource updates
 
 Anything else (another method, a client that declared sampling, elicitation or
 roots, a backend that needs the core) loads the core (the SDK) in a worker thread
@@ -68,6 +70,7 @@ from mcpgw_runtime.jsonrpc_http import (
 )
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
 from mcpgw_runtime.relays import RELAYED, Relays
+from mcpgw_runtime.session_table import SessionTable
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 __all__ = [
@@ -152,28 +155,56 @@ class Front:
         """Set on SIGINT/SIGTERM: the GET streams the front holds end at once."""
         self._boot: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.backends = FrontBackends(spec, lazy_base_dir, self.need_core) if lazy_base_dir is not None else None
+        in_flight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        self.sessions = EarlySessions(spec, stateless, in_flight, self._ready, self._closing, lambda: self.core)
+        self.backends = (
+            FrontBackends(spec, lazy_base_dir, self.need_core, self.sessions) if lazy_base_dir is not None else None
+        )
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (front_backends.py)."""
-        self.relays = Relays(spec, self.backends) if self.backends is not None else None
+        self.relays = Relays(spec, self.backends, self.sessions, in_flight) if self.backends is not None else None
         """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
         if self.relays is not None:
             backends = self.backends
             assert backends is not None
             self.relays.settled = lambda: self._boot is None and backends.all_ready()
-        self._calls = self.relays.in_flight if self.relays is not None else {}
-        self.sessions = EarlySessions(spec, stateless, self._calls, self._ready, self._closing, lambda: self.core)
         self.early = self.sessions.open
         """Sessions the front opened that the core has not adopted yet."""
+        self.table: SessionTable | None = None
+        """Every open Streamable HTTP session, the front's and the core's: cap and idle expiry (session_table.py)."""
+        if http and not stateless:
+            self.table = SessionTable(
+                spec.max_sessions, spec.session_idle_timeout, allows=guard.allows, max_body=spec.max_body_bytes
+            )
+            self.table.ender = self.end_session
+        self._expiry: asyncio.Task[None] | None = None
         self._lists = table_answers(spec)
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif self.table is not None and scope["type"] == "http" and scope["path"] == "/mcp":
+            await self.table.serve(scope, receive, send, self._route)
         elif core is not None and not self.early:
             await core.app(scope, receive, send)
         else:
             await self._early_request(scope, receive, send)
+
+    async def _route(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
+        """A `/mcp` request the session table let through: to the core, or the early answers."""
+        core = self.core
+        if core is not None and not self.early:
+            await core.app(scope, receive, send)
+        else:
+            await self._early_request(scope, receive, send)
+
+    def end_session(self, sid: bytes) -> None:
+        """The session table evicted or expired a session: end it in whichever half holds it."""
+        session = self.early.get(sid)
+        if session is not None:  # its held stream ends; an adoption under way ends it in the core when done
+            self.sessions.end(sid, session)
+        if self.core is not None:
+            self.core.end_session(sid)
 
     def stop_backends(self) -> None:
         """From the signal handler: the core fails in-flight calls and stops its backends.
@@ -195,6 +226,8 @@ class Front:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._loop = asyncio.get_running_loop()
+                if self.table is not None:
+                    self._expiry = asyncio.ensure_future(self.table.expire_forever())
                 if self.backends is not None:
                     missing = _missing_core()
                     if missing is not None:  # said now, not when the first request needs the core
@@ -207,6 +240,8 @@ class Front:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._stop.set()
+                if self._expiry is not None:
+                    self._expiry.cancel()
                 if self._boot is not None:
                     await self._boot
                 if self.backends is not None:
@@ -405,8 +440,13 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
     Stopping a backend fails its in-flight calls with an MCP error ("gateway is
     shutting down") and stops its process group (stdin closed, SIGTERM, SIGKILL
     after `STOP_GRACE`), so the whole shutdown stays well under 5 seconds.
+
+    Each connection runs uvicorn's HTTP protocol with the spec's caps on request heads,
+    slow clients and open connections (httplimits.py), fitted to the open-file limit.
     """
     import uvicorn
+
+    from mcpgw_runtime.httplimits import HttpLimits, fit_open_files, protocol_class
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -414,6 +454,7 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
             log.info("signal %d: shutting down; failing in-flight calls and stopping backends", sig)
             front.stop_backends()
 
+    limits = fit_open_files(HttpLimits.of(front.spec))
     config = uvicorn.Config(
         front,
         host=host,
@@ -422,6 +463,8 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
+        http=protocol_class(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,  # h11's own 400 never comes before our 431
     )
     server = _Server(config)
     front.exit = lambda: setattr(server, "should_exit", True)

@@ -7,12 +7,14 @@ needs none of it. With `--lazy-core` (every backend stdio with a shared session)
 the front starts each backend, does the MCP handshake and the pin check on the
 pipe's lane (again whenever the backend says its tools or prompts changed), and
 reports it in `/healthz`. The requests themselves are forwarded by
-stdio_forwarding.py and chosen by relays.py.
+stdio_forwarding.py and chosen by relays.py; what a backend sends outside any
+request (log entries, resource updates) goes to the sessions' GET streams
+(`Listeners`: early_sessions.py).
 
 The core loads only when something needs it: a method or route the front does
 not serve, a client that declared sampling, elicitation or roots, a backend that
-sends what only the core can take (a request of its own during a call, a
-resource notification), one that fails to start, exits or drifts from its pins.
+sends what only the core can take (a request of its own during a call,
+`resources/list_changed`), one that fails to start, exits or drifts from its pins.
 The core then takes over the running processes as they are (`Takeover`): the SDK
 session adopts the handshake the front made, the pipe's held lines go to it
 first, and the counters and the limiter carry on. Requests in flight at that
@@ -42,7 +44,7 @@ from mcpgw_runtime.observe import ObservedState
 from mcpgw_runtime.pins import KINDS, Verdict, pinned_items, status
 from mcpgw_runtime.pipes import Pipe, PipeClosed, resolve
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec
-from mcpgw_runtime.stdio_forwarding import Channel, Forwarder
+from mcpgw_runtime.stdio_forwarding import Channel, Forwarder, Listeners
 
 log = logging.getLogger("mcpgw")
 
@@ -118,6 +120,9 @@ class Takeover:
     restarts: int = 0
     limiter: Limiter | None = None
     """The backend's concurrency cap and queue, carried on so the counts in flight stay true."""
+    forwarded: bool = False
+    """The front forwarded requests to it: what it sends goes to the core's relay from the first line,
+    as after the core's own first request (the sessions' log levels and subscriptions are the hub's)."""
 
 
 class FrontBackend:
@@ -175,10 +180,14 @@ class FrontBackend:
 class FrontBackends:
     """The backends as the front runs them; `need_core(reason)` is how they ask for the core."""
 
-    def __init__(self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None]) -> None:
+    def __init__(
+        self, spec: GatewaySpec, base_dir: Path, need_core: Callable[[str], None], listeners: Listeners
+    ) -> None:
         self.spec = spec
         self.base_dir = base_dir
         self.need_core = need_core
+        self.listeners = listeners
+        """The sessions that hear what the backends send outside any request (the front's, until the core)."""
         self.backends = {b.name: FrontBackend(b) for b in spec.backends}
         self._pinned = {
             b.name: {
@@ -333,7 +342,9 @@ class FrontBackends:
             backend.handed = True
             pipe = backend.pipe
             if pipe is not None and backend.state == "ready" and not pipe.closed.is_set():
-                taken[name] = Takeover(pipe, backend.init, backend.stats, limiter=backend.limiter)
+                taken[name] = Takeover(
+                    pipe, backend.init, backend.stats, limiter=backend.limiter, forwarded=backend.forwarded
+                )
                 continue
             if pipe is not None:  # exited, failed or still starting: the core starts its own
                 self._stop_pipe(pipe)

@@ -9,13 +9,12 @@ middleware after. Nothing here imports the SDK: the front must start without it.
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("mcpgw")
-
+from mcpgw_runtime.metrics import GUARD_REFUSALS
+from mcpgw_runtime.ratelog import REFUSALS
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -50,21 +49,22 @@ class Guard:
         return cls(allowed_hosts, allowed_origins, token)
 
     def host_ok(self, host: str | None) -> bool:
+        """An allowed name, alone or with a port (`without_port`)."""
         if not host:
             return False
         if host in self.allowed_hosts or "*" in self.allowed_hosts:
             return True
-        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return bare in self.allowed_hosts
+        return without_port(host) in self.allowed_hosts
 
     def origin_ok(self, origin: str | None) -> bool:
+        """No Origin, or an allowed `scheme://name`, alone or with a port (`without_port`)."""
         if origin is None:
             return True  # non-browser clients send none; browsers always do
         if origin in self.allowed_origins or "*" in self.allowed_origins:
             return True
         scheme, _, rest = origin.partition("://")
-        bare = rest.rsplit(":", 1)[0] if not rest.endswith("]") else rest
-        return f"{scheme}://{bare}" in self.allowed_origins
+        bare = without_port(rest)
+        return bare is not None and f"{scheme}://{bare}" in self.allowed_origins
 
     def token_ok(self, authorization: str | None) -> bool:
         if self.token is None:
@@ -92,9 +92,49 @@ class Guard:
         return self.refusal(headers) is None
 
 
+def without_port(authority: str) -> str | None:
+    """`name` from `name` or `name:PORT`, `[v6]` from `[v6]` or `[v6]:PORT`; None for anything else.
+
+    PORT must be a real port: 1 to 65535, in digits. Only that makes an allowed name
+    with a suffix still the same host: `localhost:evil` or `127.0.0.1:9000x` is no
+    address a browser would send for the gateway, so it is not let through as `localhost`.
+    A name with a colon outside brackets (a bare IPv6 address) has no port to take off.
+    """
+    if authority.startswith("["):
+        end = authority.find("]") + 1
+        if end == 0:
+            return None
+        name, rest = authority[:end], authority[end:]
+        if not rest:
+            return name
+        if rest[0] != ":":
+            return None
+        port = rest[1:]
+    else:
+        name, colon, port = authority.partition(":")
+        if not colon:
+            return name
+    if not (0 < len(port) <= 5 and port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+        return None
+    return name
+
+
+def record_refusal(scope: Mapping[str, Any], status: int, why: str) -> None:
+    """Count a refused request for `/metrics` and log it, repeats at a bounded rate (ratelog.py).
+
+    The path is the client's, so it is quoted and cut short; the kind of line (its
+    rate-limit key) is the status and the reason only.
+    """
+    GUARD_REFUSALS[status].count += 1
+    path = str(scope.get("path"))
+    REFUSALS.warning(
+        f"HTTP {status} {why}", "refused %s %r: HTTP %d (%s)", scope.get("method"), path[:200], status, why
+    )
+
+
 async def refuse(scope: Mapping[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], refusal: Refusal) -> None:
-    """Answer a refused request (plain text) and log it."""
-    log.warning("refused %s %s: HTTP %d", scope.get("method"), scope.get("path"), refusal.status)
+    """Answer a refused request (plain text), count it and log it (`record_refusal`)."""
+    record_refusal(scope, refusal.status, refusal.text)
     body = refusal.text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": refusal.status, "headers": [*headers, *refusal.headers]})

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -32,8 +32,10 @@ from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
-from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_served_without_sdk
-from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, has_get_stream
+from mcpgw_runtime.httplimits import SSE_STREAMS, refuse_stream, render_http_limits
+from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_guard_refusals, render_served_without_sdk
+from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, end_session, has_get_stream
+from mcpgw_runtime.session_table import SessionTable, render_session_metrics
 
 log = logging.getLogger("mcpgw")
 
@@ -63,14 +65,25 @@ class SseEndpoint:
     `Request`: the transport needs ASGI's own `send`, which a `Request` keeps private.
     """
 
-    def __init__(self, sse: SseServerTransport, server: Server[Any], init_options: InitializationOptions) -> None:
+    def __init__(
+        self, sse: SseServerTransport, server: Server[Any], init_options: InitializationOptions, max_streams: int
+    ) -> None:
         self.sse = sse
         self.server = server
         self.init_options = init_options
+        self.max_streams = max_streams
+        """`max_sse_streams`: a stream held by a client that never reads it costs a connection and a session,
+        so one stream more gets 503 with Retry-After (httplimits.py counts them for `/metrics`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with self.sse.connect_sse(scope, receive, send) as (read, write):
-            await self.server.run(read, write, self.init_options)
+        if not SSE_STREAMS.take(self.max_streams):
+            await refuse_stream(send, self.max_streams)
+            return
+        try:
+            async with self.sse.connect_sse(scope, receive, send) as (read, write):
+                await self.server.run(read, write, self.init_options)
+        finally:
+            SSE_STREAMS.release()
 
 
 _INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -126,6 +139,8 @@ class LoadedCore:
     init_options: Any
     _stop: tuple[asyncio.AbstractEventLoop, anyio.CancelScope] | None = None
     _go: anyio.Event | None = None
+    fast: FastPath | None = None
+    _ending: set[asyncio.Future[None]] = field(default_factory=set)
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -161,7 +176,10 @@ class LoadedCore:
             loop.call_soon_threadsafe(scope.cancel)
 
     async def adopt(self, sid: bytes, session: EarlySession) -> None:
-        """Open the SDK's session for one the front opened: same id, the client's own initialize replayed."""
+        """Open the SDK's session for one the front opened: same id, the client's own initialize replayed.
+
+        The log level and subscriptions the session set with the front go to the hub.
+        """
         headers = [(k, v) for k, v in session.headers if k.lower() not in (b"mcp-session-id", b"mcp-protocol-version")]
         with admitted_as(sid.decode("latin-1")):
             status = await _replay(self.app, headers, session.initialize)
@@ -172,7 +190,22 @@ class LoadedCore:
             status = await _replay(self.app, headers, _INITIALIZED)
             if status != 202:
                 raise RuntimeError(f"the replayed notifications/initialized got HTTP {status}")
+        connection = self.gateway.hub.by_session(sid.decode("latin-1"))  # seen by the replayed initialize
+        if connection is not None:
+            self.gateway.hub.carry_over(connection, session.level, session.subscriptions)
+        elif session.level is not None or session.subscriptions:  # the session itself still works
+            log.warning("session %s: its log level and subscriptions were lost at adoption", sid.decode("latin-1"))
         log.debug("session %s: adopted from the front", sid.decode("latin-1"))
+
+    def end_session(self, sid: bytes) -> None:
+        """End an SDK session the session table evicted or expired: its id answers 404 at once."""
+        if self.fast is not None:
+            self.fast.sessions.pop(sid, None)  # else the fast path would go on answering it
+        ending = end_session(self.manager, sid.decode("latin-1"))
+        if ending is not None:
+            task = asyncio.ensure_future(ending)
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     def listening(self, sid: bytes) -> bool:
         """Whether the session's SDK transport has its GET stream."""
@@ -202,26 +235,47 @@ class LoadedCore:
         return serialize_server_result("initialize", version, dumped)
 
 
-def build_core(gateway: Gateway, guard: Guard, *, transports: Sequence[str], stateless: bool) -> LoadedCore:
-    """Routes for the requested transports, the guard, the fast path; `Core.run` starts the backends."""
+def build_core(
+    gateway: Gateway,
+    guard: Guard,
+    *,
+    transports: Sequence[str],
+    stateless: bool,
+    sessions: SessionTable | None = None,
+) -> LoadedCore:
+    """Routes for the requested transports, the guard, the fast path; `Core.run` starts the backends.
+
+    `sessions` is the front's session table: it caps and expires the SDK's sessions too, so
+    the manager gets neither its own cap nor its own idle timer (session_table.py).
+    """
     server = gateway.build_server()
     init_options = gateway.initialization_options(server)
-    manager = AdoptingManager(app=server, stateless=stateless, max_request_body_size=gateway.spec.max_body_bytes)
+    manager = AdoptingManager(
+        app=server,
+        stateless=stateless,
+        max_request_body_size=gateway.spec.max_body_bytes,
+        max_sessions=None,
+        session_idle_timeout=None,
+    )
     sse = SseServerTransport("/messages/", max_request_body_size=gateway.spec.max_body_bytes)
 
     async def healthz(request: Request) -> Response:
         return Response(json.dumps(gateway.health(), sort_keys=True), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
-        return Response(gateway.metrics() + render_served_without_sdk(), media_type=METRICS_CONTENT_TYPE)
+        page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
+        page += render_session_metrics(sessions, gateway.sessions)
+        page += render_http_limits()
+        return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
-        sse_app = SseEndpoint(sse, server, init_options)
+        sse_app = SseEndpoint(sse, server, init_options, gateway.spec.max_sse_streams)
         routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
     app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
+    fast = None
     if "http" in transports:
-        app = FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes)
-    return LoadedCore(app, gateway, manager, init_options)
+        app = fast = FastPath(app, gateway, guard.allows, stateless=stateless, max_body=gateway.spec.max_body_bytes)
+    return LoadedCore(app, gateway, manager, init_options, fast=fast)

@@ -48,6 +48,11 @@ class Reply:
         self._done = False
         self._lock = asyncio.Lock()
 
+    @property
+    def session(self) -> bytes:
+        """The client's session id (empty: a request of no session, `--stateless`)."""
+        return self._sid
+
     def _headers(self, kind: bytes) -> list[tuple[bytes, bytes]]:
         headers = [(b"content-type", kind)]
         if self._sid:
@@ -55,9 +60,6 @@ class Reply:
         return headers
 
     async def notify(self, method: str, params: Any) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
         async with self._lock:
             if self._done:
                 return  # the answer is out: too late for this request, as on the SDK's stream
@@ -66,7 +68,7 @@ class Reply:
                 headers = [*self._headers(b"text/event-stream"), (b"cache-control", b"no-cache")]
                 await self._send({"type": "http.response.start", "status": 200, "headers": headers})
             await self._send(
-                {"type": "http.response.body", "body": sse_event(pydantic_core.to_json(message)), "more_body": True}
+                {"type": "http.response.body", "body": sse_event(notification(method, params)), "more_body": True}
             )
 
     async def finish(self, body: bytes, tail: bytes | memoryview = b"") -> None:
@@ -87,7 +89,17 @@ class Reply:
 
 
 def sse_event(data: bytes) -> bytes:
+    """One JSON-RPC message as the SDK's transport frames it (sse_starlette: `event: message`, no id
+    without an event store, CRLF)."""
     return b"event: message\r\ndata: " + data + b"\r\n\r\n"
+
+
+def notification(method: str, params: Any) -> bytes:
+    """A notification's JSON as the SDK puts it on the wire (`params` left out when there are none)."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return pydantic_core.to_json(message)
 
 
 def id_key(value: object) -> object:

@@ -88,6 +88,30 @@ def render_served_without_sdk() -> str:
     return f"# HELP {name} {SERVED_WITHOUT_SDK_HELP}\n# TYPE {name} counter\n{name} {SERVED_WITHOUT_SDK.count}\n"
 
 
+GUARD_REFUSALS: dict[int, Tally] = {status: Tally() for status in (401, 403, 413, 421)}
+"""HTTP requests turned away before any MCP handling, by status.
+
+Counted where the refusal is decided (guard.py `refuse` for 401, 403 and 421, by the
+front or the core's middleware, whichever saw the request; the fast path for a `POST /mcp`
+body over `max_body_bytes`, which the SDK then answers with 413). Like `SERVED_WITHOUT_SDK`
+it is the module's: the front counts before the core exists. Every status is on the page
+from the start, so a rate over it never starts from a missing series.
+"""
+
+GUARD_REFUSALS_HELP = (
+    "HTTP requests refused before any MCP handling, by status: 401 no or wrong bearer token, "
+    "403 foreign Origin, 421 foreign Host, 413 POST /mcp body over max_body_bytes."
+)
+
+
+def render_guard_refusals() -> str:
+    """The `mcpgw_guard_refusals_total` family (`GUARD_REFUSALS`), appended to the page by http.py."""
+    name = "mcpgw_guard_refusals_total"
+    counts = sorted(GUARD_REFUSALS.items())
+    samples = "".join(f'{name}{{status="{status}"}} {tally.count}\n' for status, tally in counts)
+    return f"# HELP {name} {GUARD_REFUSALS_HELP}\n# TYPE {name} counter\n{samples}"
+
+
 class Scraped(Protocol):
     """What `/metrics` reads from a backend (a `backends.Backend`)."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,6 +128,16 @@ class UpstreamHub:
     def level_of(self, connection: UpstreamConnection) -> str | None:
         """The level this client set with `logging/setLevel`, if it did."""
         return self._levels.get(connection)
+
+    def carry_over(self, connection: UpstreamConnection, level: str | None, uris: Iterable[str]) -> None:
+        """A session the front served before the core: its level and subscriptions, as if set here.
+
+        The backends already have them (the front asked them), so nothing is sent again.
+        """
+        if level is not None:
+            self._levels[connection] = level
+        for uri in uris:
+            self.subscribe(connection, uri)
 
     def wants_log(self, connection: UpstreamConnection, level: str) -> bool:
         wanted = self._levels.get(connection)

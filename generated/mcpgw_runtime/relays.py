@@ -2,17 +2,26 @@
 """The requests the front relays to the backends it runs, answered as the core answers them.
 
 Why: with the core unloaded (`--lazy-core`) a gateway is about 55 MiB instead of
-85-94; a client that only lists, calls, reads, gets prompts and completes needs
-none of the SDK. Each method here routes and reshapes its request exactly as the
-core's `Gateway` does (gateway_server.py: `call_tool`, `get_prompt`, `read_resource`,
-`list_resources`, `complete`) and forwards it through `Forwarder.request`
-(stdio_forwarding.py: limits, timeouts, counters, progress):
+85-94; a client that only lists, calls, reads, gets prompts and completes, sets
+its log level or subscribes to resources needs none of the SDK. Each method here
+routes and reshapes its request exactly as the core's `Gateway` does
+(gateway_server.py: `call_tool`, `get_prompt`, `read_resource`, `list_resources`,
+`complete`, `set_level`, `subscribe`, `unsubscribe`) and forwards it through
+`Forwarder.request` (stdio_forwarding.py: limits, timeouts, counters, progress):
 
     tools/call          tool_routes, renamed back          ─┐
     prompts/get         prompt_routes, renamed back          │
-    resources/read      by URI (listing.ResourceRoutes)      ├─▶ Forwarder.request ─▶ the backend's pipe
-    completion/complete by its ref (prompt, template, URI)   │
-    resources/list      each backend offering resources,   ─┘   one page each (listing's cursor)
+    resources/read      by URI (listing.ResourceRoutes)      │
+    completion/complete by its ref (prompt, template, URI)   ├─▶ Forwarder.request ─▶ the backend's pipe
+    resources/list      each backend offering resources,     │
+                        one page each (listing's cursor)     │
+    logging/setLevel    every backend with logging, at the   │
+                        most verbose level any session set   │
+    resources/(un)subscribe  by URI; unsubscribed when the ─┘
+                        last session subscribed to it is
+
+The session's level and subscriptions are kept with it (early_sessions.EarlySession)
+until the core adopts it and its `UpstreamHub` takes them over.
 
 `serve` returns None whenever the core could answer otherwise: params the SDK's models
 would refuse or reshape, a name or URI the tables do not know while a backend is not
@@ -30,6 +39,7 @@ from typing import Any
 
 import pydantic_core
 
+from mcpgw_runtime.early_sessions import LOG_LEVELS, EarlySession, EarlySessions, wants_log
 from mcpgw_runtime.forwarding import INVALID_PARAMS, INVALID_REQUEST, Refused, unknown
 from mcpgw_runtime.front_backends import FrontBackends, strip_meta
 from mcpgw_runtime.jsonrpc_http import AsgiReceive, AsgiSend, Reply, disconnected, error_answer, id_key
@@ -39,7 +49,12 @@ from mcpgw_runtime.stdio_forwarding import Answer, Channel
 
 log = logging.getLogger("mcpgw")
 
+SESSION_METHODS = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
+"""What a client asks for its session: served only on one the front opened (the state is kept with it)."""
 RELAYED = frozenset({"tools/call", "prompts/get", "resources/read", "completion/complete", "resources/list"})
+RELAYED |= SESSION_METHODS
+
+EMPTY_RESULT = b',"result":{}}'
 
 
 def _strings(value: object) -> bool:
@@ -59,18 +74,40 @@ def _with_meta(forwarded: JSON, params: Mapping[str, Any]) -> JSON:
     return strip_meta(forwarded)
 
 
+class SessionReply(Reply):
+    """A relayed request's answer; the backend's log entries reach it as `Origin.allows_log` lets them (relay.py)."""
+
+    def __init__(self, send: AsgiSend, sid: bytes, session: EarlySession | None) -> None:
+        super().__init__(send, sid)
+        self._session = session
+
+    async def notify(self, method: str, params: Any) -> None:
+        if method == "notifications/message":
+            level = params.get("level") if isinstance(params, dict) else None
+            if not wants_log(level, self._session.level if self._session is not None else None):
+                return
+        await super().notify(method, params)
+
+
 class Relays:
     """The front's side of every relayed method; `settled()` says the embedded tables are the truth."""
 
-    def __init__(self, spec: GatewaySpec, backends: FrontBackends) -> None:
+    def __init__(
+        self,
+        spec: GatewaySpec,
+        backends: FrontBackends,
+        sessions: EarlySessions,
+        in_flight: dict[tuple[bytes, object], asyncio.Future[Any]],
+    ) -> None:
         self.spec = spec
         self.backends = backends
+        self.sessions = sessions
         self.forward = backends.forwarder.request
         templates = [(backend, str(t.get("uriTemplate"))) for backend, t in spec.resource_templates]
         self.resources = ResourceRoutes(dict(spec.resources), templates)
         self.settled = backends.all_ready
         """Replaced by the front: also False once the core is loading (its verdicts then decide)."""
-        self.in_flight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
+        self.in_flight = in_flight
         """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
 
     async def answer(
@@ -81,8 +118,11 @@ class Relays:
         False, with nothing sent, when the core must take it. While it runs, the client's
         `notifications/cancelled` (`cancel`) or going away cancels it, at the backend too.
         """
-        reply = Reply(send, sid or b"")
-        call = asyncio.ensure_future(self.serve(method, params, reply))
+        session = self.sessions.open.get(sid) if sid is not None else None
+        if method in SESSION_METHODS and session is None:
+            return False  # no session to keep it with (`--stateless`): the core's
+        reply = SessionReply(send, sid or b"", session)
+        call = asyncio.ensure_future(self.serve(method, params, reply, session))
         key = (sid or b"", id_key(rid))
         self.in_flight[key] = call
         watcher = asyncio.ensure_future(disconnected(receive))
@@ -114,13 +154,17 @@ class Relays:
             call.cancel()
         return call is not None
 
-    async def serve(self, method: str, params: object, channel: Channel) -> bytes | memoryview | None:
+    async def serve(
+        self, method: str, params: object, channel: Channel, session: EarlySession | None = None
+    ) -> bytes | memoryview | None:
         """The answer's bytes after its id (`,"result":...}`), `Refused`, or None: the core must answer."""
         if params is not None and not isinstance(params, dict):
             return None
         params = params or {}
         if not _meta_ok(params):
             return None
+        if method in SESSION_METHODS:
+            return await self._for_session(method, params, channel, session)
         if method == "tools/call":
             answer = await self._call_tool(params, channel)
         elif method == "prompts/get":
@@ -220,6 +264,66 @@ class Relays:
             backend = self.resources.by_template.get(uri) or self._resource(uri)
             return None if backend is None else ({"type": "ref/resource", "uri": uri}, backend)
         return None
+
+    async def _for_session(
+        self, method: str, params: Mapping[str, Any], channel: Channel, session: EarlySession | None
+    ) -> bytes | None:
+        if session is None or not self.settled():
+            return None  # a core loading now adopts the session: the request is its
+        if method == "logging/setLevel":
+            return await self._set_level(params, session)
+        return await self._subscription(method, params, channel, session)
+
+    async def _set_level(self, params: Mapping[str, Any], session: EarlySession) -> bytes | None:
+        """Each session hears its own level; backends are set to the most verbose level any session wants.
+
+        As `Gateway.set_level`: the backends are asked in turn, for no client (what they log
+        meanwhile is of unknown origin), and one that fails is only logged.
+        """
+        level = params.get("level")
+        if type(level) is not str or level not in LOG_LEVELS:
+            return None  # the SDK's validation error
+        wanted = self.sessions.set_level(session, level)
+        for backend in self.backends.backends.values():
+            if (backend.init or {}).get("capabilities", {}).get("logging") is None:
+                continue
+            try:
+                answer = await self.forward(backend.name, "logging/setLevel", {"level": wanted}, None)
+            except Refused as exc:
+                log.warning("backend %s: logging/setLevel failed: %s", backend.name, exc.message)
+                continue
+            if answer is None:
+                return None  # handed to the core meanwhile: it sets them all again
+        return EMPTY_RESULT
+
+    async def _subscription(
+        self, method: str, params: Mapping[str, Any], channel: Channel, session: EarlySession
+    ) -> bytes | None:
+        """`resources/subscribe` and `unsubscribe`, as `Gateway.subscribe` and `unsubscribe`.
+
+        The subscription is recorded before the backend is asked (and taken back if it refuses),
+        so that a core adopting the session meanwhile finds it.
+        """
+        uri = params.get("uri")
+        if type(uri) is not str:
+            return None
+        backend = self._resource(uri)
+        if backend is None:
+            return None
+        if method == "resources/unsubscribe":
+            last = self.sessions.unsubscribe(session, uri)
+            if last and await self.forward(backend, method, {"uri": uri}, channel) is None:
+                return None
+            return EMPTY_RESULT
+        already = uri in session.subscriptions
+        session.subscriptions.add(uri)
+        answer: Answer | None = None
+        try:
+            answer = await self.forward(backend, method, {"uri": uri}, channel)
+        finally:
+            if answer is None and not already:  # refused, cancelled, or the core's to answer
+                session.subscriptions.discard(uri)
+        return None if answer is None else EMPTY_RESULT
 
     async def _list_resources(self, params: Mapping[str, Any], channel: Channel) -> JSON | None:
         """One page of one backend at a time, as the core's `list_resources` (the same cursor)."""

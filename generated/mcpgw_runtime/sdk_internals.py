@@ -26,6 +26,13 @@ Private names touched, and why no public API serves:
   (`AdoptingManager`, `has_get_stream`): the manager's tables of sessions by id, and of the
   credential that opened each; renaming a session moves its entries, and a session's
   transport is found there by id. The manager has no public lookup.
+* `StreamableHTTPSessionManager._server_instances` and `._session_owners` (`end_session`):
+  the gateway's session table (session_table.py) decides when a session ends (evicted to
+  admit a new client, expired when idle); the manager can only end one on a client's
+  DELETE or its own idle timer, which the gateway turns off (it would also reap a session
+  whose calls all take the fast path, which its transport never sees). The session is
+  taken out of both tables, as the manager's own `_discard_session` does, and its
+  transport ended through the public `terminate`, as a DELETE does.
 * `StreamableHTTPServerTransport._request_streams` (`has_get_stream`): the transport's
   open response streams by request id, the standalone GET stream under the public key
   `GET_STREAM_KEY`. Nothing public says whether a client holds that stream; the front
@@ -39,7 +46,7 @@ Starlette's `Request._send` is not needed: `/sse` is routed to a plain ASGI app
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -94,3 +101,16 @@ def has_get_stream(manager: StreamableHTTPSessionManager, session_id: str) -> bo
     """Whether the SDK serves the standalone GET stream of this session now."""
     transport = manager._server_instances.get(session_id)
     return transport is not None and GET_STREAM_KEY in transport._request_streams
+
+
+def end_session(manager: StreamableHTTPSessionManager, session_id: str) -> Coroutine[Any, Any, None] | None:
+    """Forget the session now (its id answers 404 from here on); the coroutine that ends its transport, or None.
+
+    Ending the transport ends the session's message loop, and the SDK then unwinds its
+    connection's `exit_stack`: its per-client backend connections close (sessions.py).
+    """
+    transport = manager._server_instances.pop(session_id, None)
+    manager._session_owners.pop(session_id, None)
+    if transport is None or transport.is_terminated:
+        return None
+    return transport.terminate()

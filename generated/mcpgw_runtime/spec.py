@@ -35,6 +35,10 @@ class BackendSpec:
     max_queue: int = 256
     """Requests that may wait for a slot; beyond it a call is rejected with an error naming the backend."""
     session: str = "shared"
+    max_client_sessions: int = 16
+    """`session: per-client`: this backend's connections (processes, for stdio) open for clients at once."""
+    client_idle_timeout: float = 300.0
+    """`session: per-client`: seconds a client's own connection may go without a call before it is closed."""
     pin: str = "strict"
     prefix: str | None = None
     """What exposed names start with; None means the backend's name, "" means no prefix."""
@@ -123,3 +127,19 @@ class GatewaySpec:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     max_body_bytes: int = 4 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024
+    """Largest request head (request line and headers), in bytes: 431 beyond (httplimits.py)."""
+    max_headers: int = 100
+    """Most header fields in one request: 431 beyond."""
+    header_timeout: float = 10.0
+    """Seconds from a connection's open (or a request's first byte) to its headers' end: 408 after."""
+    body_timeout: float = 30.0
+    """Seconds from a request's headers' end to its body's end: 408 after."""
+    max_connections: int = 1000
+    """Client connections open at once: 503 with Retry-After at accept beyond."""
+    max_sse_streams: int = 100
+    """Legacy `/sse` streams open at once: 503 with Retry-After beyond (http.py)."""
+    max_sessions: int = 1000
+    """Streamable HTTP sessions open at once, the front's and the SDK's together (session_table.py)."""
+    session_idle_timeout: float = 900.0
+    """Seconds a Streamable HTTP session may go with no request in flight before it is ended."""

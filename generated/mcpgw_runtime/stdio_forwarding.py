@@ -9,6 +9,7 @@ and must do what they do, without the SDK:
                                │ progressToken → one of PROGRESS_TOKENS        │
                                │ CallStats per method (and tool)                ▼
     client's stream ◀── Reply.notify ◀── deliver ◀──── progress, log entries of the backend
+    GET streams ◀── Listeners ◀─────────── deliver ◀──── log entries outside a request, resources/updated
     backend ◀── deliver (`_unasked`) ◀──────────────── its own requests, none of ours in flight
 
 Errors are forwarding's (`Refused`, in the core's words); a request the front cannot
@@ -29,6 +30,7 @@ import pydantic_core
 
 from mcpgw_runtime.envsubst import redact
 from mcpgw_runtime.forwarding import (
+    BACKEND_BUSY,
     INTERNAL_ERROR,
     INVALID_REQUEST,
     REQUEST_TIMEOUT,
@@ -40,6 +42,7 @@ from mcpgw_runtime.forwarding import (
     timeout_for,
 )
 from mcpgw_runtime.pipes import LANE_FIRST_ID, PipeClosed, answer_tail
+from mcpgw_runtime.ratelog import log_saturated
 from mcpgw_runtime.spec import JSON
 
 if TYPE_CHECKING:
@@ -78,7 +81,33 @@ def _answer(method: str, reply: JSON, line: bytes, secrets: Mapping[str, str]) -
 class Channel(Protocol):
     """Where a log entry or progress the backend sends during a forwarded request goes (jsonrpc_http.Reply)."""
 
+    @property
+    def session(self) -> bytes:
+        """The client's session id; empty for a request of no session (each its own client)."""
+        ...
+
     async def notify(self, method: str, params: Any) -> None: ...
+
+
+class Listeners(Protocol):
+    """Who hears what a backend sends outside any request, before the core (early_sessions.EarlySessions)."""
+
+    def log_entry(self, params: object) -> None: ...
+
+    def resource_updated(self, params: object) -> None: ...
+
+
+def origin(calls: list[Channel | None]) -> Channel | None:
+    """The latest request in flight, when every request in flight is of one session (relay.BackendRelay.origin).
+
+    A request of no client (None) or of no session counts as another client.
+    """
+    if not calls or calls[-1] is None:
+        return None
+    latest = calls[-1]
+    if len(calls) > 1 and (not latest.session or any(c is None or c.session != latest.session for c in calls)):
+        return None
+    return latest
 
 
 class Forwarder:
@@ -127,6 +156,8 @@ class Forwarder:
                     del backend.progress[token]
             answer = _answer(method, reply, line, backend.secrets)
         except Refused as refused:
+            if refused.code == BACKEND_BUSY and backend.limiter.saturated:  # the limiter's, not the backend's own
+                log_saturated(backend.limiter)
             series.observe(time.perf_counter() - started)
             series.errors += 1
             if refused.code == REQUEST_TIMEOUT:
@@ -165,17 +196,19 @@ class Forwarder:
         return backend.state == "ready" and not (backend.handed or backend.drifted) and backend.pipe is not None
 
     async def deliver(self, backend: FrontBackend, value: Any) -> bool:
-        """Progress and log entries, to the request they belong to, as the core's relay would deliver them.
+        """Progress, log entries and resource updates, to whom they concern, as the core's relay delivers them.
 
         Progress names its request by the token the front sent (`PROGRESS_TOKENS`); it goes to
         that request's stream with the client's own token, in the shape the SDK sends
         (`report_progress`). Progress for no request in flight is dropped, as the SDK does.
 
-        A log entry goes to the one request in flight. With none or several in flight it has
-        no known origin: the core would broadcast it to the clients listening for logs outside
-        a request, and before the core there are none (GET streams are the core's); among
-        several callers handing it to the wrong one would leak it. So it stays in the gateway's
-        own log.
+        A log entry during requests of one session goes to the latest (the channel applies the
+        session's level); with requests of several clients in flight, handing it to the wrong
+        one would leak it, so it stays in the gateway's own log. With none in flight it goes to
+        every session whose level admits it, and `resources/updated` to the sessions subscribed
+        to its URI, on their GET streams (`Listeners`). Once the backend is handed to the core,
+        those two wait for it (held on the pipe): the core's hub, which has the sessions' levels
+        and subscriptions by then, delivers them, each once.
 
         A request of the backend's own while none of the front's is in flight is answered as
         the core's relay answers it (`_unasked`). Anything else waits for the core.
@@ -188,13 +221,23 @@ class Forwarder:
         if method == "notifications/progress":
             await self._progress(backend, params)
             return True
-        if method != "notifications/message":
-            return False
-        channel = backend.calls[0] if len(backend.calls) == 1 else None
+        if method == "notifications/resources/updated" and not backend.handed:
+            self.early.listeners.resource_updated(params)
+            return True
+        if method == "notifications/message":
+            return await self._log_entry(backend, params)
+        return False
+
+    async def _log_entry(self, backend: FrontBackend, params: Any) -> bool:
+        channel = origin(backend.calls)
         if channel is not None:
             await channel.notify("notifications/message", params)
-        else:
+        elif backend.calls:
             log.debug("backend %s: log entry of unknown origin not relayed: %s", backend.spec.name, params)
+        elif backend.handed:
+            return False
+        else:
+            self.early.listeners.log_entry(params)
         return True
 
     @staticmethod

@@ -14,7 +14,7 @@ import sys
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "2141f91eb7e0e53ed28d4eb85e0a5587962767347d6f09ae522ab9be94bb6651"
+RUNTIME_SHA256 = "648a359ee3670722630f56ccd23be20c89667533481bf88cab97d2784592f61d"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 
