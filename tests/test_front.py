@@ -36,19 +36,38 @@ VERSION = "2025-06-18"
 GATE_HOOK = """
 import os
 import sys
-import threading
 import time
 
 _gate = os.environ.pop("MCPGW_TEST_CORE_GATE", None)  # popped: the backends this process starts are not held
 
 
+class _HeldLoader:
+    def __init__(self, real):
+        self.real = real
+
+    def create_module(self, spec):
+        return self.real.create_module(spec)
+
+    def exec_module(self, module):
+        while not os.path.exists(_gate):
+            time.sleep(0.01)
+        self.real.exec_module(module)
+
+
 class _Gate:
-    # Only the core's import is held (it runs in a worker thread): the front's check at start
-    # that the SDK is installed (find_spec, on the event loop) must not wait for the gate.
+    # Holds the core's import (mcpgw_runtime.core, run in a worker thread) until the gate file exists.
+    # It waits in exec_module, never in find_spec: Python holds its global import lock around
+    # find_spec, and a thread waiting there would block every fork (a backend's spawn) and import.
     def find_spec(self, name, path=None, target=None):
-        if _gate and name in ("mcp", "mcp_types") and threading.current_thread() is not threading.main_thread():
-            while not os.path.exists(_gate):
-                time.sleep(0.01)
+        if not _gate or name != "mcpgw_runtime.core":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                spec.loader = _HeldLoader(spec.loader)
+                return spec
         return None
 
 
