@@ -200,7 +200,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             'config.json:1:29: /gateway/hots: unknown field "hots" (did you mean "host"?); '
             "valid fields: allowed_hosts, allowed_origins, body_timeout, header_timeout, host, instructions, "
             "log_dir, max_body_bytes, max_connections, max_header_bytes, max_headers, max_name_length, "
-            "max_sessions, max_sse_streams, name, port, separator, session_idle_timeout",
+            "max_sessions, max_sse_streams, name, port, profiles, separator, session_idle_timeout",
         ],
     ),
     (

@@ -34,6 +34,8 @@ TYPE_ALIASES: dict[str, Transport] = {
     "streamableHttp": "http",
 }
 BACKEND_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PROFILE_NAME = re.compile(r"(?!default$)[a-z0-9][a-z0-9_-]{0,31}")
+"""A profile's name; "default" is the implicit profile that shows everything, at /mcp and /sse."""
 SEPARATOR = re.compile(r"/|[A-Za-z0-9_-]+")
 SEED_RESERVED = ("$schema", "gateway")
 """Top-level keys of the seed shape that are not backend names."""
@@ -61,6 +63,7 @@ Count = Annotated[int, BeforeValidator(_integral), Field(ge=1)]
 Port = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=65535)]
 BackendName = Annotated[str, _full_match(BACKEND_NAME, "backend name")]
 Separator = Annotated[str, _full_match(SEPARATOR, "separator")]
+ProfileName = Annotated[str, _full_match(PROFILE_NAME, "profile name")]
 
 
 def _from_document(info: ValidationInfo) -> bool:
@@ -182,6 +185,49 @@ class Backend(_Frozen):
         return self
 
 
+class Selection(_Frozen):
+    """A profile's globs over exposed names (or resource URIs and URI templates)."""
+
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+
+
+class Annotations(_Frozen):
+    """The tool annotations a profile's tools must have; None: any value."""
+
+    readOnlyHint: bool | None = None
+    destructiveHint: bool | None = None
+    idempotentHint: bool | None = None
+    openWorldHint: bool | None = None
+
+
+class ToolSelection(Selection):
+    """Globs over exposed tool names, and annotation filters."""
+
+    annotations: Annotations = Field(default_factory=Annotations)
+
+
+class BudgetConfig(_Frozen):
+    """Most tools and tokens a profile may list."""
+
+    max_tools: Count | None = None
+    max_tokens: Count | None = None
+
+
+class ProfileConfig(_Frozen):
+    """One named tool surface (`gateway.profiles.<name>`); omitted selections show everything."""
+
+    description: str | None = None
+    mode: Literal["all", "search"] = "all"
+    backends: list[str] = Field(default_factory=lambda: ["*"])
+    tools: ToolSelection = Field(default_factory=ToolSelection)
+    prompts: Selection = Field(default_factory=Selection)
+    resources: Selection = Field(default_factory=Selection)
+    always: list[Text] = Field(default_factory=list)
+    clients: list[Text] = Field(default_factory=list)
+    budget: BudgetConfig | None = None
+
+
 class Gateway(_Frozen):
     """Gateway-wide settings, every one with a default."""
 
@@ -203,6 +249,7 @@ class Gateway(_Frozen):
     max_sessions: Count = 1000
     session_idle_timeout: Seconds = 900.0
     instructions: str | None = None
+    profiles: dict[ProfileName, ProfileConfig] = Field(default_factory=dict)
 
 
 class Config(_Frozen):
@@ -278,5 +325,6 @@ def normalized(config: Config) -> dict[str, Any]:
     file shape and `$schema` are left out: they change nothing the gateway does.
     """
     backends = {name: b.model_dump(mode="json", exclude={"name"}) for name, b in config.backends.items()}
-    out: dict[str, Any] = _sorted_json({"backends": backends, "gateway": config.gateway.model_dump(mode="json")})
+    gateway = config.gateway.model_dump(mode="json", exclude=set() if config.gateway.profiles else {"profiles"})
+    out: dict[str, Any] = _sorted_json({"backends": backends, "gateway": gateway})
     return out

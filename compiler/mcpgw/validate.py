@@ -176,7 +176,8 @@ def _schema_pass(report: _Report) -> None:
             continue
         if "propertyNames" in error.absolute_schema_path:
             name_ptr = f"{ptr}/{escape(str(error.instance))}"
-            report.add(name_ptr, f"invalid backend name: {_message(error)}", at_key=True)
+            what = "profile name" if ptr == "/gateway/profiles" else "backend name"
+            report.add(name_ptr, f"invalid {what}: {_message(error)}", at_key=True)
         elif error.validator == "required":
             instance = error.instance if isinstance(error.instance, dict) else {}
             missing = [p for p in error.validator_value if p not in instance]
