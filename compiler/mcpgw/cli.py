@@ -21,7 +21,10 @@ from mcpgw import __version__
 from mcpgw.wording import plural
 
 if TYPE_CHECKING:
+    from mcpgw.budgets import ProfileCost
     from mcpgw.config import Config
+    from mcpgw.diagnostics import Diagnostic
+    from mcpgw.names import Exposed
 
 EXIT_OK, EXIT_DIFF, EXIT_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -89,6 +92,11 @@ class ErrorFormat(StrEnum):
     github = "github"
 
 
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"mcpgw {__version__}")
@@ -110,18 +118,22 @@ def _fail(code: int, lines: list[str]) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load(config_path: Path, error_format: ErrorFormat) -> Config:
-    """The validated config; every diagnostic (warnings too) printed; exit 2 on any error."""
-    from mcpgw.load import load
-
-    loaded = load(config_path)
-    for d in loaded.diagnostics:
+def _print_diagnostics(diagnostics: list[Diagnostic], error_format: ErrorFormat) -> None:
+    for d in diagnostics:
         if error_format is ErrorFormat.json:
             print(json.dumps(d.to_json(), sort_keys=True), file=sys.stderr)
         elif error_format is ErrorFormat.github:
             print(d.format_github(), file=sys.stderr)
         else:
             err.print(d.format_text(), markup=False)
+
+
+def _load(config_path: Path, error_format: ErrorFormat) -> Config:
+    """The validated config; every diagnostic (warnings too) printed; exit 2 on any error."""
+    from mcpgw.load import load
+
+    loaded = load(config_path)
+    _print_diagnostics(loaded.diagnostics, error_format)
     if loaded.config is None:
         errors = sum(1 for d in loaded.diagnostics if d.severity == "error")
         err.print(f"{plural(errors, 'error')} in {config_path}", markup=False)
@@ -165,6 +177,19 @@ def schema(
 
 
 @app.command(cls=_Command)
+def targets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """Print the client rules `clients` and `--target` check: tool caps, name grammar and length, sources."""
+    from mcpgw.targets import table_json, table_text
+
+    if as_json:
+        sys.stdout.write(json.dumps(table_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(table_text())
+
+
+@app.command(cls=_Command)
 def build(
     config: ConfigArg,
     output: Annotated[
@@ -177,15 +202,80 @@ def build(
         bool,
         typer.Option("--check", help="Write nothing; exit 1 with a diff when OUTPUT is stale (implies --frozen)."),
     ] = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            metavar="CLIENT",
+            help="Check every profile against this client's tool cap and name rules too (repeatable); "
+            "`mcpgw targets` lists the clients.",
+        ),
+    ] = None,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Print each profile's tools and tokens per backend and its costliest tools."),
+    ] = False,
+    report_format: Annotated[
+        ReportFormat, typer.Option("--report-format", help="text, or json for CI (implies --report; on stdout).")
+    ] = ReportFormat.text,
     error_format: FormatOpt = ErrorFormat.text,
     debug: DebugOpt = False,
 ) -> None:
-    """Validate CONFIG, probe every enabled backend, and write gateway.py, snapshot.json and requirements.txt."""
-    _guard(debug, lambda: _build(config, output, frozen or check, check, error_format))
+    """Validate CONFIG, probe every enabled backend, and write gateway.py, snapshot.json and requirements.txt.
+
+    Each profile's listing is priced in tokens (o200k_base) and checked against its budget and client
+    targets: exit 2, nothing written, when one is exceeded.
+    """
+    shown = report_format if report or report_format is not ReportFormat.text else None
+
+    def run() -> None:
+        _build(config, output, frozen or check, check, error_format, targets=target or [], report=shown)
+
+    _guard(debug, run)
+
+
+def _surface(
+    cfg: Config, config_path: Path, exposed: Exposed, targets: list[str], error_format: ErrorFormat
+) -> list[ProfileCost]:
+    """Price every profile and check its targets and budgets; every problem printed, exit 2 on any error."""
+    from mcpgw.budgets import surface
+    from mcpgw.diagnostics import has_errors
+    from mcpgw.targets import located
+
+    found = surface(cfg, exposed, targets)
+    if isinstance(found, list):
+        _fail(
+            EXIT_INPUT,
+            [f"{config_path}: error: {p}" for p in found] + [f"{plural(len(found), 'error')}; nothing was written"],
+        )
+    diagnostics = located(found.findings, config_path)
+    _print_diagnostics(diagnostics, error_format)
+    if has_errors(diagnostics):
+        errors = sum(1 for d in diagnostics if d.severity == "error")
+        _fail(EXIT_INPUT, [f"{plural(errors, 'error')} in the profiles' sizes; nothing was written"])
+    return found.costs
+
+
+def _print_costs(costs: list[ProfileCost], report: ReportFormat | None) -> None:
+    from mcpgw.budgets import report_json, report_text, summary_line
+
+    for cost in costs:
+        err.print(summary_line(cost), markup=False)
+    if report is ReportFormat.json:
+        sys.stdout.write(json.dumps(report_json(costs), indent=2, sort_keys=True) + "\n")
+    elif report is ReportFormat.text:
+        sys.stdout.write(report_text(costs))
 
 
 def _build(
-    config_path: Path, output: Path, frozen: bool, check: bool, error_format: ErrorFormat, announce: bool = True
+    config_path: Path,
+    output: Path,
+    frozen: bool,
+    check: bool,
+    error_format: ErrorFormat,
+    announce: bool = True,
+    targets: list[str] | None = None,
+    report: ReportFormat | None = None,
 ) -> None:
     from mcpgw.build import config_digest, diff_outputs, generate, write_outputs
     from mcpgw.probe import ProbeFailure, probe_all
@@ -198,7 +288,11 @@ def _build(
         offers_from_snapshot,
         read_snapshot,
     )
+    from mcpgw.targets import known, unknown_targets
 
+    unknown = unknown_targets(targets or [])
+    if unknown:
+        _fail(EXIT_INPUT, [f"error: --target {t}: unknown client; expected one of: {known()}" for t in unknown])
     cfg = _load(config_path, error_format)
     base_dir = config_path.resolve().parent
     if frozen:
@@ -228,17 +322,20 @@ def _build(
             EXIT_INPUT,
             [f"{config_path}: error: {p}" for p in outputs] + [f"{plural(len(outputs), 'error')}; nothing was written"],
         )
+    costs = _surface(cfg, config_path, outputs.exposed, targets or [], error_format)
     if check:
         diff = diff_outputs(output, outputs.files)
         if diff:
             sys.stdout.write(diff)
             _fail(EXIT_DIFF, [f"{output} is stale for {config_path}; run: mcpgw build {config_path} -o {output}"])
         err.print(f"{output} is up to date", markup=False)
+        _print_costs(costs, report)
         return
     write_outputs(output, outputs.files)
     counts = f"{plural(len(outputs.exposed.tools), 'tool')}, {plural(len(outputs.exposed.prompts), 'prompt')}"
     runtime = f"mcpgw_runtime/ (sha256 {outputs.runtime_digest[:12]})"
     err.print(f"wrote {output}/gateway.py ({counts}), {runtime}, snapshot.json, requirements.txt", markup=False)
+    _print_costs(costs, report)
     if announce:
         err.print(f"serve it: python {output}/gateway.py --port {cfg.gateway.port}", markup=False)
 
