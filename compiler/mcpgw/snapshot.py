@@ -1,8 +1,10 @@
 """The snapshot: a lockfile of what every backend offered when it was probed.
 
 Definitions are stored exactly as the backend sent them (before renames), each
-tool and prompt with the digest the gateway pins at run time. Only an explicit
-probe changes this file; `--frozen` builds read it back.
+tool and prompt with the digest the gateway pins at run time, and each tool with
+what its definition costs the model in tokens (tokens.py), so a drift report can
+show the change. Only an explicit probe changes this file; `--frozen` builds read
+it back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from mcpgw import __version__
 from mcpgw.canonical import digest, pretty
+from mcpgw.tokens import tool_tokens
 
 FILENAME = "snapshot.json"
 FORMAT = 1
@@ -40,7 +43,7 @@ def _keyed(items: list[JSON], key: str) -> dict[str, JSON]:
 
 
 def build_snapshot(offers: dict[str, BackendOffer], config_digest: str) -> JSON:
-    """The snapshot document; sorted, digest per tool and prompt, no timestamps."""
+    """The snapshot document; sorted, digest per tool and prompt, tokens per tool, no timestamps."""
     backends: JSON = {}
     for name in sorted(offers):
         offer = offers[name]
@@ -52,7 +55,10 @@ def build_snapshot(offers: dict[str, BackendOffer], config_digest: str) -> JSON:
             "resource_templates": _keyed(offer.resource_templates, "uriTemplate"),
             "resources": _keyed(offer.resources, "uri"),
             "server_info": offer.server_info,
-            "tools": {n: {"definition": t, "sha256": digest(t)} for n, t in _keyed(offer.tools, "name").items()},
+            "tools": {
+                n: {"definition": t, "sha256": digest(t), "tokens": tool_tokens(t)}
+                for n, t in _keyed(offer.tools, "name").items()
+            },
         }
     return {
         "backends": backends,
