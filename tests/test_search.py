@@ -359,3 +359,29 @@ def test_a_search_profile_lists_a_fraction_of_the_tokens(index: SearchIndex, too
 
 def test_exposed_names_follow_the_gateway_default() -> None:
     assert exposed_name("github", "create_issue") == "github__create_issue"
+
+
+def test_the_published_figures_are_the_measured_ones(index: SearchIndex, tools: list[dict[str, Any]]) -> None:
+    """docs/search.md and the README quote these figures; change them together with the scorer."""
+    root = TOOLS_FILE.parents[2]
+    docs = (root / "docs" / "search.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    main = measure(index, load_queries(QUERIES_FILE))
+    heldout = measure(index, load_queries(HELDOUT_FILE))
+    figures = savings(tools, index, load_queries(QUERIES_FILE))
+    rows = [
+        f"| {main.queries} | {main.recall_at_1:.3f} | {main.recall_at_5:.3f} |",
+        f"| {heldout.queries} | {heldout.recall_at_1:.3f} | {heldout.recall_at_5:.3f} |",
+        f"| {figures.list_all:,} |",
+        f"| {figures.list_search:,} ({1 - figures.list_search / figures.list_all:.1%} less) |",
+        f"| {figures.search_answer_median:,} |",
+        f"{main.tools} tool definitions",
+    ]
+    for row in rows:
+        assert row in docs, f"docs/search.md should say {row!r}"
+    sentence = (
+        f"recall@1 {main.recall_at_1:.3f} and recall@5 {main.recall_at_5:.3f} over {main.queries} queries, "
+        f"{heldout.recall_at_1:.3f} and {heldout.recall_at_5:.3f} over {heldout.queries} held-out queries; "
+        f"the listing costs {figures.list_search} tokens instead of {figures.list_all:,}"
+    )
+    assert sentence in readme
