@@ -180,6 +180,13 @@ def test_the_literal_does_not_depend_on_the_hash_seed() -> None:
     assert hashlib.sha256(b"").hexdigest() not in digests
 
 
+def test_a_profile_without_tools_has_an_empty_index() -> None:
+    empty = build_index([])
+    assert empty == SearchIndex(tools=(), postings={})
+    assert search(empty, "anything", 5) == []
+    assert search_result(empty, {}, "anything", 5)["structuredContent"] == {"tools": []}
+
+
 def test_duplicate_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unique"):
         build_index([tool("a"), tool("a")])

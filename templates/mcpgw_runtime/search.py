@@ -229,7 +229,7 @@ def search_result(index: SearchIndex, tools_by_name: Mapping[str, JSON], query: 
             "(for example github, slack, filesystem) or the thing to act on (file, issue, message)."
         )
     else:
-        text = json.dumps(found, ensure_ascii=False, indent=1, sort_keys=True)
+        text = json.dumps(found, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return {"content": [{"type": "text", "text": text}], "structuredContent": {"tools": found}, "isError": False}
 
 
