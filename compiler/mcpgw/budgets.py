@@ -18,9 +18,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mcpgw_runtime.drift import Change
+from mcpgw_runtime.spec import BackendSpec
+
 from mcpgw.config import Config
-from mcpgw.names import Exposed, Exposure
+from mcpgw.names import Exposed, Exposure, expose
 from mcpgw.profiles import Budget, Profile, resolve_profiles
+from mcpgw.snapshot import BackendOffer
 from mcpgw.targets import Finding, cap_fix, check_targets, owners_of
 from mcpgw.tokens import ENCODING, tool_tokens
 from mcpgw.wording import plural
@@ -159,6 +163,8 @@ def check_budgets(costs: Sequence[ProfileCost], profiles: Sequence[Profile], exp
                 Finding(
                     f"{base}/max_tools",
                     f"{why}: lists {plural(cost.tools, 'tool')}, over its budget of {budget.max_tools}: {fix}",
+                    kind="budget",
+                    profile=cost.name,
                 )
             )
         if budget.max_tokens is not None and cost.tokens > budget.max_tokens:
@@ -169,6 +175,8 @@ def check_budgets(costs: Sequence[ProfileCost], profiles: Sequence[Profile], exp
                     f"{why}: its {plural(cost.tools, 'tool')} cost {cost.tokens} tokens ({ENCODING}), "
                     f"{cost.tokens - budget.max_tokens} over its budget of {budget.max_tokens}; "
                     f"biggest: {_names(top)}; fix: {_token_fix(cost, profile, budget.max_tokens)}",
+                    kind="budget",
+                    profile=cost.name,
                 )
             )
     return out
@@ -257,9 +265,9 @@ def _entry_tokens(entry: Mapping[str, Any]) -> int:
 
 
 def token_changes(
-    before: Mapping[str, Any], after: Mapping[str, Any], exposed: Mapping[str, set[str]]
+    before: Mapping[str, Any], after: Mapping[str, Any], specs: Mapping[str, BackendSpec], separator: str
 ) -> list[TokenChange]:
-    """Per backend present in both snapshots, each tool of `exposed[backend]` whose token count differs.
+    """Per backend present in both snapshots, each tool the config exposes whose token count differs.
 
     Counts are the snapshot's `tokens` (the backend's own definition); a snapshot written
     before tokens were recorded is counted from its definitions.
@@ -269,7 +277,10 @@ def token_changes(
     for backend in sorted(set(b_backends) & set(a_backends)):
         b_tools = b_backends[backend].get("tools") or {}
         a_tools = a_backends[backend].get("tools") or {}
-        for tool in sorted((set(b_tools) | set(a_tools)) & exposed.get(backend, set())):
+        spec = specs.get(backend)
+        for tool in sorted(set(b_tools) | set(a_tools)):
+            if spec is None or spec.exposed_name("tool", tool, separator) is None:
+                continue
             old = _entry_tokens(b_tools[tool]) if tool in b_tools else None
             new = _entry_tokens(a_tools[tool]) if tool in a_tools else None
             if old != new:
@@ -312,3 +323,25 @@ def surface(config: Config, exposed: Exposed, targets: Sequence[str] = ()) -> Su
     costs = profile_costs(resolved, exposed)
     findings = check_targets(resolved, exposed, config, targets) + check_budgets(costs, resolved, exposed)
     return Surface(costs, findings)
+
+
+def live_surface(config: Config, offers: Mapping[str, BackendOffer]) -> Surface | None:
+    """What `mcpgw check` sees in the live offers; None when they no longer expose cleanly (reported elsewhere)."""
+    enabled = {n: o for n, o in offers.items() if n in config.backends and config.backends[n].enabled}
+    exposed = expose(config, enabled)
+    if isinstance(exposed, list):
+        return None
+    found = surface(config, exposed)
+    return None if isinstance(found, list) else found
+
+
+DRIFT_CODES = {"budget": "BUDGET_EXCEEDED", "target": "TARGET_EXCEEDED"}
+
+
+def surface_drift(found: Surface) -> list[Change]:
+    """Each budget or client target the live tools break, as a drift change (a rebuild would fail on it)."""
+    return [
+        Change(DRIFT_CODES[f.kind], "", "profile", f.profile, f.message)
+        for f in found.findings
+        if f.severity == "error" and f.kind in DRIFT_CODES
+    ]

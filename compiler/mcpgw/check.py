@@ -5,7 +5,10 @@ into an exit code; a backend that cannot be probed is a finding too
 (`BACKEND_UNREACHABLE`), so one dead server does not hide the others' drift.
 The vendored runtime in the checked folder is compared with the digest its
 `gateway.py` records (`RUNTIME_MODIFIED`): an edited runtime is as much a
-change under the reviewed tables as an edited tool.
+change under the reviewed tables as an edited tool. The live tools are priced
+per profile as the build prices them: a budget or client target they now break
+is drift too (`BUDGET_EXCEEDED`, `TARGET_EXCEEDED`), and each tool's token change
+is reported.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from mcpgw_runtime.drift import Change
 from mcpgw_runtime.integrity import verify
 
+from mcpgw.budgets import live_surface, surface_drift, token_changes
 from mcpgw.build import config_digest
 from mcpgw.compare import compare
 from mcpgw.config import Config
@@ -57,6 +61,9 @@ async def check(config: Config, config_path: Path, against: Path, fail_on: str, 
     after = build_snapshot(offers, config_digest(config))
     specs = {n: backend_spec(b) for n, b in sorted(config.backends.items()) if b.enabled}
     changes = runtime_changes(against) + compare(before, after, specs, config.gateway.separator, unreachable)
+    live = live_surface(config, offers)
+    if live is not None:
+        changes += surface_drift(live)
     return Report(
         changes=changes,
         snapshot_file=str(snapshot_path),
@@ -66,4 +73,6 @@ async def check(config: Config, config_path: Path, against: Path, fail_on: str, 
         before=before,
         after=after,
         snapshot_text=snapshot_path.read_text(encoding="utf-8"),
+        surface=live.costs if live is not None else [],
+        tokens=token_changes(before, after, specs, config.gateway.separator),
     )

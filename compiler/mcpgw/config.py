@@ -103,6 +103,16 @@ class NameRules(PromptRules):
     describe: dict[str, str] = Field(default_factory=dict)
 
 
+LINT_RULE_ID = re.compile(r"MCPGW-L[0-9]{3}")
+LintRuleId = Annotated[str, _full_match(LINT_RULE_ID, "lint rule ID")]
+
+
+class LintRules(_Frozen):
+    """The lint's findings accepted on review: item name (or "$instructions") → rule IDs (docs/lint.md)."""
+
+    accept: dict[Text, list[LintRuleId]] = Field(default_factory=dict)
+
+
 def url_transport(url: object) -> Transport:
     """`sse` when the URL path ends in /sse, else `http` (the clients' convention)."""
     try:
@@ -139,6 +149,7 @@ class Backend(_Frozen):
     client_idle_timeout: Seconds = 300.0
     pin: Literal["strict", "warn", "off"] = "strict"
     description: str | None = None
+    lint: LintRules = Field(default_factory=LintRules)
 
     @model_validator(mode="before")
     @classmethod
@@ -322,9 +333,9 @@ def normalized(config: Config) -> dict[str, Any]:
     """The canonical JSON-able config behind the config digest.
 
     Defaults filled, `type` normalised, keys sorted, `${VAR}` text unexpanded. The
-    file shape and `$schema` are left out: they change nothing the gateway does.
+    file shape, `$schema` and the lint's acceptances are left out: they change nothing the gateway does.
     """
-    backends = {name: b.model_dump(mode="json", exclude={"name"}) for name, b in config.backends.items()}
+    backends = {name: b.model_dump(mode="json", exclude={"name", "lint"}) for name, b in config.backends.items()}
     gateway = config.gateway.model_dump(mode="json", exclude=set() if config.gateway.profiles else {"profiles"})
     out: dict[str, Any] = _sorted_json({"backends": backends, "gateway": gateway})
     return out

@@ -9,11 +9,13 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcpgw_runtime.drift import ADDITIVE, BREAKING, SECURITY, SEVERITY_ORDER, Change
 
+from mcpgw.budgets import ProfileCost, TokenChange, summary_line, token_changes_json, token_changes_text
+from mcpgw.budgets import report_json as surface_json
 from mcpgw.canonical import pretty
 from mcpgw.diagnostics import escape_data, escape_property
 from mcpgw.jsonpos import Parsed, parse, pointer
@@ -41,6 +43,10 @@ class Report:
     before: dict[str, Any]
     after: dict[str, Any]
     snapshot_text: str
+    surface: list[ProfileCost] = field(default_factory=list)
+    """Each profile's listing over the live tools, priced (budgets.py)."""
+    tokens: list[TokenChange] = field(default_factory=list)
+    """Each exposed tool whose token cost changed since the snapshot."""
 
     @property
     def failing(self) -> list[Change]:
@@ -55,6 +61,8 @@ def _pointer(change: Change) -> str:
         return "/config_digest"
     if change.kind == "runtime":
         return ""  # not in the snapshot: its first line
+    if change.kind == "profile":
+        return ""  # a profile lives in the config; the snapshot's first line
     if change.kind == "backend" or not change.name:
         return pointer(["backends", change.backend])
     return pointer(["backends", change.backend, _SECTIONS[change.kind], change.name])
@@ -76,7 +84,7 @@ def line_of(parsed: Parsed | None, change: Change) -> int:
     return parsed.locate(_pointer(change), at_key=True)[0]
 
 
-GATEWAY_LEVEL = ("config", "backend", "runtime")
+GATEWAY_LEVEL = ("config", "backend", "runtime", "profile")
 """Kinds of change that concern no single tool, prompt or resource (no definition to diff)."""
 
 
@@ -119,7 +127,7 @@ def _diffs(report: Report) -> Iterable[str]:
 def format_text(report: Report) -> str:
     """Summary grouped by backend, then the diffs; empty changes give a one-line all-clear."""
     if not report.changes:
-        return f"no drift: every backend matches {report.snapshot_file}\n"
+        return f"no drift: every backend matches {report.snapshot_file}\n" + _surface_section(report)
     counts = report.counts()
     lines = [
         f"drift against {report.snapshot_file}: "
@@ -137,7 +145,13 @@ def format_text(report: Report) -> str:
     diff = "".join(_diffs(report))
     if diff:
         lines += ["", diff.rstrip("\n")]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _surface_section(report)
+
+
+def _surface_section(report: Report) -> str:
+    """What each profile lists and costs over the live tools, then each tool's token change."""
+    lines = [summary_line(cost) for cost in report.surface] + token_changes_text(report.tokens)
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -151,6 +165,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "failed": bool(report.failing),
         "format": REPORT_FORMAT,
         "snapshot": report.snapshot_file,
+        "surface": surface_json(report.surface),
+        "tokens": token_changes_json(report.tokens),
     }
 
 

@@ -155,6 +155,7 @@ RULES: tuple[ClientRule, ...] = (
 BY_NAME = {rule.name: rule for rule in RULES}
 
 Severity = Literal["error", "warning"]
+Kind = Literal["target", "budget", "config"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ class Finding:
     pointer: str
     message: str
     severity: Severity = "error"
+    kind: Kind = "target"
+    """What broke: a client target, a budget, or the config itself (an unknown client name)."""
+    profile: str = ""
 
 
 def unknown_targets(targets: Iterable[str]) -> list[str]:
@@ -307,6 +311,7 @@ def _check(
             Finding(
                 where,
                 f"{why}: lists {plural(count, 'tool')}; {rule.label} takes at most {rule.tool_cap} ({source}): {fix}",
+                profile=profile.name,
             )
         )
     elif rule.warn_cap is not None and count > rule.warn_cap:
@@ -316,6 +321,7 @@ def _check(
                 f"{why}: lists {plural(count, 'tool')}; {rule.label} may take only {rule.warn_cap} "
                 f"({rule.notes}): {cap_fix(profile, owners, rule.warn_cap, rule)}",
                 "warning",
+                profile=profile.name,
             )
         )
     taken = set(owners)
@@ -330,6 +336,7 @@ def _check(
             Finding(
                 where,
                 f"{why}: tool {name!r} {_as_seen(rule, name, server)} {' and '.join(faults)} ({source}); fix: {fix}",
+                profile=profile.name,
             )
         )
     return out
@@ -355,9 +362,8 @@ def check_targets(
         for i, client in enumerate(profile.clients):
             where = f"{base}/clients/{i}"
             if client not in BY_NAME:
-                out.append(
-                    Finding(where, f"profile {profile.name!r}: unknown client {client!r}; expected one of: {known()}")
-                )
+                message = f"profile {profile.name!r}: unknown client {client!r}; expected one of: {known()}"
+                out.append(Finding(where, message, kind="config", profile=profile.name))
             else:
                 checks.setdefault(client, where)
         for target in targets:
