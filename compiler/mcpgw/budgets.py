@@ -197,6 +197,11 @@ def _budget_text(cost: ProfileCost) -> str:
 def summary_line(cost: ProfileCost) -> str:
     """One line of the build's output: what the profile lists and costs."""
     line = f"profile {cost.name}: {plural(cost.tools, 'tool')}, {cost.tokens} tokens ({ENCODING})"
+    backends = cost.backends()
+    if len(backends) > 1:
+        line += (
+            " [" + "; ".join(f"{b.name or '(gateway)'}: {plural(b.tools, 'tool')}, {b.tokens}" for b in backends) + "]"
+        )
     if cost.mode == "search":
         line += f"; searches {plural(cost.callable_tools, 'tool')} that would cost {cost.callable_tokens} listed"
     return line + _budget_text(cost)

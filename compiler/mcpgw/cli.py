@@ -389,6 +389,11 @@ def _check(config_path: Path, against: Path, fail_on: FailOn, error_format: Erro
             report = anyio.run(run_check, cfg, config_path, against, fail_on.value, display.update)
     except SnapshotError as exc:
         _fail(EXIT_INPUT, [f"error: {exc}"])
+    if error_format in (ErrorFormat.text, ErrorFormat.github):
+        from mcpgw.budgets import summary_line
+
+        for cost in report.surface:
+            err.print(summary_line(cost), markup=False)
     render = {ErrorFormat.text: format_text, ErrorFormat.json: format_json, ErrorFormat.github: format_github}
     sys.stdout.write(render[error_format](report))
     if any(c.code == "BACKEND_UNREACHABLE" for c in report.changes):

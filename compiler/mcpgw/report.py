@@ -14,7 +14,7 @@ from typing import Any
 
 from mcpgw_runtime.drift import ADDITIVE, BREAKING, SECURITY, SEVERITY_ORDER, Change
 
-from mcpgw.budgets import ProfileCost, TokenChange, summary_line, token_changes_json, token_changes_text
+from mcpgw.budgets import ProfileCost, TokenChange, token_changes_json, token_changes_text
 from mcpgw.budgets import report_json as surface_json
 from mcpgw.canonical import pretty
 from mcpgw.diagnostics import escape_data, escape_property
@@ -149,8 +149,8 @@ def format_text(report: Report) -> str:
 
 
 def _surface_section(report: Report) -> str:
-    """What each profile lists and costs over the live tools, then each tool's token change."""
-    lines = [summary_line(cost) for cost in report.surface] + token_changes_text(report.tokens)
+    """Each exposed tool's token change (the profiles' figures go to stderr, as the build's do)."""
+    lines = token_changes_text(report.tokens)
     return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 

@@ -183,9 +183,9 @@ def owners_of(exposed: Exposed) -> dict[str, Exposure]:
     return {e.name: e for e in exposed.tools}
 
 
-def _shown(names: Sequence[str], limit: int = 12) -> str:
-    quoted = ", ".join(f'"{n}"' for n in names[:limit])
-    return quoted + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+def _shown(names: Sequence[str]) -> str:
+    """Names as JSON strings, every one of them: a fix is copied into the config as it is printed."""
+    return ", ".join(f'"{n}"' for n in names)
 
 
 def _split(profile: Profile, owners: dict[str, Exposure], cap: int) -> str:
