@@ -84,6 +84,31 @@ class _Frozen(BaseModel):
         return data
 
 
+OAUTH_URL = re.compile(r"https://[^\s/?#]+(/[^\s?#]*)?|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?(/[^\s?#]*)?")
+"""An issuer or JWKS URL: https, or http on a loopback host (a local test provider); no query, no fragment."""
+PUBLIC_URL = re.compile(r"https?://[^\s/?#]+/?")
+"""Where clients reach the gateway: scheme and authority only (the endpoints' paths are added to it)."""
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+"""An OAuth scope name (RFC 6749 section 3.3): printable ASCII without space, `"` or `\\`."""
+JwsAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+"""The asymmetric JWS algorithms an access token may be signed with (never `none`, never HS*)."""
+DEFAULT_ALGORITHMS: tuple[JwsAlgorithm, ...] = ("RS256", "ES256")
+
+
+class Auth(_Frozen):
+    """`gateway.auth`: the gateway as an OAuth 2.1 resource server (docs/auth.md); runtime: auth.py, oauth.py."""
+
+    issuer: Annotated[str, _full_match(OAUTH_URL, "issuer")]
+    public_url: Annotated[str, _full_match(PUBLIC_URL, "public_url")] | None = None
+    jwks_uri: Annotated[str, _full_match(OAUTH_URL, "jwks_uri")] | None = None
+    audience: list[Text] = Field(default_factory=list)
+    scopes: list[Annotated[str, _full_match(SCOPE_TOKEN, "scope")]] = Field(default_factory=list)
+    algorithms: list[JwsAlgorithm] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS), min_length=1)
+    clock_skew: Annotated[float, Field(ge=0, le=300, allow_inf_nan=False)] = 30.0
+    jwks_max_age: Seconds = 3600.0
+    jwks_min_interval: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
+
+
 class ResourceRules(_Frozen):
     """Globs over resource URIs and URI templates."""
 
@@ -250,6 +275,7 @@ class Gateway(_Frozen):
     log_dir: Text = "logs"
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
+    auth: Auth | None = None
     max_body_bytes: Count = 4 * 1024 * 1024
     max_header_bytes: Count = 32 * 1024
     max_headers: Count = 100

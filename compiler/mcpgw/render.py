@@ -18,18 +18,21 @@ import jinja2
 from mcpgw_runtime.spec import GatewaySpec
 
 from mcpgw import __version__
-from mcpgw.config import Config
+from mcpgw.config import Auth, Config
 from mcpgw.format import format_python
 from mcpgw.names import Exposed
 from mcpgw.pyliteral import pyliteral
 from mcpgw.resources import template_dir
 from mcpgw.snapshot import BackendOffer
-from mcpgw.specs import backend_spec
+from mcpgw.specs import auth_spec, backend_spec
 from mcpgw.vendor import Vendored
 from mcpgw.wording import plural
 
-RUNTIME_PACKAGES = frozenset({"httptools", "mcp", "rich", "starlette", "uvicorn", "uvloop"})
+RUNTIME_PACKAGES = frozenset({"httptools", "mcp", "pyjwt", "rich", "starlette", "uvicorn", "uvloop"})
 """What the gateway imports besides the standard library.
+
+pyjwt (with `cryptography`, its `crypto` extra) checks OAuth access tokens; only a gateway with
+`gateway.auth` imports it, and mcp requires it anyway.
 
 rich only draws the panel on a terminal; httptools and uvloop are what uvicorn picks
 when present, and halve the HTTP hop's CPU (bench/README.md); without them it runs on h11
@@ -119,7 +122,16 @@ def _settings(config: Config) -> list[str]:
         value = tuple(value) if isinstance(value, list) else value
         if _non_default(value, by_name[name]):
             written.append(f"{name}={pyliteral(_plain(value))}")
+    if config.gateway.auth is not None:
+        written.append(f"auth={_auth_literal(config.gateway.auth)}")
     return written
+
+
+def _auth_literal(auth: Auth) -> str:
+    """`AuthSpec(...)` with the issuer and the fields that differ from the runtime's defaults."""
+    spec = auth_spec(auth)
+    values = ((f.name, getattr(spec, f.name)) for f in fields(spec) if _non_default(getattr(spec, f.name), f))
+    return f"AuthSpec({', '.join(f'{k}={pyliteral(v)}' for k, v in values)})"
 
 
 def _plain(value: object) -> object:

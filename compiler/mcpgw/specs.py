@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mcpgw_runtime.spec import BackendSpec
+from mcpgw_runtime.spec import AuthSpec, BackendSpec
 
-from mcpgw.config import Backend
+from mcpgw.config import Auth, Backend
 
 
 def backend_spec(backend: Backend) -> BackendSpec:
@@ -36,4 +36,18 @@ def backend_spec(backend: Backend) -> BackendSpec:
         prompt_rename=dict(sorted(backend.prompts.rename.items())),
         resource_include=tuple(backend.resources.include),
         resource_exclude=tuple(backend.resources.exclude),
+    )
+
+
+def auth_spec(auth: Auth) -> AuthSpec:
+    return AuthSpec(
+        issuer=auth.issuer,
+        public_url=auth.public_url.rstrip("/") if auth.public_url is not None else None,
+        jwks_uri=auth.jwks_uri,
+        audience=tuple(auth.audience),
+        scopes=tuple(auth.scopes),
+        algorithms=tuple(auth.algorithms),
+        clock_skew=float(auth.clock_skew),
+        jwks_max_age=float(auth.jwks_max_age),
+        jwks_min_interval=float(auth.jwks_min_interval),
     )

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from mcpgw_runtime.auth import AuthGate, OAuth, resolve_public_url
 from mcpgw_runtime.console import OperatorConsole, Startup
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.front_backends import FrontBackends
@@ -108,6 +109,13 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
     parser.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="with gateway.auth: the URL clients reach this gateway at, scheme://host[:port] (default: the config's "
+        "public_url, else the bound address); tokens must be issued for it (docs/auth.md)",
+    )
+    parser.add_argument(
         "--allow-modified-runtime",
         action="store_true",
         help="run even if the vendored mcpgw_runtime/ differs from the digest in gateway.py (logged as a warning)",
@@ -179,6 +187,28 @@ def configured_token(raw: str | None) -> tuple[str | None, str | None]:
     return token, None
 
 
+def configured_oauth(spec: GatewaySpec, args: argparse.Namespace) -> tuple[OAuth | None, str | None]:
+    """`gateway.auth` for this process (its public URL from `--public-url`, the config or the bind), or why not."""
+    if spec.auth is None:
+        return None, None
+    try:
+        public_url = resolve_public_url(spec.auth.public_url, args.public_url, args.host, args.port)
+    except ValueError as exc:
+        return None, str(exc)
+    oauth = OAuth(spec.auth, public_url, args.transports, spec.name)
+    log.info("oauth: resource %s, issuer %s, metadata at %s", public_url, spec.auth.issuer, oauth.metadata_url(""))
+    return oauth, None
+
+
+def _auth_summary(host: str, token: str | None, oauth: OAuth | None) -> str:
+    """The startup panel's `auth` line."""
+    if oauth is not None:
+        return f"OAuth 2.1, issuer {oauth.spec.issuer}" + (", or bearer token (MCPGW_TOKEN)" if token else "")
+    if token:
+        return "bearer token (MCPGW_TOKEN)"
+    return "none (loopback only)" if is_loopback(host) else "NONE (--no-auth)"
+
+
 def import_core() -> ModuleType:
     """The SDK part of the runtime (core.py): an ordinary import, run in a worker thread by the front."""
     return importlib.import_module("mcpgw_runtime.core")
@@ -229,10 +259,11 @@ def main(
         core.run_stdio(gateway)
         return 0
     token, token_error = configured_token(os.environ.get("MCPGW_TOKEN"))
-    if token_error is not None:
-        print(f"error: {token_error}", file=sys.stderr)
+    oauth, oauth_error = configured_oauth(spec, args) if token_error is None else (None, None)
+    if token_error is not None or oauth_error is not None:
+        print(f"error: {token_error or oauth_error}", file=sys.stderr)
         return EXIT_USAGE
-    if token is None and not is_loopback(args.host):
+    if token is None and oauth is None and not is_loopback(args.host):
         if not args.no_auth:
             print(
                 f"error: refusing to bind {args.host} without authentication: set MCPGW_TOKEN, "
@@ -244,7 +275,7 @@ def main(
             "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
         )
     hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
-    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
+    guard = Guard.for_bind(args.host, args.port, hosts, origins, None)  # the token is the gate's (auth.py)
     STATE_LISTENERS.append(console.changed)  # the core's backends and the front's
     loaded: list[ModuleType] = []
 
@@ -275,11 +306,9 @@ def main(
     if "sse" in args.transports:
         endpoints.append(f"{origin}/sse (legacy SSE)")
     endpoints.append(f"{origin}/healthz (health)")
-    if token:
-        auth = "bearer token (MCPGW_TOKEN)"
-    else:
-        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
+    auth = _auth_summary(args.host, token, oauth)
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
     console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
-    serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
+    gate = AuthGate(front, guard, token, oauth) if token is not None or oauth is not None else None
+    serve_http(front, host=args.host, port=args.port, log_level=args.log_level, app=gate)
     return 1 if front.failed else 0

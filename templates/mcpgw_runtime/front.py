@@ -53,6 +53,7 @@ from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
+    AsgiApp,
     AsgiReceive,
     AsgiScope,
     AsgiSend,
@@ -434,7 +435,7 @@ SHUTDOWN_GRACE = 1
 """Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
 
 
-def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
+def serve_http(front: Front, *, host: str, port: int, log_level: str, app: AsgiApp | None = None) -> None:
     """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
 
     Stopping a backend fails its in-flight calls with an MCP error ("gateway is
@@ -443,6 +444,7 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
 
     Each connection runs uvicorn's HTTP protocol with the spec's caps on request heads,
     slow clients and open connections (httplimits.py), fitted to the open-file limit.
+    `app` wraps the front when there is a token to check (auth.AuthGate).
     """
     import uvicorn
 
@@ -456,7 +458,7 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
 
     limits = fit_open_files(HttpLimits.of(front.spec))
     config = uvicorn.Config(
-        front,
+        app or front,
         host=host,
         port=port,
         log_level=log_level,

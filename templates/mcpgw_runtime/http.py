@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcpgw_runtime.auth import render_auth_metrics
 from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession
 from mcpgw_runtime.gateway_server import Gateway
@@ -265,7 +266,7 @@ def build_core(
     async def metrics(request: Request) -> Response:
         page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
         page += render_session_metrics(sessions, gateway.sessions)
-        page += render_http_limits()
+        page += render_http_limits() + render_auth_metrics()
         return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]

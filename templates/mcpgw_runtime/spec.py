@@ -95,6 +95,30 @@ def selected(name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> b
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSpec:
+    """`gateway.auth`: the gateway as an OAuth 2.1 resource server (auth.py, oauth.py; docs/auth.md)."""
+
+    issuer: str
+    """The authorization server's issuer identifier: tokens must carry exactly this `iss`."""
+    public_url: str | None = None
+    """The URL clients reach the gateway at (scheme://host[:port]); None: the bound address."""
+    jwks_uri: str | None = None
+    """The issuer's key set; None: found by RFC 8414 / OpenID Connect discovery of `issuer`."""
+    audience: tuple[str, ...] = ()
+    """Accepted `aud` values; empty: the gateway's own URLs (public_url, and public_url + /mcp, /sse, ...)."""
+    scopes: tuple[str, ...] = ()
+    """Scopes every token must carry (403 insufficient_scope otherwise); advertised as scopes_supported."""
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    """JWS algorithms accepted; asymmetric only."""
+    clock_skew: float = 30.0
+    """Seconds of slack on `exp`, `nbf` and `iat`."""
+    jwks_max_age: float = 3600.0
+    """Seconds a fetched key set is used before it is fetched again."""
+    jwks_min_interval: float = 10.0
+    """Fewest seconds between two fetches of the key set that requests cause (an unknown `kid`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where an exposed tool or prompt name goes: backend and original name."""
 
@@ -126,6 +150,8 @@ class GatewaySpec:
     log_dir: str = "logs"
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    auth: AuthSpec | None = None
+    """OAuth 2.1 resource server settings; None: only the static MCPGW_TOKEN, if set."""
     max_body_bytes: int = 4 * 1024 * 1024
     max_header_bytes: int = 32 * 1024
     """Largest request head (request line and headers), in bytes: 431 beyond (httplimits.py)."""
