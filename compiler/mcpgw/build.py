@@ -15,6 +15,7 @@ from pathlib import Path
 from mcpgw.canonical import digest
 from mcpgw.config import Config, normalized
 from mcpgw.names import Exposed, expose
+from mcpgw.profiles import Profile, resolve_profiles
 from mcpgw.render import RenderInput, relative_dir, render_gateway, render_requirements
 from mcpgw.snapshot import FILENAME as SNAPSHOT
 from mcpgw.snapshot import BackendOffer, render_snapshot
@@ -32,6 +33,8 @@ class Outputs:
     exposed: Exposed
     runtime_digest: str
     """sha256 of the vendored runtime's manifest, as gateway.py records it."""
+    profiles: tuple[Profile, ...] = ()
+    """Every profile, "default" first (profiles.py)."""
 
 
 def config_digest(config: Config) -> str:
@@ -49,6 +52,10 @@ def generate(
     exposed = expose(config, enabled)
     if isinstance(exposed, list):
         return exposed
+    profiles = resolve_profiles(config, exposed)
+    if profiles and isinstance(profiles[0], str):
+        return [p for p in profiles if isinstance(p, str)]
+    resolved = tuple(p for p in profiles if isinstance(p, Profile))
     runtime = vendored_runtime()
     inp = RenderInput(
         config=config,
@@ -59,6 +66,7 @@ def generate(
         tool_pins={e.name: digest(e.source) for e in exposed.tools},
         prompt_pins={e.name: digest(e.source) for e in exposed.prompts},
         runtime=runtime,
+        profiles=resolved,
     )
     files = {
         GATEWAY: render_gateway(inp),
@@ -68,7 +76,7 @@ def generate(
         ".gitignore": GITIGNORE,
         **runtime.files,
     }
-    return Outputs(files=files, exposed=exposed, runtime_digest=runtime.digest)
+    return Outputs(files=files, exposed=exposed, runtime_digest=runtime.digest, profiles=resolved)
 
 
 def write_outputs(output_dir: Path, files: dict[str, str]) -> None:

@@ -13,12 +13,12 @@ the resolved `Profile`s.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from mcpgw_runtime.search import CALL_TOOL, SEARCH_TOOL, tool_definitions
 from mcpgw_runtime.spec import selected
 
 from mcpgw.config import Config, ProfileConfig
@@ -28,10 +28,6 @@ JSON = dict[str, Any]
 
 DEFAULT = "default"
 """The implicit profile: everything the gateway exposes, at /mcp and /sse."""
-
-SEARCH_TOOL = "search_tools"
-CALL_TOOL = "call_tool"
-"""The two tools a `mode: search` profile lists (runtime search.py defines them)."""
 
 ANNOTATION_DEFAULTS: dict[str, bool] = {
     "readOnlyHint": False,
@@ -79,15 +75,8 @@ class Profile:
 
 
 def search_definitions() -> tuple[JSON, ...]:
-    """The search and call tools' definitions, as the runtime lists them."""
-    try:
-        search = importlib.import_module("mcpgw_runtime.search")
-    except ModuleNotFoundError:
-        return (
-            {"name": SEARCH_TOOL, "inputSchema": {"type": "object"}},
-            {"name": CALL_TOOL, "inputSchema": {"type": "object"}},
-        )
-    return tuple(search.tool_definitions())
+    """The search and call tools' definitions, as the runtime lists them (search.py)."""
+    return tuple(tool_definitions())
 
 
 def _annotated(definition: JSON, wanted: dict[str, bool]) -> bool:

@@ -21,8 +21,10 @@ from mcpgw import __version__
 from mcpgw.config import Auth, Config
 from mcpgw.format import format_python
 from mcpgw.names import Exposed
+from mcpgw.profiles import DEFAULT, Profile
 from mcpgw.pyliteral import pyliteral
 from mcpgw.resources import template_dir
+from mcpgw.search_index import build_index, render_index
 from mcpgw.snapshot import BackendOffer
 from mcpgw.specs import auth_spec, backend_spec
 from mcpgw.vendor import Vendored
@@ -59,6 +61,8 @@ class RenderInput:
     tool_pins: dict[str, str]
     prompt_pins: dict[str, str]
     runtime: Vendored
+    profiles: tuple[Profile, ...] = ()
+    """Every profile, "default" first; only the named ones are written."""
 
 
 def _environment() -> jinja2.Environment:
@@ -138,6 +142,32 @@ def _plain(value: object) -> object:
     return dict(value) if isinstance(value, Mapping) else value
 
 
+def _lines(values: tuple[str, ...]) -> str:
+    """A tuple of names one per line (the trailing comma keeps ruff from joining them): one name, one diff line."""
+    return "(" + "".join(f"{pyliteral(v)}, " for v in values) + ")"
+
+
+def _profile_literal(profile: Profile) -> str:
+    """`ProfileSpec(...)`: the names it shows, one per line, and the settings that differ from the defaults."""
+    written = [f"tools={_lines(profile.tool_names)}"]
+    if profile.prompts:
+        written.append(f"prompts={_lines(profile.prompts)}")
+    written.append(f"backends={pyliteral(profile.backends)}")
+    if profile.resource_include != ("*",):
+        written.append(f"resource_include={pyliteral(profile.resource_include)}")
+    if profile.resource_exclude:
+        written.append(f"resource_exclude={pyliteral(profile.resource_exclude)}")
+    if profile.mode != "all":
+        written.append(f"mode={pyliteral(profile.mode)}")
+    if profile.always:
+        written.append(f"always={_lines(profile.always)}")
+    if profile.mode == "search":
+        written.append(f"search={render_index(build_index(profile.tools))}")
+    if profile.description is not None:
+        written.append(f"description={pyliteral(profile.description)}")
+    return f"ProfileSpec({', '.join(written)},)"
+
+
 def render_gateway(inp: RenderInput) -> str:
     config, exposed = inp.config, inp.exposed
     enabled = [name for name, b in sorted(config.backends.items()) if b.enabled]
@@ -151,6 +181,8 @@ def render_gateway(inp: RenderInput) -> str:
             runtime_version=inp.runtime.version,
             runtime_digest=inp.runtime.digest,
             backends=[_backend_literal(config, n) for n in enabled],
+            profiles={p.name: _profile_literal(p) for p in inp.profiles if p.name != DEFAULT},
+            searching=any(p.mode == "search" for p in inp.profiles),
             settings=_settings(config),
             exposed=exposed,
             tool_pins=inp.tool_pins,

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from mcpgw_runtime.auth import AuthGate, OAuth, resolve_public_url
-from mcpgw_runtime.console import OperatorConsole, Startup
+from mcpgw_runtime.console import OperatorConsole, Startup, profile_lines
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard
@@ -60,6 +60,14 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    if spec.profiles:
+        parser.add_argument(
+            "--profile",
+            default=None,
+            metavar="NAME",
+            help=f"--transport stdio: serve this profile's tools ({', '.join(sorted(spec.profiles))}) instead of "
+            "everything; over HTTP each profile has its own path, /mcp/NAME and /sse/NAME",
+        )
     parser.add_argument(
         "--max-sessions",
         type=_positive(int),
@@ -131,6 +139,12 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
     if not transports or not set(transports) <= valid:
         parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
     args.transports = transports
+    profile = getattr(args, "profile", None)
+    if profile is not None and transports != ["stdio"]:
+        parser.error(f"--profile applies to --transport stdio; over HTTP, profile {profile!r} is /mcp/{profile}")
+    if profile is not None and profile not in spec.profiles and profile != "default":
+        parser.error(f"--profile: no profile {profile!r}; this gateway's profiles: {', '.join(sorted(spec.profiles))}")
+    args.profile = profile or "default"
     return args
 
 
@@ -236,6 +250,19 @@ def _configure_logging(level: str, console: OperatorConsole) -> None:
             handler.setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _serve_stdio(
+    spec: GatewaySpec, args: argparse.Namespace, console: OperatorConsole, base_dir: Path, logs: str
+) -> None:
+    """The one client on stdin/stdout; its initialize needs the SDK's stdio server, so the core loads now."""
+    core = import_core()
+    gateway = core.Gateway(spec, base_dir)
+    STATE_LISTENERS.append(console.changed)
+    profiles = tuple(profile_lines(spec, None, ("stdio",), args.profile))
+    startup = Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs, profiles)
+    console.show(spec, startup, gateway.health())
+    core.run_stdio(gateway, args.profile)
+
+
 def main(
     spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None, *, modified_runtime: str | None = None
 ) -> int:
@@ -251,12 +278,8 @@ def main(
     logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
     if modified_runtime is not None:  # start.py printed it; the log file keeps it too
         log.warning("RUNNING A MODIFIED RUNTIME (--allow-modified-runtime): %s", modified_runtime)
-    if stdio:  # the client's initialize needs the SDK's stdio server: load it now
-        core = import_core()
-        gateway = core.Gateway(spec, base_dir)
-        STATE_LISTENERS.append(console.changed)
-        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
-        core.run_stdio(gateway)
+    if stdio:
+        _serve_stdio(spec, args, console, base_dir, logs)
         return 0
     token, token_error = configured_token(os.environ.get("MCPGW_TOKEN"))
     oauth, oauth_error = configured_oauth(spec, args) if token_error is None else (None, None)
@@ -308,7 +331,8 @@ def main(
     endpoints.append(f"{origin}/healthz (health)")
     auth = _auth_summary(args.host, token, oauth)
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
-    console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
+    profiles = tuple(profile_lines(spec, origin, tuple(args.transports)))
+    console.show(spec, Startup(tuple(endpoints), auth, logs, profiles), starting_health(spec))
     gate = AuthGate(front, guard, token, oauth) if token is not None or oauth is not None else None
     serve_http(front, host=args.host, port=args.port, log_level=args.log_level, app=gate)
     return 1 if front.failed else 0

@@ -59,6 +59,7 @@ from mcpgw_runtime.front import (
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import record_refusal
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
+from mcpgw_runtime.profiles import PROFILE
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.spec import JSON
 from mcpgw_runtime.stdio_lane import Wire
@@ -94,7 +95,8 @@ class FastPath:
         self.sessions: collections.OrderedDict[bytes, bool] = collections.OrderedDict()
         """Session id → whether its client may take the fast path."""
         self.inflight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
-        self._lists: dict[str, tuple[object, bytes]] = {}
+        self._lists: dict[tuple[str, str], tuple[object, bytes]] = {}
+        """(method, profile) → (the list answered, its encoded tail)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] not in ("POST", "DELETE"):
@@ -135,8 +137,8 @@ class FastPath:
         if not plain:
             return False
         if message["method"] == "tools/call":  # `session: per-client` backends need the SDK's session
-            name = (message.get("params") or {}).get("name")
-            if not isinstance(name, str) or self.gateway.per_client(name):
+            name = self.gateway.called(message.get("params") or {})
+            if name is None or self.gateway.per_client(name):
                 return False
         if self.stateless:
             return sid is None
@@ -219,10 +221,11 @@ class FastPath:
     def _listing(self, method: str) -> bytes:
         """The list answer's tail (`,"result":...}`), encoded once per change of the table."""
         result = self.gateway.list_result(method)
-        cached = self._lists.get(method)
+        key = (method, PROFILE.get())
+        cached = self._lists.get(key)
         if cached is None or cached[0] is not result:
             cached = (result, b',"result":' + pydantic_core.to_json(result) + b"}")
-            self._lists[method] = cached
+            self._lists[key] = cached
         return cached[1]
 
     async def _call(

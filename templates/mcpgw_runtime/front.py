@@ -70,6 +70,8 @@ from mcpgw_runtime.jsonrpc_http import (
     result_body,
 )
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
+from mcpgw_runtime.profiles import DEFAULT, PROFILE, Profiles, path_profile, table_lists
+from mcpgw_runtime.profiles import health as profiles_health
 from mcpgw_runtime.relays import RELAYED, Relays
 from mcpgw_runtime.session_table import SessionTable
 from mcpgw_runtime.spec import JSON, GatewaySpec
@@ -99,15 +101,15 @@ log = logging.getLogger("mcpgw")
 EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list", "resources/templates/list"})
 
 
-def table_answers(spec: GatewaySpec) -> dict[str, bytes]:
-    """The results the embedded tables give, encoded once: what the core answers while no pin has drifted."""
-    templates = [t for _, t in spec.resource_templates]
-    return {
-        "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
-        "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
-        "resources/templates/list": pydantic_core.to_json({"resourceTemplates": templates}),
-        "ping": b"{}",
-    }
+def table_answers(spec: GatewaySpec, profiles: Profiles) -> dict[str, dict[str, bytes]]:
+    """The results the embedded tables give, per profile, encoded once: what the core answers while no pin
+    has drifted."""
+    return table_lists(spec, profiles, pydantic_core.to_json)
+
+
+def with_profiles(spec: GatewaySpec, health: JSON) -> JSON:
+    """`/healthz` with its `profiles` entry, for a gateway that has named profiles."""
+    return {**health, "profiles": profiles_health(spec)} if spec.profiles else health
 
 
 def starting_health(spec: GatewaySpec) -> JSON:
@@ -158,11 +160,15 @@ class Front:
         self._loop: asyncio.AbstractEventLoop | None = None
         in_flight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
         self.sessions = EarlySessions(spec, stateless, in_flight, self._ready, self._closing, lambda: self.core)
+        self.profiles = Profiles(spec)
+        """What the request's profile lists and may call (profiles.py)."""
         self.backends = (
             FrontBackends(spec, lazy_base_dir, self.need_core, self.sessions) if lazy_base_dir is not None else None
         )
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (front_backends.py)."""
-        self.relays = Relays(spec, self.backends, self.sessions, in_flight) if self.backends is not None else None
+        self.relays = (
+            Relays(spec, self.backends, self.sessions, in_flight, self.profiles) if self.backends is not None else None
+        )
         """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
         if self.relays is not None:
             backends = self.backends
@@ -178,13 +184,19 @@ class Front:
             )
             self.table.ender = self.end_session
         self._expiry: asyncio.Task[None] | None = None
-        self._lists = table_answers(spec)
+        self._lists = table_answers(spec, self.profiles)
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif self.table is not None and scope["type"] == "http" and scope["path"] == "/mcp":
+            return
+        if self.spec.profiles and scope["type"] == "http":
+            profile = path_profile(scope["path"], "/mcp", self.spec.profiles)
+            PROFILE.set(profile or DEFAULT)  # this request's own task: nothing else sees it
+            if profile is not None and profile != DEFAULT:  # served as /mcp, in the profile's view
+                scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
+        if self.table is not None and scope["type"] == "http" and scope["path"] == "/mcp":
             await self.table.serve(scope, receive, send, self._route)
         elif core is not None and not self.early:
             await core.app(scope, receive, send)
@@ -260,6 +272,7 @@ class Front:
 
     async def _run_core(self) -> None:
         """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
+        PROFILE.set(DEFAULT)  # what runs under this task (the backends, the sessions' adoption) is no request's
         try:
             if self._import is not None:
                 await asyncio.to_thread(self._import)
@@ -311,7 +324,7 @@ class Front:
             return
         if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
             state = self.backends.health() if self.backends is not None else starting_health(self.spec)
-            health = json.dumps(state, sort_keys=True).encode()
+            health = json.dumps(with_profiles(self.spec, state), sort_keys=True).encode()
             await respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         reason = f"{scope['method']} {scope['path']}"
@@ -401,7 +414,8 @@ class Front:
         if method in ("tools/list", "prompts/list") and self.backends is not None and self.backends.drifted():
             return False  # the tables are stale: the core lists what its pin policy publishes
         if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
-            await respond(send, 200, result_body(rid, self._lists[str(method)]), b"application/json", session=sid)
+            answer = self._lists[PROFILE.get()][str(method)]
+            await respond(send, 200, result_body(rid, answer), b"application/json", session=sid)
             return True
         return False
 

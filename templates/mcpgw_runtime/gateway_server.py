@@ -32,11 +32,12 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcpgw_runtime.backends import Backend
 from mcpgw_runtime.exposure import Exposure
-from mcpgw_runtime.forwarding import timeout_for
+from mcpgw_runtime.forwarding import timeout_for, unknown
 from mcpgw_runtime.front_backends import Takeover, strip_meta
 from mcpgw_runtime.listing import decode_cursor
 from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
+from mcpgw_runtime.profiles import Profiles
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.rounds import Rounds
 from mcpgw_runtime.sdk_server import build_server as build_sdk_server
@@ -60,9 +61,11 @@ class Gateway:
         }
         self.exposure = Exposure(spec, self.backends, self.hub)
         """What clients see right now: the embedded tables, then the pins' verdicts (exposure.py)."""
+        self.profiles = Profiles(spec)
+        """What the request's profile lists and may call (profiles.py); `/mcp` and `/sse` see everything."""
         for backend in self.backends.values():
             backend.verify = self.exposure.verify
-        self.templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
+        self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
         self._template_routes = [(UriTemplate.parse(t["uriTemplate"]), b) for b, t in spec.resource_templates]
         self._template_backends = {t["uriTemplate"]: b for b, t in spec.resource_templates}
         self._live_resources: dict[str, str] = {}
@@ -100,6 +103,11 @@ class Gateway:
         """
         return self.exposure.routes_to("tool", tool) in self.sessions
 
+    def called(self, params: object) -> str | None:
+        """The exposed tool a tools/call's params run, in the request's profile (a search profile's `call_tool`
+        unwrapped); None when they name none."""
+        return self.profiles.target(params)
+
     @functools.cached_property
     def hub(self) -> UpstreamHub:
         """The upstream clients, their log levels and resource subscriptions (see relay.py)."""
@@ -108,12 +116,23 @@ class Gateway:
     # -- routing -----------------------------------------------------------
 
     def _route(self, kind: str, name: str) -> tuple[Backend, str]:
+        if not self.profiles.allows(kind, name):  # outside the request's profile: as if it did not exist
+            refused = unknown(kind, name)
+            raise MCPError(refused.code, refused.message)
         target = self.exposure.route(kind, name)
         return self.backends[target.backend], target.name
 
     def list_result(self, method: str) -> JSON:
-        """The current answer to `tools/list` or `prompts/list` (a new object whenever it changes)."""
-        return self.exposure.list_result(method)
+        """The current answer to `tools/list` or `prompts/list` in the request's profile (a new object whenever
+        it changes)."""
+        return self.profiles.listing(method, self.exposure.list_result(method))
+
+    @property
+    def templates_result(self) -> JSON:
+        """The answer to `resources/templates/list` in the request's profile."""
+        if self.profiles.current() is None:
+            return self._templates_result
+        return {"resourceTemplates": self.profiles.templates(self.spec.resource_templates)}
 
     def _resource_backend(self, uri: str) -> Backend:
         name = self.spec.resources.get(uri) or self._live_resources.get(uri)
@@ -122,11 +141,22 @@ class Gateway:
                 if template.match(uri) is not None:
                     name = backend
                     break
-        if name is None:
+        if name is None or not self.profiles.shows_resource(uri, name):
             raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
         return self.backends[name]
 
+    def _direct(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The call a search profile's `call_tool` names (profiles.py); other calls unchanged."""
+        try:
+            return self.profiles.direct(params)
+        except ValueError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+
     async def call_tool(self, params: Mapping[str, Any]) -> JSON:
+        found = self.profiles.search(params, self.exposure.list_result("tools/list"))
+        if found is not None:  # a search profile's search tool: answered from its compiled index
+            return found
+        params = self._direct(params)
         name = params.get("name")
         if not isinstance(name, str):
             raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
@@ -146,7 +176,7 @@ class Gateway:
 
     async def list_resources(self, cursor: str | None) -> JSON:
         """One page of one backend at a time; the cursor remembers which backend and where."""
-        order = [b for b in self.backends.values() if self._offers_resources(b)]
+        order = [b for b in self.backends.values() if self._offers_resources(b) and self.profiles.shows_backend(b.name)]
         index, inner = _decode_cursor(cursor) if cursor else (0, None)
         while index < len(order):
             backend = order[index]
@@ -164,7 +194,7 @@ class Gateway:
             for resource in resources:
                 self._live_resources[resource["uri"]] = backend.name
             following = page.get("nextCursor")
-            result: JSON = {"resources": resources}
+            result: JSON = {"resources": self.profiles.resources(backend.name, resources)}
             if isinstance(following, str) and following:
                 result["nextCursor"] = _encode_cursor(index, following)
             elif index + 1 < len(order):
@@ -187,6 +217,8 @@ class Gateway:
         elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
             uri = str(ref.get("uri"))
             name = self._template_backends.get(uri)
+            if name is not None and not self.profiles.shows_resource(uri, name):
+                raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
             backend = self.backends[name] if name else self._resource_backend(uri)
         else:
             raise MCPError(types.INVALID_PARAMS, "completion/complete needs a ref/prompt or ref/resource")
@@ -222,16 +254,18 @@ class Gateway:
             return self._resource_backend(str(params.get("uri"))).spec.timeout
         if method == "prompts/get":
             return self._route("prompt", str(params.get("name")))[0].spec.timeout
-        backend, original = self._route("tool", str(params.get("name")))
+        if self.profiles.search(params, self.exposure.list_result("tools/list")) is not None:
+            return max([b.spec.timeout for b in self.backends.values()], default=60.0)  # answered at once anyway
+        backend, original = self._route("tool", str(self._direct(params).get("name")))
         return timeout_for(backend.spec, original)
 
     # -- fast path -----------------------------------------------------------
 
     async def _fast_list_tools(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
-        return self.exposure.list_result("tools/list")
+        return self.list_result("tools/list")
 
     async def _fast_list_prompts(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
-        return self.exposure.list_result("prompts/list")
+        return self.list_result("prompts/list")
 
     async def _fast_call_tool(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
         params = ctx.params
@@ -307,4 +341,6 @@ class Gateway:
 
     def metrics(self) -> str:
         """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
-        return render_metrics(self.backends.values(), self.exposure.held, self.exposure.refused)
+        return render_metrics(
+            self.backends.values(), self.exposure.held, self.exposure.refused, profiled=bool(self.spec.profiles)
+        )

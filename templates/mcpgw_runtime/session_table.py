@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from mcpgw_runtime.early_sessions import HANDSHAKE_BYTES, VERSION_HEADER
+from mcpgw_runtime.early_sessions import HANDSHAKE_BYTES, SESSION_NOT_FOUND, VERSION_HEADER
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
     AsgiApp,
@@ -62,7 +62,9 @@ from mcpgw_runtime.jsonrpc_http import (
     parse_json,
     read_body,
     replay_body,
+    respond,
 )
+from mcpgw_runtime.profiles import DEFAULT, PROFILE
 
 log = logging.getLogger("mcpgw")
 
@@ -88,6 +90,8 @@ class Entry:
     """Requests being served other than a held GET stream."""
     streams: int = 0
     """GET streams held open."""
+    profile: str = DEFAULT
+    """The profile whose path opened it (profiles.py): on any other profile's path it is unknown."""
 
 
 class SessionTable:
@@ -142,6 +146,10 @@ class SessionTable:
                 await self._open(scope, receive, send, app)
             else:
                 await app(scope, receive, send)
+            return
+        owner = self.used.get(sid) or self.fresh.get(sid)
+        if owner is not None and owner.profile != PROFILE.get():  # another profile's session: not this path's
+            await respond(send, 404, SESSION_NOT_FOUND, b"application/json")
             return
         entry = self._known(sid)
         if entry is None:  # unknown, or ended: the half that answers says 404
@@ -217,7 +225,7 @@ class SessionTable:
             if message["type"] == "http.response.start" and not opened and message["status"] == 200:
                 sid = _session_of(message.get("headers", ()))
                 if sid is not None and sid not in self:
-                    entry = Entry(self.clock(), busy=1)
+                    entry = Entry(self.clock(), busy=1, profile=PROFILE.get())
                     self.opening -= 1
                     self.fresh[sid] = entry
                     opened.append((sid, entry))

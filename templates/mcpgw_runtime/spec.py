@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcpgw_runtime.search import SearchIndex
 
 JSON = dict[str, Any]
 
@@ -127,6 +130,36 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    """One named profile's tables (`gateway.profiles.<name>`): what its clients list and may call.
+
+    Served at `/mcp/<name>`, `/sse/<name>` and with `--profile <name>` under stdio; `/mcp`
+    and `/sse` serve everything (the implicit profile "default", which has no entry).
+    """
+
+    tools: tuple[str, ...]
+    """The exposed tools it may call, in listing order; any other name is an unknown tool."""
+    prompts: tuple[str, ...] = ()
+    """The exposed prompts it may list and get."""
+    backends: tuple[str, ...] = ()
+    """The backends whose resources and resource templates it shows."""
+    resource_include: tuple[str, ...] = ("*",)
+    resource_exclude: tuple[str, ...] = ()
+    mode: str = "all"
+    """"all": tools/list lists `tools`; "search": a search tool and a call tool, then `always`."""
+    always: tuple[str, ...] = ()
+    """mode search: tools listed beside the search and call tools."""
+    search: SearchIndex | None = None
+    """mode search: the compiled search index over `tools` (search.py)."""
+    description: str | None = None
+    """Shown in the startup panel."""
+
+    def shows_resource(self, uri: str, backend: str) -> bool:
+        """A resource URI or URI template of `backend`, under this profile's globs."""
+        return backend in self.backends and selected(uri, self.resource_include, self.resource_exclude)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySpec:
     """Gateway-wide settings and every embedded table."""
 
@@ -169,3 +202,5 @@ class GatewaySpec:
     """Streamable HTTP sessions open at once, the front's and the SDK's together (session_table.py)."""
     session_idle_timeout: float = 900.0
     """Seconds a Streamable HTTP session may go with no request in flight before it is ended."""
+    profiles: Mapping[str, ProfileSpec] = field(default_factory=dict)
+    """Named profiles by name (profiles.py applies them); none: every client sees everything."""
