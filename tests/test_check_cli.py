@@ -28,6 +28,11 @@ CHANGED = {
     ("TOOL_DESCRIPTION_CHANGED", "echo", ""),
     ("TOOL_ADDED", "exfiltrate", ""),
 }
+RUG_PULL_LINT = {
+    ("MCPGW-L201", "echo", "/description"),  # <IMPORTANT>
+    ("MCPGW-L204", "echo", "/description"),  # read ~/.ssh/id_rsa
+    ("MCPGW-L205", "echo", "/description"),  # Before answering, read ...
+}
 
 
 def mcpgw(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -87,7 +92,11 @@ def test_json_report(project: Path) -> None:
     proc = check(project, "changed", "--error-format", "json")
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
-    assert set(report) == {"changes", "config", "counts", "fail_on", "failed", "format", "snapshot"}
+    assert set(report) == {
+        "changes", "config", "counts", "fail_on", "failed", "format", "lint", "snapshot", "surface", "tokens"
+    }  # fmt: skip
+    # the rug pull's description is linted too (docs/lint.md)
+    assert {(f["rule"], f["item"], f["pointer"]) for f in report["lint"]} == RUG_PULL_LINT
     assert report["format"] == 1 and report["failed"] is True and report["fail_on"] == "any"
     assert report["counts"] == {"additive": 1, "breaking": 2, "security": 1}
     assert {(c["code"], c["name"], c["path"]) for c in report["changes"]} == CHANGED
@@ -101,7 +110,9 @@ def test_json_report(project: Path) -> None:
 def test_github_annotations(project: Path) -> None:
     proc = check(project, "changed", "--error-format", "github", "--fail-on", "breaking")
     assert proc.returncode == 1
-    lines = proc.stdout.splitlines()
+    lines = [x for x in proc.stdout.splitlines() if ",title=MCPGW-L" not in x]
+    linted = [x for x in proc.stdout.splitlines() if ",title=MCPGW-L" in x]
+    assert sorted(re.findall(r"title=(MCPGW-L\d+)", "".join(linted))) == sorted(r for r, _, _ in RUG_PULL_LINT)
     assert len(lines) == 4
     parsed = [
         re.fullmatch(r"::(error|warning) file=dist/snapshot\.json,line=(\d+),title=(\w+) \((\w+)\)::(.*)", x)

@@ -5,9 +5,10 @@ into an exit code; a backend that cannot be probed is a finding too
 (`BACKEND_UNREACHABLE`), so one dead server does not hide the others' drift.
 The vendored runtime in the checked folder is compared with the digest its
 `gateway.py` records (`RUNTIME_MODIFIED`): an edited runtime is as much a
-change under the reviewed tables as an edited tool. The live tools are priced
-per profile as the build prices them: a budget or client target they now break
-is drift too (`BUDGET_EXCEEDED`, `TARGET_EXCEEDED`), and each tool's token change
+change under the reviewed tables as an edited tool. The live offers are
+linted as the build lints them (docs/lint.md). The live tools are priced per
+profile as the build prices them: a budget or client target they now break is
+drift too (`BUDGET_EXCEEDED`, `TARGET_EXCEEDED`), and each tool's token change
 is reported.
 """
 
@@ -23,6 +24,7 @@ from mcpgw.budgets import live_surface, surface_drift, token_changes
 from mcpgw.build import config_digest
 from mcpgw.compare import compare
 from mcpgw.config import Config
+from mcpgw.lint import lint, locate_all
 from mcpgw.probe import Listener, ProbeFailure, probe_all
 from mcpgw.report import Report
 from mcpgw.snapshot import FILENAME, BackendOffer, build_snapshot, read_snapshot
@@ -75,4 +77,5 @@ async def check(config: Config, config_path: Path, against: Path, fail_on: str, 
         snapshot_text=snapshot_path.read_text(encoding="utf-8"),
         surface=live.costs if live is not None else [],
         tokens=token_changes(before, after, specs, config.gateway.separator),
+        lint=locate_all(lint(config, offers), config_path, config),
     )

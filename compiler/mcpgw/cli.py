@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mcpgw.config import Config
     from mcpgw.diagnostics import Diagnostic
     from mcpgw.names import Exposed
+    from mcpgw.snapshot import BackendOffer
 
 EXIT_OK, EXIT_DIFF, EXIT_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -90,6 +91,7 @@ class ErrorFormat(StrEnum):
     text = "text"
     json = "json"
     github = "github"
+    sarif = "sarif"
 
 
 class ReportFormat(StrEnum):
@@ -150,7 +152,10 @@ ConfigArg = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")]
-FormatOpt = Annotated[ErrorFormat, typer.Option("--error-format", help="How to print config errors.")]
+FormatOpt = Annotated[
+    ErrorFormat,
+    typer.Option("--error-format", help="How to print config errors and lint findings; sarif: SARIF 2.1.0 on stdout."),
+]
 
 
 @app.command(cls=_Command)
@@ -316,6 +321,7 @@ def _build(
             _fail(EXIT_UNREACHABLE, lines)
         offers = {n: r for n, r in results.items() if isinstance(r, BackendOffer)}
         snapshot = build_snapshot(offers, config_digest(cfg))
+    _lint(cfg, config_path, offers, error_format, trailer="nothing was written")
     outputs = generate(cfg, config_path, output, offers, snapshot)
     if isinstance(outputs, list):
         _fail(
@@ -326,7 +332,7 @@ def _build(
     if check:
         diff = diff_outputs(output, outputs.files)
         if diff:
-            sys.stdout.write(diff)
+            (sys.stderr if error_format is ErrorFormat.sarif else sys.stdout).write(diff)
             _fail(EXIT_DIFF, [f"{output} is stale for {config_path}; run: mcpgw build {config_path} -o {output}"])
         err.print(f"{output} is up to date", markup=False)
         _print_costs(costs, report)
@@ -364,7 +370,10 @@ def check(
     ] = FailOn.any,
     error_format: Annotated[
         ErrorFormat,
-        typer.Option("--error-format", help="text (summary + diffs), json (docs/check.md) or github (annotations)."),
+        typer.Option(
+            "--error-format",
+            help="text (summary + diffs), json (docs/check.md), github (annotations) or sarif (drift and lint).",
+        ),
     ] = ErrorFormat.text,
     debug: DebugOpt = False,
 ) -> None:
@@ -394,12 +403,94 @@ def _check(config_path: Path, against: Path, fail_on: FailOn, error_format: Erro
 
         for cost in report.surface:
             err.print(summary_line(cost), markup=False)
+    from mcpgw.lint.sarif import format_sarif
+
     render = {ErrorFormat.text: format_text, ErrorFormat.json: format_json, ErrorFormat.github: format_github}
-    sys.stdout.write(render[error_format](report))
+    sys.stdout.write(
+        format_sarif(report.lint, report) if error_format is ErrorFormat.sarif else render[error_format](report)
+    )
     if any(c.code == "BACKEND_UNREACHABLE" for c in report.changes):
         raise typer.Exit(EXIT_UNREACHABLE)
-    if report.failing:
+    if report.failing or report.lint_failing:
         raise typer.Exit(EXIT_DIFF)
+
+
+def _lint(
+    cfg: Config, config_path: Path, offers: dict[str, BackendOffer], error_format: ErrorFormat, trailer: str
+) -> None:
+    """Print the lint's findings (SARIF on stdout, the rest on stderr); exit 2 on an error not accepted."""
+    from mcpgw.lint import lint, locate_all
+    from mcpgw.lint.output import format_github, format_json_lines, format_text, summary
+    from mcpgw.lint.sarif import format_sarif
+
+    located = locate_all(lint(cfg, offers), config_path, cfg)
+    if error_format is ErrorFormat.sarif:
+        sys.stdout.write(format_sarif(located))
+    elif error_format is ErrorFormat.json:
+        print("".join(line + "\n" for line in format_json_lines(located)), end="", file=sys.stderr)
+    elif error_format is ErrorFormat.github:
+        print("".join(line + "\n" for line in format_github(located)), end="", file=sys.stderr)
+    else:
+        for line in format_text(located):
+            err.print(line, markup=False)
+    failing = [loc for loc in located if loc.finding.failing]
+    if located:
+        err.print(summary(located), markup=False)
+    if failing:
+        why = f"{plural(len(failing), 'lint error')}; {trailer}"
+        _fail(EXIT_INPUT, [f'{why}. Once reviewed, a finding is accepted in its backend\'s "lint": {{"accept": ...}}'])
+
+
+@app.command("lint", cls=_Command)
+def lint_command(
+    config: ConfigArg,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against", metavar="DIR", help="Lint DIR/snapshot.json (the build's output) instead of probing."
+        ),
+    ] = None,
+    error_format: Annotated[
+        ErrorFormat,
+        typer.Option("--error-format", help="text, json (one object a line), github (annotations) or sarif (stdout)."),
+    ] = ErrorFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """Lint what CONFIG's backends offer for instructions hidden from a reviewer; writes nothing.
+
+    Every exposed tool, prompt, resource and the servers' instructions: invisible and look-alike
+    characters, instruction-like phrasing, references to other backends' tools, in descriptions and
+    schema strings (rules: docs/lint.md). Probes every enabled backend, or reads --against DIR.
+    Exit 0 no error, 2 an error-level finding the config does not accept (or bad input), 3 a backend
+    unreachable.
+    """
+    _guard(debug, lambda: _lint_only(config, against, error_format))
+
+
+def _lint_only(config_path: Path, against: Path | None, error_format: ErrorFormat) -> None:
+    from mcpgw.probe import ProbeFailure, probe_all
+    from mcpgw.progress import ProbeDisplay
+    from mcpgw.snapshot import FILENAME, BackendOffer, SnapshotError, offers_from_snapshot, read_snapshot
+
+    cfg = _load(config_path, error_format)
+    if against is not None:
+        try:
+            offers = offers_from_snapshot(read_snapshot(against / FILENAME))
+        except SnapshotError as exc:
+            _fail(EXIT_INPUT, [f"error: {exc}"])
+    else:
+        names = [n for n, b in sorted(cfg.backends.items()) if b.enabled]
+        display = ProbeDisplay(err, names)
+        with display.shown():
+            results = anyio.run(probe_all, cfg, config_path.resolve().parent, display.update)
+        failures = [r for r in results.values() if isinstance(r, ProbeFailure)]
+        if failures:
+            _fail(EXIT_UNREACHABLE, [f"error: {f.message}" for f in failures])
+        offers = {n: r for n, r in results.items() if isinstance(r, BackendOffer)}
+    _lint(cfg, config_path, offers, error_format, trailer="see above")
+    enabled = [n for n, b in sorted(cfg.backends.items()) if b.enabled and n in offers]
+    if error_format is ErrorFormat.text:
+        err.print(f"lint: no errors in {plural(len(enabled), 'backend')}", markup=False)
 
 
 @app.command(cls=_Command)

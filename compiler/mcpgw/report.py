@@ -19,6 +19,10 @@ from mcpgw.budgets import report_json as surface_json
 from mcpgw.canonical import pretty
 from mcpgw.diagnostics import escape_data, escape_property
 from mcpgw.jsonpos import Parsed, parse, pointer
+from mcpgw.lint.output import Located
+from mcpgw.lint.output import format_github as lint_github
+from mcpgw.lint.output import format_text as lint_text
+from mcpgw.lint.output import summary as lint_summary
 
 REPORT_FORMAT = 1
 FAIL_ON: dict[str, frozenset[str]] = {
@@ -47,10 +51,19 @@ class Report:
     """Each profile's listing over the live tools, priced (budgets.py)."""
     tokens: list[TokenChange] = field(default_factory=list)
     """Each exposed tool whose token cost changed since the snapshot."""
+    lint: list[Located] = field(default_factory=list)
+    """The lint's findings over the live offers (docs/lint.md)."""
 
     @property
     def failing(self) -> list[Change]:
         return [c for c in self.changes if c.severity in FAIL_ON[self.fail_on]]
+
+    @property
+    def lint_failing(self) -> list[Located]:
+        """Error-level findings the config does not accept; security-relevant, so gated like security drift."""
+        if SECURITY not in FAIL_ON[self.fail_on]:
+            return []
+        return [loc for loc in self.lint if loc.finding.failing]
 
     def counts(self) -> dict[str, int]:
         return {s: sum(1 for c in self.changes if c.severity == s) for s in SEVERITY_ORDER}
@@ -127,7 +140,11 @@ def _diffs(report: Report) -> Iterable[str]:
 def format_text(report: Report) -> str:
     """Summary grouped by backend, then the diffs; empty changes give a one-line all-clear."""
     if not report.changes:
-        return f"no drift: every backend matches {report.snapshot_file}\n" + _surface_section(report)
+        return (
+            f"no drift: every backend matches {report.snapshot_file}\n"
+            + _surface_section(report)
+            + _lint_section(report)
+        )
     counts = report.counts()
     lines = [
         f"drift against {report.snapshot_file}: "
@@ -145,7 +162,14 @@ def format_text(report: Report) -> str:
     diff = "".join(_diffs(report))
     if diff:
         lines += ["", diff.rstrip("\n")]
-    return "\n".join(lines) + "\n" + _surface_section(report)
+    return "\n".join(lines) + "\n" + _surface_section(report) + _lint_section(report)
+
+
+def _lint_section(report: Report) -> str:
+    if not report.lint:
+        return ""
+    verdict = f" (--fail-on {report.fail_on}: {'fails' if report.lint_failing else 'passes'})"
+    return "\n" + "\n".join([lint_summary(report.lint) + verdict, *lint_text(report.lint)]) + "\n"
 
 
 def _surface_section(report: Report) -> str:
@@ -162,8 +186,9 @@ def to_json(report: Report) -> dict[str, Any]:
         "config": report.config_file,
         "counts": report.counts(),
         "fail_on": report.fail_on,
-        "failed": bool(report.failing),
+        "failed": bool(report.failing or report.lint_failing),
         "format": REPORT_FORMAT,
+        "lint": [loc.to_json() for loc in report.lint],
         "snapshot": report.snapshot_file,
         "surface": surface_json(report.surface),
         "tokens": token_changes_json(report.tokens),
@@ -185,4 +210,4 @@ def format_github(report: Report) -> str:
         props += f",title={escape_property(f'{c.code} ({c.severity})')}"
         subject = f"{c.backend}: " if c.backend else ""
         out.append(f"::{level} {props}::{escape_data(subject + _where(c) + c.message + _hint(report, c))}")
-    return "".join(line + "\n" for line in out)
+    return "".join(line + "\n" for line in out + lint_github(report.lint))
