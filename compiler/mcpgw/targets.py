@@ -73,7 +73,8 @@ RULES: tuple[ClientRule, ...] = (
             "https://github.com/anthropics/claude-code/issues/2326",
             "https://github.com/mims-harvard/ToolUniverse/issues/65",
         ),
-        notes="names a server's tools mcp__<server>__<tool>; the Anthropic API rejects a whole name over 64 characters",
+        notes="prefixes each tool's name with mcp__, the server's name and __; the Anthropic API rejects a whole name "
+        "over 64 characters",
     ),
     ClientRule(
         name="claude-desktop",
