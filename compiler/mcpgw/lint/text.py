@@ -242,7 +242,7 @@ _PRECONDITION = re.compile(
     re.IGNORECASE,
 )
 _SEND = re.compile(
-    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|deliver|relay|beacon|share|copy|bcc)\b", re.IGNORECASE
+    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|deliver|relay|beacon|share|copy)\b", re.IGNORECASE
 )
 _TARGET = re.compile(r"https?://[^\s)>\]'\"`]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\bwebhook\b")
 _USER_DATA = re.compile(
