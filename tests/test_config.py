@@ -61,7 +61,7 @@ def _config(doc: object) -> Config:
 # ---------------------------------------------------------------- the table of malformed configs
 
 BACKEND_FIELDS = (
-    "args, client_idle_timeout, command, cwd, description, enabled, env, headers, max_client_sessions, "
+    "args, client_idle_timeout, client_spawn_rate, command, cwd, description, enabled, env, headers, max_client_sessions, "
     "max_concurrency, max_queue, pin, prefix, prompts, resources, session, startup_timeout, timeout, tool_timeouts, "
     "tools, type, url"
 )

@@ -296,7 +296,7 @@ def run(url: str, body: Callable[[Raw], Awaitable[None]]) -> None:
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_per_client_processes_are_capped_evicted_refused_and_expired(tmp_path: Path) -> None:
-    cap, idle = 3, 4
+    cap, idle = 3, 8
     backend = {"command": sys.executable, "args": [str(FAULT)], "session": "per-client"}
     config = {"pc": {**backend, "max_client_sessions": cap, "client_idle_timeout": idle}}
     gateway = peers.build_gateway(tmp_path, config)

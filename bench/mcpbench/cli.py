@@ -1,8 +1,10 @@
-"""`python bench/run.py [--quick] [--runs N] [--targets a,b] [--out PATH] [--strict] [--scale-out] [--ensure-nginx]`."""
+"""`python bench/run.py [--quick] [--runs N] [--targets a,b] [--out PATH] [--strict] [--scale-out] [--hostile]
+[--ensure-nginx]`."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -21,6 +23,7 @@ import anyio
 from mcpbench import peers
 from mcpbench.figures import FIGURES
 from mcpbench.goals import Table, judge_all
+from mcpbench.hostile import ATTACKS, HostilePlan, hostile_section, run_hostile
 from mcpbench.measure import Figures, Plan, cold_start, five_backends, one_backend
 from mcpbench.nginx import NginxUnavailableError, ensure_nginx
 from mcpbench.profile import profile_calls, profile_imports
@@ -34,6 +37,8 @@ PHASE_TIMEOUT = 300.0
 DEFAULT_OUT = peers.BENCH_DIR / "results" / "latest.json"
 SCALE_OUT_OUT = peers.BENCH_DIR / "results" / "scaleout.json"
 SCALE_OUT_TITLE = "### Scale-out: `--stateless` replicas behind nginx"
+HOSTILE_OUT = peers.BENCH_DIR / "results" / "hostile.json"
+HOSTILE_TITLE = "### Hostile clients: a well-behaved client under each attack"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,13 +69,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="only the scale-out phase: 1 and 2 --stateless gateway replicas behind nginx (also part of a full run)",
     )
     parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="only the hostile-clients phase: each attack against a fresh gateway while a well-behaved client "
+        f"is measured (~5 min; writes {HOSTILE_OUT.relative_to(peers.REPO_ROOT)})",
+    )
+    parser.add_argument(
+        "--attacks",
+        default=",".join(a.key for a in ATTACKS),
+        help="with --hostile: comma-separated attack keys (default: all)",
+    )
+    parser.add_argument(
         "--ensure-nginx",
         action="store_true",
         help="fetch and extract the distro's nginx into .cache/bench/nginx unless present; print its path",
     )
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = SCALE_OUT_OUT if args.scale_out else DEFAULT_OUT
+        args.out = SCALE_OUT_OUT if args.scale_out else HOSTILE_OUT if args.hostile else DEFAULT_OUT
+    unknown_attacks = [k for k in args.attacks.split(",") if k not in {a.key for a in ATTACKS}]
+    if unknown_attacks:
+        parser.error(f"unknown attacks {unknown_attacks}; choose from {', '.join(a.key for a in ATTACKS)}")
     unknown = [k for k in args.targets.split(",") if k not in BY_KEY]
     if unknown:
         parser.error(f"unknown targets {unknown}; choose from {', '.join(BY_KEY)}")
@@ -97,7 +116,7 @@ def _venv_version(venv: str, package: str) -> str | None:
     return done.stdout.strip() or None
 
 
-def machine_facts(runs: int, quick: bool, plan: Plan | ScalePlan) -> dict[str, Any]:
+def machine_facts(runs: int, quick: bool, plan: Plan | ScalePlan | HostilePlan) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
@@ -112,7 +131,7 @@ def machine_facts(runs: int, quick: bool, plan: Plan | ScalePlan) -> dict[str, A
         "loadavg at start": os.getloadavg(),
         "runs": runs,
         "quick": quick,
-        "plan": plan.__dict__ if hasattr(plan, "__dict__") else {f: getattr(plan, f) for f in plan.__slots__},
+        "plan": dataclasses.asdict(plan),
         "command": "python bench/run.py " + " ".join(sys.argv[1:]),
     }
 
@@ -225,6 +244,17 @@ def main_scale_out(args: argparse.Namespace, runs: int) -> int:
     return 1 if args.strict and _scale_out_failed(data) else 0
 
 
+def main_hostile(args: argparse.Namespace) -> int:
+    """`--hostile`: each attack against a fresh gateway, the well-behaved client's figures, the report."""
+    plan = HostilePlan.quick() if args.quick else HostilePlan()
+    meta = machine_facts(1, args.quick, plan)
+    _log("building the hostile-clients gateway with mcpgw build ...")
+    data = run_hostile(args.attacks.split(","), plan, _log)
+    head = f"Run {meta['date']} on {meta['machine']}{' (--quick)' if args.quick else ''}."
+    _write(args.out, f"{head}\n\n{HOSTILE_TITLE}\n\n{hostile_section(data)}", {"meta": meta, "hostile": data})
+    return 1 if args.strict and not data["passed"] else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
@@ -238,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.scale_out:
         return main_scale_out(args, runs)
+    if args.hostile:
+        return main_hostile(args)
     targets = [BY_KEY[k] for k in args.targets.split(",")]
     for venv in ["profilers"] if args.profile else [t.venv for t in targets if t.venv]:
         peers.ensure_venv(venv)

@@ -172,6 +172,7 @@ class Backend(_Frozen):
     session: Literal["shared", "per-client"] = "shared"
     max_client_sessions: Count = 16
     client_idle_timeout: Seconds = 300.0
+    client_spawn_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     pin: Literal["strict", "warn", "off"] = "strict"
     description: str | None = None
     lint: LintRules = Field(default_factory=LintRules)

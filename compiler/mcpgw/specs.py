@@ -25,6 +25,7 @@ def backend_spec(backend: Backend) -> BackendSpec:
         session=backend.session,
         max_client_sessions=backend.max_client_sessions,
         client_idle_timeout=float(backend.client_idle_timeout),
+        client_spawn_rate=float(backend.client_spawn_rate),
         pin=backend.pin,
         prefix=backend.prefix,
         tool_include=tuple(backend.tools.include),

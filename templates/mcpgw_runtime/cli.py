@@ -83,6 +83,14 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="end a Streamable HTTP session after this long with no request in flight (default: %(default)g)",
     )
+    parser.add_argument(
+        "--client-spawn-rate",
+        type=_positive(float),
+        default=None,
+        metavar="N",
+        help="session: per-client backends: connections (processes) opened for clients per second, spaced "
+        "evenly (default: each backend's client_spawn_rate, 1)",
+    )
     core = parser.add_mutually_exclusive_group()
     core.add_argument(
         "--lazy-core",
@@ -167,6 +175,16 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 def with_session_flags(spec: GatewaySpec, args: argparse.Namespace) -> GatewaySpec:
     """The spec with the session table's settings the flags override (the front owns the table; the core shares it)."""
     return dataclasses.replace(spec, max_sessions=args.max_sessions, session_idle_timeout=args.session_idle_timeout)
+
+
+def with_spawn_rate(spec: GatewaySpec, rate: float | None) -> GatewaySpec:
+    """`--client-spawn-rate` over every `session: per-client` backend's `client_spawn_rate`."""
+    if rate is None:
+        return spec
+    backends = tuple(
+        dataclasses.replace(b, client_spawn_rate=rate) if b.session == "per-client" else b for b in spec.backends
+    )
+    return dataclasses.replace(spec, backends=backends)
 
 
 def is_loopback(host: str) -> bool:
@@ -268,6 +286,7 @@ def main(
 ) -> int:
     """Serve `spec` (start.py has checked the runtime and the packages)."""
     spec, args = with_limit_flags(spec, parse_args(spec, argv))
+    spec = with_spawn_rate(spec, args.client_spawn_rate)
     stdio = args.transports == ["stdio"]
     console = OperatorConsole(sys.stderr if stdio else sys.stdout)
     _configure_logging(args.log_level, console)

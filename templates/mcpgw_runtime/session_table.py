@@ -32,6 +32,12 @@ evicts its own sessions, and clients past their handshake keep theirs; a flood t
 also sends requests on its sessions evicts in plain LRU order, and a client's new
 session still outlives half the table's worth of newer ones.
 
+Legacy `/sse` sessions count too: each is one session for as long as its stream is open
+(`max_sse_streams` caps them; httplimits.py counts them), and the SDK ends it, with its
+per-client backend connections, when the stream closes. A stream's session is never
+evicted nor expired (its client is there while the stream is), so sessions of the table
+make room for them: a new client's initialize finds the table full with the streams in it.
+
 Ending a session is its owner's
 job (`ender`, set by the front): the front forgets one it still holds (its stream
 ends); the core terminates the SDK's transport, which closes the session's per-client
@@ -52,6 +58,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mcpgw_runtime.early_sessions import HANDSHAKE_BYTES, SESSION_NOT_FOUND, VERSION_HEADER
+from mcpgw_runtime.httplimits import COUNTS
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
     AsgiApp,
@@ -127,7 +134,8 @@ class SessionTable:
         self._warned = -WARN_EVERY
 
     def __len__(self) -> int:
-        return len(self.fresh) + len(self.used)
+        """Open sessions: Streamable HTTP ones, and legacy `/sse` ones (one per open stream, http.py)."""
+        return len(self.fresh) + len(self.used) + COUNTS.sse_streams
 
     def __contains__(self, sid: bytes) -> bool:
         return sid in self.used or sid in self.fresh
@@ -207,13 +215,17 @@ class SessionTable:
                 del table[sid]
 
     async def _open(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, app: AsgiApp) -> None:
-        """A POST without a session id: the only kind of request that opens one (an initialize)."""
+        """A POST without a session id: the only kind of request that opens one (an initialize).
+
+        Its body is read before it takes a place: a client sending it slowly (until `body_timeout`)
+        holds no place meanwhile, so slow bodies cannot fill the table.
+        """
+        body, complete = await read_body(receive, self.max_body)
+        receive = _replayed(body, complete, receive)
         if len(self) + self.opening >= self.max_sessions:
             if not self.allows(dict(scope["headers"])):
                 await app(scope, receive, send)  # refused there, before it could cost anyone their session
                 return
-            body, complete = await read_body(receive, self.max_body)
-            receive = replay_body(body, receive)
             message = parse_json(body) if complete else None
             if isinstance(message, dict) and message.get("method") == "initialize" and not self.make_room():
                 await _too_many(send)
@@ -302,6 +314,18 @@ class SessionTable:
                 "session table: %s (open %d, evicted %d, expired %d, refused %d so far)",
                 what, len(self), self.evicted, self.expired, self.rejected,
             )  # fmt: skip
+
+
+def _replayed(body: bytes, complete: bool, receive: AsgiReceive) -> AsgiReceive:
+    """A `receive` that gives back the body read so far, then the rest from the client (past `max_body`)."""
+    if complete:
+        return replay_body(body, receive)
+    pending: list[AsgiMessage] = [{"type": "http.request", "body": body, "more_body": True}]
+
+    async def rest() -> AsgiMessage:
+        return pending.pop() if pending else await receive()
+
+    return rest
 
 
 def _session_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:

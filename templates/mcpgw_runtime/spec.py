@@ -42,6 +42,8 @@ class BackendSpec:
     """`session: per-client`: this backend's connections (processes, for stdio) open for clients at once."""
     client_idle_timeout: float = 300.0
     """`session: per-client`: seconds a client's own connection may go without a call before it is closed."""
+    client_spawn_rate: float = 1.0
+    """`session: per-client`: connections (processes, for stdio) this backend may open per second for clients."""
     pin: str = "strict"
     prefix: str | None = None
     """What exposed names start with; None means the backend's name, "" means no prefix."""
