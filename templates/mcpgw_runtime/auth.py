@@ -40,8 +40,9 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mcpgw_runtime.guard import Guard, Refusal, refuse
-from mcpgw_runtime.metrics import Tally
+from mcpgw_runtime.guard import Guard, Refusal, record_refusal, refuse
+from mcpgw_runtime.metrics import GUARD_REFUSALS, Tally
+from mcpgw_runtime.ratelog import REFUSALS
 
 if TYPE_CHECKING:
     from mcpgw_runtime.oauth import Verifier
@@ -123,7 +124,7 @@ def endpoint_path(path: str) -> str:
     `/messages/` carries the legacy SSE transport's posts, so it belongs to `/sse`.
     """
     match = ENDPOINT.match(path)
-    if match is not None and match.end() in (len(path), len(path) - 1):
+    if match is not None and path[match.end() :] in ("", "/"):
         return match.group(0)
     return "/sse" if path.startswith("/messages/") else ""
 
@@ -334,10 +335,22 @@ async def _answer(
     *,
     retry_after: bool = False,
 ) -> None:
-    """A refusal with a JSON body, counted and logged as the guard's are (guard.record_refusal)."""
-    from mcpgw_runtime.guard import record_refusal
+    """A refusal with a JSON body, counted and logged as the guard's are (guard.record_refusal).
 
-    record_refusal(scope, status, why)
+    A 503 (the issuer's keys unknown) is no refusal of the client's: only the log and
+    `mcpgw_auth_failures_total` have it.
+    """
+    if status in GUARD_REFUSALS:
+        record_refusal(scope, status, why)
+    else:
+        REFUSALS.warning(
+            f"HTTP {status} {why}",
+            "answered %s %r: HTTP %d (%s)",
+            scope.get("method"),
+            str(scope.get("path"))[:200],
+            status,
+            why,
+        )
     extra = [(b"www-authenticate", challenge)] if challenge is not None else []
     if retry_after:
         extra.append((b"retry-after", b"10"))

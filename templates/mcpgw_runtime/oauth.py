@@ -226,8 +226,12 @@ class KeySet:
     _lock: asyncio.Lock | None = None
 
     async def warm(self) -> None:
-        """Fetch the keys once at start, so a wrong issuer or an unreachable one is logged at once."""
-        await self._refresh()
+        """Fetch the keys once at start, so a wrong issuer or an unreachable one is logged at once.
+
+        Requests that come meanwhile wait for it (the lock) rather than fetch the keys themselves.
+        """
+        async with self._locked():
+            await self._refresh()
 
     async def candidates(self, kid: str | None, alg: str) -> list[dict[str, Any]]:
         """The JWKs that may have signed a token with this header, refetching once if none is known."""
