@@ -42,6 +42,7 @@ from tests.test_faults import FAULT_SERVER
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.hostile,
     pytest.mark.timeout(120),
     pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/<pid>/status and /proc/<pid>/fd"),
 ]

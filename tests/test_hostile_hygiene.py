@@ -32,6 +32,8 @@ from mcpgw_runtime.ratelog import RateLog
 
 from tests import peers
 
+pytestmark = pytest.mark.hostile
+
 FAULT_SERVER = Path(__file__).resolve().parent / "servers" / "fault_server.py"
 TOKEN = "hygiene-7f3a9c-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

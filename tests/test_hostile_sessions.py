@@ -33,6 +33,7 @@ from typing import Any
 import httpx2
 import pytest
 from mcpgw_runtime.early_sessions import HANDSHAKE_VERSIONS
+from mcpgw_runtime.httplimits import COUNTS
 from mcpgw_runtime.session_table import RETRY_AFTER, SessionTable
 
 from tests import peers
@@ -41,6 +42,8 @@ FAULT = Path(__file__).parent / "servers" / "fault_server.py"
 VERSION = "2025-11-25"
 POSTED = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 INIT = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "flood", "version": "0"}}
+pytestmark = pytest.mark.hostile
+
 INIT_BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode()
 
 
@@ -192,6 +195,55 @@ def test_what_the_guard_refuses_or_opens_no_session_never_evicts() -> None:
         modern = await d.request("POST", None, mcp_protocol_version=b"2026-07-28")  # no session in that era
         assert modern[0] == 200 and d.half.ended == [] and kept in d.table
         assert set(HANDSHAKE_VERSIONS) == {v.decode() for v in _handshake_bytes()}
+
+    asyncio.run(main())
+
+
+def test_an_initialize_whose_body_is_still_coming_holds_no_place() -> None:
+    async def main() -> None:
+        d = Driver(1)
+        arrived = asyncio.Event()
+
+        async def slow_receive() -> dict[str, Any]:
+            await arrived.wait()  # a body sent a byte at a time, until body_timeout
+            return {"type": "http.request", "body": INIT_BODY, "more_body": False}
+
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        slow = asyncio.ensure_future(d.table.serve(_scope("POST"), slow_receive, send, d.half))
+        await asyncio.sleep(0)
+        assert d.table.opening == 0
+        kept = await d.open()  # the place is free for a client whose body is in
+        assert kept in d.table
+        arrived.set()
+        await slow  # in full now, it is an initialize like any other: the idle one makes room
+        assert sent[0]["status"] == 200 and d.half.ended == [kept]
+
+    asyncio.run(main())
+
+
+def test_legacy_sse_streams_count_as_sessions_never_evicted() -> None:
+    async def main() -> None:
+        d = Driver(3)
+        COUNTS.sse_streams += 2  # two /sse streams open (http.py counts them)
+        try:
+            assert len(d.table) == 2
+            first = await d.open()
+            second = await d.open()  # full: the idle Streamable HTTP session goes, the streams' never
+            assert d.half.ended == [first] and len(d.table) == 3
+            d.half.hold[second] = asyncio.Event()
+            call = asyncio.ensure_future(d.request("POST", second))
+            await asyncio.sleep(0)
+            status, headers = await d.request("POST")  # one session in a call, two streams: no room
+            assert status == 503 and headers[b"retry-after"] == b"%d" % RETRY_AFTER
+            d.half.hold[second].set()
+            await call
+        finally:
+            COUNTS.sse_streams -= 2
+        assert len(d.table) == 1
 
     asyncio.run(main())
 
