@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 
 from mcpbench import peers
+from mcpbench.clients import DRIVERS
 from mcpbench.figures import FIGURES
 from mcpbench.goals import Table, judge_all
 from mcpbench.hostile import ATTACKS, HostilePlan, hostile_section, run_hostile
@@ -30,6 +31,7 @@ from mcpbench.profile import profile_calls, profile_imports
 from mcpbench.report import as_json, markdown, scale_out_section
 from mcpbench.scaleout import ScalePlan, run_scale_out
 from mcpbench.sidebyside import side_by_side
+from mcpbench.slowload import slow_backends
 from mcpbench.stats import median_or_none
 from mcpbench.targets import BY_KEY, TARGETS, Target, build_gateways, launch
 
@@ -58,6 +60,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"with --scale-out {SCALE_OUT_OUT.relative_to(peers.REPO_ROOT)})",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--drivers", default="raw,sdk", help="the clients that take the figures: raw, sdk (the mcp SDK's), or both"
+    )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="only the side-by-side phase (echo and 256 KB, sequential): a quick A/B of a few targets",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -90,6 +100,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown_attacks = [k for k in args.attacks.split(",") if k not in {a.key for a in ATTACKS}]
     if unknown_attacks:
         parser.error(f"unknown attacks {unknown_attacks}; choose from {', '.join(a.key for a in ATTACKS)}")
+    if not args.drivers or any(d not in DRIVERS for d in args.drivers.split(",")):
+        parser.error(f"--drivers takes a comma-separated list of {', '.join(DRIVERS)}")
     unknown = [k for k in args.targets.split(",") if k not in BY_KEY]
     if unknown:
         parser.error(f"unknown targets {unknown}; choose from {', '.join(BY_KEY)}")
@@ -161,11 +173,21 @@ async def measure_target(target: Target, gateways: dict[int, Path], plan: Plan, 
         async with launch(target, 5, gateways, timeout=plan.startup_timeout) as running:
             return await five_backends(running, plan)
 
+    async def slow() -> Figures:
+        async with launch(target, 5, gateways, timeout=plan.startup_timeout) as running:
+            return await slow_backends(running, plan)
+
+    if plan.sequential_only:
+        return figures
     await phase("1 backend", 1, one)
-    await phase("cold start 1", 1, lambda: cold_start(target, 1, gateways, plan))
+    for driver in plan.drivers:
+        await phase(f"cold start 1 ({driver} client)", 1, lambda d=driver: cold_start(target, 1, gateways, plan, d))
     if target.multi:
         await phase("5 backends", 5, five)
         await phase("cold start 5", 5, lambda: cold_start(target, 5, gateways, plan))
+    if target.multi and target.role == "gateway":
+        await phase("64 sessions, 2 of 5 backends slow", 5, slow)
+        await phase("cold start 20", 20, lambda: cold_start(target, 20, gateways, plan))
     return figures
 
 
@@ -258,6 +280,7 @@ def main_hostile(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
+    plan = dataclasses.replace(plan, drivers=tuple(args.drivers.split(",")), sequential_only=args.sequential)
     runs = args.runs or (1 if args.quick else 3)
     if args.ensure_nginx:
         try:
@@ -283,11 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index in range(runs):
         _log(f"run {index + 1}/{runs}")
         tables.append(anyio.run(run_once, targets, gateways, plan, errors))
-    with_scale_out = "mcpgw-mcp" in args.targets.split(",")
+    with_scale_out = "mcpgw-mcp" in args.targets.split(",") and not args.sequential
     scaled = scale_out(gateways[1], runs, args.quick, errors) if with_scale_out else None
     table = median_table(tables, targets)
     labels = {t.key: t.label for t in targets}
-    verdicts = judge_all(table)
+    verdicts = judge_all(table, tables)
     report = markdown(table, labels, verdicts, meta)
     if scaled is not None:
         report += f"\n\n{SCALE_OUT_TITLE}\n\n{scale_out_section(scaled)}"

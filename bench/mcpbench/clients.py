@@ -2,6 +2,7 @@
 
 They build messages by hand and parse results with `json`, never validate models, and never
 open a second connection per call: the load generator should cost far less than what it measures.
+`open_session(endpoint, "sdk")` opens the `mcp` SDK's own client instead (`sdkclient.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcpbench import wire
 from mcpbench.http11 import HttpConnection, HttpError
 from mcpbench.wire import JSON, RpcError
+
+Driver = Literal["raw", "sdk"]
+"""Which client drives a session: the raw one here, or the `mcp` SDK's own (`sdkclient.py`)."""
+DRIVERS: tuple[Driver, ...] = ("raw", "sdk")
 
 _MAX_LINE = 64 * 1024 * 1024
 CALL_TIMEOUT = 120.0
@@ -175,9 +180,14 @@ async def _handshake(session: StdioSession | HttpSession | SseSession) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_session(endpoint: Endpoint) -> AsyncIterator[Session]:
+async def open_session(endpoint: Endpoint, driver: Driver = "raw") -> AsyncIterator[Session]:
     """An initialized session; for stdio the server process lives exactly as long as the session."""
-    if endpoint.kind == "stdio":
+    if driver == "sdk":
+        from mcpbench.sdkclient import open_sdk_session  # the SDK is imported only when it drives
+
+        async with open_sdk_session(endpoint) as sdk:
+            yield sdk
+    elif endpoint.kind == "stdio":
         process = await anyio.open_process(
             list(endpoint.command), env=dict(endpoint.env) or None, cwd=endpoint.cwd, stderr=subprocess.DEVNULL
         )

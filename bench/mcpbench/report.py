@@ -54,7 +54,7 @@ def ratios_table(table: Table, labels: Mapping[str, str]) -> str:
 
 
 def goals_table(verdicts: Sequence[Verdict]) -> str:
-    lines = [_row(["target", "mcpgw", "limit", "result"]), _row(["---", "---:", "---:", "---"])]
+    lines = [_row(["target", "measured", "limit", "result"]), _row(["---", "---:", "---:", "---"])]
     for v in verdicts:
         figure = next(f for f in FIGURES if f.key == v.goal.figure)
         result = "n/a" if v.passed is None else ("**pass**" if v.passed else "**FAIL**")
@@ -77,7 +77,7 @@ def markdown(table: Table, labels: Mapping[str, str], verdicts: Sequence[Verdict
             "### Figures\n\n" + figures_table(table, labels),
             "### Ratios: x direct stdio / x best peer (lower is better, except throughput)\n\n"
             + ratios_table(table, labels),
-            "### Targets (gateway over /mcp)\n\n" + goals_table(verdicts),
+            "### Targets (the gateway as it starts, over /mcp unless named)\n\n" + goals_table(verdicts),
         ]
     )
 

@@ -26,7 +26,8 @@ CONFIGS = peers.BENCH_DIR / "configs"
 BUILD_DIR = peers.CACHE_DIR / "build"
 WORK_DIR = peers.CACHE_DIR / "work"
 FIVE_BACKENDS = tuple(f"b{i}" for i in range(1, 6))
-TOOLS_PER_BACKEND = {1: 2, 5: 40}
+TOOLS_PER_BACKEND = {1: 2, 5: 40, 20: 2}
+CONFIG_NAMES = {1: "one", 5: "five", 20: "twenty"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,11 @@ def backend_command(tools: int, *extra: str) -> list[str]:
     return [sys.executable, str(ECHO_SERVER), "--tools", str(tools), *extra]
 
 
-def build_gateways(root: Path = BUILD_DIR, counts: tuple[int, ...] = (1, 5)) -> dict[int, Path]:
-    """`mcpgw build` of the 1- and 5-backend configs into `root`; the path of each gateway.py."""
+def build_gateways(root: Path = BUILD_DIR, counts: tuple[int, ...] = (1, 5, 20)) -> dict[int, Path]:
+    """`mcpgw build` of the 1-, 5- and 20-backend configs into `root`; the path of each gateway.py."""
     built: dict[int, Path] = {}
     for count in counts:
-        name = {1: "one", 5: "five"}[count]
+        name = CONFIG_NAMES[count]
         out = root / name
         subprocess.run(
             [sys.executable, "-m", "mcpgw", "build", str(CONFIGS / f"{name}.json"), "-o", str(out)],
@@ -83,8 +84,8 @@ def build_gateways(root: Path = BUILD_DIR, counts: tuple[int, ...] = (1, 5)) -> 
 
 def _mcp_servers(backends: int) -> dict[str, dict[str, object]]:
     names = ("echo",) if backends == 1 else FIVE_BACKENDS
-    command = backend_command(TOOLS_PER_BACKEND[backends])
-    return {name: {"command": command[0], "args": command[1:]} for name in names}
+    commands = {name: backend_command(TOOLS_PER_BACKEND[backends], "--name", name) for name in names}
+    return {name: {"command": command[0], "args": command[1:]} for name, command in commands.items()}
 
 
 def _write_config(name: str, backends: int) -> Path:
