@@ -20,6 +20,7 @@ from mcpgw.config import (
     Backend,
     Config,
     Gateway,
+    LintRules,
     NameRules,
     PromptRules,
     ResourceRules,
@@ -61,8 +62,9 @@ def _config(doc: object) -> Config:
 # ---------------------------------------------------------------- the table of malformed configs
 
 BACKEND_FIELDS = (
-    "args, client_idle_timeout, client_spawn_rate, command, cwd, description, enabled, env, headers, max_client_sessions, "
-    "max_concurrency, max_queue, pin, prefix, prompts, resources, session, startup_timeout, timeout, tool_timeouts, "
+    "args, client_idle_timeout, client_spawn_rate, command, cwd, description, enabled, env, headers, lint, "
+    "max_client_sessions, max_concurrency, max_queue, pin, prefix, prompts, resources, session, startup_timeout, "
+    "timeout, tool_timeouts, "
     "tools, type, url"
 )
 MALFORMED: list[tuple[str, str, list[str]]] = [
@@ -445,7 +447,7 @@ def test_schema_documents_every_field_with_the_models_defaults(definition: str, 
         info = model.model_fields[field]
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         if default is not None:
-            if isinstance(default, NameRules | PromptRules | ResourceRules):
+            if isinstance(default, NameRules | PromptRules | ResourceRules | LintRules):
                 default = default.model_dump()
             assert prop.get("default") == default, field
 
