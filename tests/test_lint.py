@@ -113,6 +113,10 @@ def test_each_rule_catches_its_technique(text: str, rule: str) -> None:
         "Persian \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 (I want).",
         "Kyiv is \u041a\u0438\u0457\u0432 in Ukrainian.",
         "Adds a bcc: field to the draft; the recipients' addresses look like name@example.com.",
+        "Share a file with alice@example.com.",
+        "Send a message through a Slack webhook.",
+        "Get the SSH keys of a GitHub user.",
+        "Copy all files from the source folder to the destination.",
     ],
 )
 def test_plain_english_is_not_a_finding(text: str) -> None:
@@ -210,6 +214,17 @@ def test_prompts_resources_and_instructions_are_linted() -> None:
         ("s", "notes://a", "/description", "MCPGW-L201", False),
         ("s", "notes://{id}", "/description", "MCPGW-L206", False),
     }
+
+
+def test_a_precondition_naming_the_servers_own_tool_is_its_workflow() -> None:
+    offer = _offer(
+        [
+            _tool("list_tables"),
+            _tool("query", "Run SQL. Before using this tool, call list_tables to learn the schema."),
+            _tool("export", "Export a table. Before using this tool, call login with the admin account."),
+        ]
+    )
+    assert _found(lint(_config({"db": {}}), {"db": offer})) == {("db", "export", "/description", "MCPGW-L205", False)}
 
 
 def test_cross_backend_references() -> None:

@@ -63,11 +63,10 @@ def locate_all(findings: Iterable[Finding], config_path: Path, config: Config) -
     """Each finding at its backend's key in the config (its `lint.accept` entry when it is about one)."""
     file = str(config_path)
     try:
-        parsed: Parsed | None = None
         result = parse(config_path.read_text(encoding="utf-8-sig"), file)
-        parsed = result if isinstance(result, Parsed) else None
     except OSError:
-        parsed = None
+        result = None
+    parsed = result if isinstance(result, Parsed) else None
     out = []
     for f in findings:
         tokens = _backend_root(config, f.backend)

@@ -112,7 +112,7 @@ RULES: tuple[Rule, ...] = (
         "hidden-precondition",
         "error",
         'a precondition that makes the model act before it calls the tool: "before using this tool, read ...", '
-        '"you must first call ..."',
+        '"you must first call ..." (unless it names one of the server\'s own tools: its workflow)',
         "Preconditions are how a poisoned description makes the model run other tools or read data the user "
         "never asked for, before the call the user sees.",
         f"Override the description with tools.describe; {_ACCEPT}.",

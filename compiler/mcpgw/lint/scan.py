@@ -201,12 +201,12 @@ def _mentions(config: Config, offers: Mapping[str, BackendOffer]) -> dict[str, _
     return out
 
 
-def _hits(text: str, role: str, mentions: _Mentions | None) -> list[Hit]:
+def _hits(text: str, role: str, mentions: _Mentions | None, own_tools: frozenset[str]) -> list[Hit]:
     hits = hidden_characters(text)
     if role in ("name", "key"):
         hits += confusable_name(text)
     elif role == "prose":
-        hits += confusable_words(text) + phrasing(text)
+        hits += confusable_words(text) + phrasing(text, own_tools)
         if mentions is not None:
             hits += mentions.find(text)
     return hits
@@ -214,11 +214,12 @@ def _hits(text: str, role: str, mentions: _Mentions | None) -> list[Hit]:
 
 def _raw(config: Config, offers: Mapping[str, BackendOffer]) -> list[Finding]:
     mentions = _mentions(config, offers)
+    own = {name: frozenset(str(t.get("name")) for t in offer.tools) for name, offer in offers.items()}
     out: list[Finding] = []
     for it in _items(config, offers):
         once: set[str] = set()
         for ptr, text, role in _walk(it.definition):
-            for hit in _hits(text, role, mentions.get(it.backend)):
+            for hit in _hits(text, role, mentions.get(it.backend), own[it.backend]):
                 if hit.rule in ONCE_PER_ITEM and hit.rule in once:
                     continue
                 once.add(hit.rule)

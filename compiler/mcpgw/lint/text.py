@@ -225,12 +225,12 @@ _SECRET_FILE = re.compile(
     r"~/\.ssh\b|\.ssh/|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\.aws/credentials|~/\.aws\b|\.git-credentials|\.netrc\b"
     r"|\.pgpass\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\.kube/config|/etc/(?:passwd|shadow|sudoers)\b"
     r"|(?<![\w.$])\.env(?:\.[a-z]+)?(?![\w/-])|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/"
-    r"|\bcredentials\.json\b|\bwallet\.dat\b|\.gnupg\b|\bprivate\s+keys?\b|\bssh\s+keys?\b|\bseed\s+phrases?\b",
+    r"|\bcredentials\.json\b|\bwallet\.dat\b|\.gnupg\b|\bseed\s+phrases?\b",
     re.IGNORECASE,
 )
 _DEMAND = re.compile(
-    r"\b(?:read|open|cat|include|attach|pass|send|upload|provide|copy|output|print|return|fetch|access|retrieve"
-    r"|collect|extract|grab|leak|share|paste|dump|forward|post|append|add|put|insert|load|get)\b",
+    r"\b(?:read|open|cat|include|attach|pass|send|upload|provide|copy|fetch|retrieve|collect|extract|grab|leak"
+    r"|share|paste|dump|forward|post|append|put|insert|embed)\b",
     re.IGNORECASE,
 )
 _PRECONDITION = re.compile(
@@ -241,14 +241,19 @@ _PRECONDITION = re.compile(
     r"|\botherwise\s+(?:the|this)\s+tool\s+(?:will\s+not|won't|does\s+not|doesn't|cannot|can't)\s+work\b",
     re.IGNORECASE,
 )
-_SEND = re.compile(
-    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|deliver|relay|beacon|share|copy)\b", re.IGNORECASE
+_SEND = re.compile(r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|relay|beacon)\b", re.IGNORECASE)
+"""Verbs that send to an address: with a URL or e-mail address after them, a demand to send data there."""
+_HAND_OVER = re.compile(
+    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|relay|beacon|share|copy|deliver)\b", re.IGNORECASE
 )
-_TARGET = re.compile(r"https?://[^\s)>\]'\"`]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\bwebhook\b")
+"""Verbs that hand data over: with the user's data after them, a demand to send it away."""
+_TARGET = re.compile(r"https?://[^\s)>\]'\"`]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _USER_DATA = re.compile(
-    r"\b(?:the\s+user'?s?|all\s+(?:of\s+)?(?:the\s+)?(?:user'?s?\s+)?)\s*"
-    r"(?:files?|data|messages|conversations?|chat\s+history|history|credentials|secrets|keys|tokens|passwords"
-    r"|e-?mails|contacts|documents|notes|code)\b|\b(?:conversation|chat)\s+history\b",
+    r"\bthe\s+user'?s?\s+(?:files?|data|messages|conversations?|chat\s+history|history|credentials|secrets|keys"
+    r"|tokens|passwords|e-?mails|contacts|documents|notes|code)\b"
+    r"|\ball\s+(?:of\s+)?(?:the\s+)?(?:user'?s?\s+)?(?:messages|conversations|chat\s+history|credentials|secrets"
+    r"|passwords|tokens|keys)\b"
+    r"|\b(?:conversation|chat)\s+history\b",
     re.IGNORECASE,
 )
 
@@ -268,15 +273,28 @@ def _in_sentence(plain: str, *patterns: re.Pattern[str]) -> str | None:
 
 def _exfiltration(plain: str) -> str | None:
     for sentence in sentences(plain):
-        for verb in _SEND.finditer(sentence):
-            rest = sentence[verb.start() :]
-            if _TARGET.search(rest) or _USER_DATA.search(rest[:80]):
-                return sentence
+        if any(_TARGET.search(sentence, verb.end()) for verb in _SEND.finditer(sentence)):
+            return sentence
+        if any(_USER_DATA.search(sentence[verb.end() : verb.end() + 80]) for verb in _HAND_OVER.finditer(sentence)):
+            return sentence
     return None
 
 
-def phrasing(text: str) -> list[Hit]:
-    """MCPGW-L201..L206: instruction-like phrasing aimed at the model."""
+def _precondition(plain: str, own_tools: frozenset[str]) -> str | None:
+    """A precondition, unless its sentence names one of the server's own tools: that is its workflow."""
+    for sentence in sentences(plain):
+        match = _PRECONDITION.search(sentence)
+        if match and not any(re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", sentence) for t in own_tools):
+            return match.group()
+    return None
+
+
+def phrasing(text: str, own_tools: frozenset[str] = frozenset()) -> list[Hit]:
+    """MCPGW-L201..L206: instruction-like phrasing aimed at the model.
+
+    `own_tools`: the names of the server's own tools; "before using this tool, call list_tables" is how
+    a server documents its own workflow, not an instruction smuggled in (L205 is not reported for it).
+    """
     plain = normalise(text, lower=False)
     hits = []
     if found := _first(_MARKUP, plain):
@@ -288,7 +306,7 @@ def phrasing(text: str) -> list[Hit]:
     if found := _in_sentence(plain, _SECRET_FILE, _DEMAND):
         secret = _first(_SECRET_FILE, found) or ""
         hits.append(Hit("MCPGW-L204", f"asks for the secret file {_quote(secret)}: {_quote(found, 120)}"))
-    if found := _first(_PRECONDITION, plain):
+    if found := _precondition(plain, own_tools):
         hits.append(Hit("MCPGW-L205", f"makes the model act before the call: {_quote(found)}"))
     if found := _exfiltration(plain):
         hits.append(Hit("MCPGW-L206", f"asks to send data away: {_quote(found, 120)}"))
