@@ -103,7 +103,7 @@ def test_schema_and_models_agree_on_gateway_auth(auth: dict[str, Any], valid: bo
 
 
 def _oauth(transports: tuple[str, ...] = ("http", "sse"), **fields: Any) -> OAuth:
-    return OAuth(AuthSpec(issuer=ISSUER, **fields), "https://mcp.example.com", transports, "team")
+    return OAuth(AuthSpec(issuer=ISSUER, **fields), "https://mcp.example.com", transports, "team", ("dev",))
 
 
 def test_each_request_path_belongs_to_its_endpoints_resource() -> None:
@@ -120,6 +120,7 @@ def test_each_request_path_belongs_to_its_endpoints_resource() -> None:
     assert oauth.metadata_url("/mcp/dev") == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp/dev"
     assert oauth.metadata_url("/sse") == "https://mcp.example.com/.well-known/oauth-protected-resource"  # not served
     assert oauth.metadata("/mcp/dev")["resource"] == "https://mcp.example.com/mcp/dev"
+    assert oauth.serves("/mcp/dev") and not oauth.serves("/mcp/ops") and not oauth.serves("/sse/dev")
 
 
 def test_challenges_follow_rfc_6750_and_9728() -> None:
@@ -147,6 +148,7 @@ def test_an_audience_names_the_gateway_however_its_url_is_spelt() -> None:
     for aud in (
         "https://mcp.example.com/sse",  # not served by this gateway
         "https://mcp.example.com/mcp/a/b",
+        "https://mcp.example.com/mcp/ops",  # no such profile
         "https://mcp.example.com:8443/mcp",
         "http://mcp.example.com/mcp",
         "https://mcp.example.com.evil/mcp",

@@ -132,13 +132,17 @@ def endpoint_path(path: str) -> str:
 class OAuth:
     """`gateway.auth` resolved for this process: its URLs, its challenges, its verifier."""
 
-    def __init__(self, spec: AuthSpec, public_url: str, transports: Sequence[str], name: str) -> None:
+    def __init__(
+        self, spec: AuthSpec, public_url: str, transports: Sequence[str], name: str, profiles: Sequence[str] = ()
+    ) -> None:
         from mcpgw_runtime.oauth import Audiences, KeySet, Verifier, normalized_url
 
         self.spec = spec
         self.public_url = public_url.rstrip("/")
         self.name = name
         self.prefixes = tuple(p for p, t in (("mcp", "http"), ("sse", "sse")) if t in transports)
+        self.profiles = frozenset(profiles)
+        """The named profiles, each an endpoint of its own under every prefix (`/mcp/<name>`, `/sse/<name>`)."""
         configured = frozenset(a for value in spec.audience for a in (value, normalized_url(value)))
         audiences = Audiences(self.public_url, configured, self.serves)
         keys = KeySet(spec, on_fetch=_count_fetch)
@@ -149,7 +153,9 @@ class OAuth:
     def serves(self, path: str) -> bool:
         """Whether `path` is an endpoint this gateway serves (so a resource with a metadata document)."""
         match = ENDPOINT.fullmatch(path)
-        return match is not None and match.group(1) in self.prefixes
+        if match is None or match.group(1) not in self.prefixes:
+            return False
+        return match.group(2) is None or match.group(2)[1:] in self.profiles
 
     def metadata_url(self, request_path: str) -> str:
         """Where the metadata of the resource a request went to is (a `WWW-Authenticate` parameter)."""

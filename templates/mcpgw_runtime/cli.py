@@ -227,7 +227,7 @@ def configured_oauth(spec: GatewaySpec, args: argparse.Namespace) -> tuple[OAuth
         public_url = resolve_public_url(spec.auth.public_url, args.public_url, args.host, args.port)
     except ValueError as exc:
         return None, str(exc)
-    oauth = OAuth(spec.auth, public_url, args.transports, spec.name)
+    oauth = OAuth(spec.auth, public_url, args.transports, spec.name, tuple(spec.profiles))
     log.info("oauth: resource %s, issuer %s, metadata at %s", public_url, spec.auth.issuer, oauth.metadata_url(""))
     return oauth, None
 
