@@ -94,7 +94,7 @@ GUARD_REFUSALS: dict[int, Tally] = {status: Tally() for status in (401, 403, 413
 """HTTP requests turned away before any MCP handling, by status.
 
 Counted where the refusal is decided (guard.py `refuse` for 401, 403 and 421, by the
-front or the core's middleware, whichever saw the request; the fast path for a `POST /mcp`
+auth gate, the front or the core's middleware, whichever saw the request; the fast path for a `POST /mcp`
 body over `max_body_bytes`, which the SDK then answers with 413). Like `SERVED_WITHOUT_SDK`
 it is the module's: the front counts before the core exists. Every status is on the page
 from the start, so a rate over it never starts from a missing series.
@@ -102,7 +102,8 @@ from the start, so a rate over it never starts from a missing series.
 
 GUARD_REFUSALS_HELP = (
     "HTTP requests refused before any MCP handling, by status: 401 no or wrong bearer token, "
-    "403 foreign Origin, 421 foreign Host, 413 POST /mcp body over max_body_bytes."
+    "403 foreign Origin or an access token without a required scope, 421 foreign Host, "
+    "413 POST /mcp body over max_body_bytes."
 )
 
 
