@@ -4,17 +4,18 @@ Tools: `echo` (returns its `text`), `big` (returns a fixed 256 KB text), with `-
 `slow` (answers after `ms` milliseconds: the slow backends of the 64-session load) and, with
 `--tools N`, filler tools up to N in all so a listing has a realistic size (each has a description
 and a two-field input schema). One prompt (`greet`) and one resource (`bench://<name>/static`, `--name`
-tells the backends of one gateway apart), so a session can use every method the gateway forwards. The same file serves stdio (default), Streamable HTTP with SSE
-responses (`--transport http`) and Streamable HTTP with JSON responses (`--transport http-json`),
-so every target in the benchmark forwards to the same server code.
+tells the backends of one gateway apart), so a session can use every method the gateway forwards.
+The same file serves stdio (default), Streamable HTTP with SSE responses (`--transport http`) and
+Streamable HTTP with JSON responses (`--transport http-json`), so every target in the benchmark
+forwards to the same server code.
 """
 
 from __future__ import annotations
 
 import argparse
-import anyio
 from collections.abc import Callable, Sequence
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 BIG_RESULT_BYTES = 256 * 1024
