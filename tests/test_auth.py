@@ -282,6 +282,7 @@ def test_the_gate_hands_on_who_called(tmp_path: Path) -> None:
     assert oauth_caller.scopes == {"mcp:tools", "extra"}
     assert oauth_caller.claims["groups"] == ["ops"] and "secret" not in oauth_caller.claims
     assert static_caller == STATIC_CALLER
+    assert len({oauth_caller, static_caller, STATIC_CALLER}) == 2  # hashable: a key per caller
 
 
 async def _all(*calls: Any) -> list[int]:

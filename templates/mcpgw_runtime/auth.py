@@ -75,8 +75,9 @@ class Caller:
     client_id: str | None = None
     """The OAuth client the token was issued to (`client_id`, else `azp`)."""
     scopes: frozenset[str] = frozenset()
-    claims: Mapping[str, Any] = field(default_factory=dict)
-    """The token's claims that oauth.KEPT_CLAIMS names (groups, roles, email, ...); empty for the static token."""
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """The token's claims that oauth.KEPT_CLAIMS names (groups, roles, email, ...), read-only; empty for the
+    static token. Not compared: a caller is hashable by kind, subject, client and scopes (a key per caller)."""
 
 
 STATIC_CALLER = Caller("static", STATIC_SUBJECT)

@@ -31,6 +31,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -129,7 +130,7 @@ def verified(claims: Mapping[str, Any]) -> Verified:
         subject=str(subject) if subject is not None else "",
         client_id=str(client_id) if client_id is not None else None,
         scopes=scopes_of(claims),
-        claims={k: claims[k] for k in KEPT_CLAIMS if k in claims},
+        claims=MappingProxyType({k: claims[k] for k in KEPT_CLAIMS if k in claims}),
         expires_at=float(claims["exp"]),
     )
 
