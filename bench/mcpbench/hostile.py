@@ -56,6 +56,8 @@ from mcpbench.targets import BUILD_DIR, WORK_DIR
 from mcpbench.wire import RpcError
 
 CONFIG = BENCH_DIR / "configs" / "hostile.json"
+EXTRA_FLAGS = "MCPBENCH_GATEWAY_FLAGS"
+"""Environment variable: more flags for the gateway (to try other caps), e.g. `--client-spawn-rate 0.5`."""
 P95_TARGET = 1.0
 SAMPLE_EVERY = 0.25
 CYCLE_PAUSE = 0.1
@@ -272,7 +274,7 @@ async def settle(pid: int, base: Sample, limit: float) -> float | None:
 async def run_attack(spec: AttackSpec, gateway: Path, plan: HostilePlan, log: Callable[[str], None]) -> dict[str, Any]:
     port = free_port()
     command = [sys.executable, str(gateway), "--port", str(port), "--log-level", "warning"]
-    command += ["--log-dir", str(WORK_DIR / "logs" / "hostile")]
+    command += ["--log-dir", str(WORK_DIR / "logs" / "hostile"), *os.environ.get(EXTRA_FLAGS, "").split()]
     tally: Tally = Counter()
     with started(command, WORK_DIR / "logs" / f"hostile-{spec.key}.log") as server:
         await wait_ready(server, port, plan.startup_timeout)

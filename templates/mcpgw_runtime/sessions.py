@@ -333,7 +333,9 @@ class ClientSessions:
                 await entry.after.closed.wait()
                 entry.after = None
             await self.spawns.take()
-            if entry.stop.is_set():  # closed before it started (evicted in turn, or its client left)
+            # closed before it started (evicted in turn, or its client left), or no call waits for it any
+            # more (each gave up after startup_timeout): nothing is started for it
+            if entry.stop.is_set() or entry.in_flight == 0:
                 return
             async with open_backend(
                 backend.spec,
