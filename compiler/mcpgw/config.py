@@ -84,7 +84,9 @@ class _Frozen(BaseModel):
         return data
 
 
-OAUTH_URL = re.compile(r"https://[^\s/?#]+(/[^\s?#]*)?|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?(/[^\s?#]*)?")
+OAUTH_URL = re.compile(
+    r"https://[^\s/?#]+(/[^\s?#]*)?|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?(/[^\s?#]*)?"
+)
 """An issuer or JWKS URL: https, or http on a loopback host (a local test provider); no query, no fragment."""
 PUBLIC_URL = re.compile(r"https?://[^\s/?#]+/?")
 """Where clients reach the gateway: scheme and authority only (the endpoints' paths are added to it)."""
