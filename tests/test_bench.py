@@ -229,3 +229,33 @@ def test_http11_reads_bodies_that_arrive_in_pieces_by_length_and_chunked() -> No
         return bodies
 
     assert anyio.run(main) == [body, body]
+
+
+def test_the_hostile_report_reads_its_figures() -> None:
+    from mcpbench.hostile import hostile_section
+    from mcpbench.hostile_attacks import outcome, status_of
+    from mcpbench.http11 import HttpError
+
+    assert status_of(b"HTTP/1.1 408 Request Timeout\r\n") == "HTTP 408" and status_of(b"") == "closed"
+    assert outcome(HttpError("HTTP 503: b'busy'")) == "HTTP 503"
+    assert outcome(wire.RpcError("JSON-RPC error: {'code': -32003, 'message': 'x'}")) == "-32003"
+    phase = {
+        "cycles": 10, "failures": 1, "failures_by_kind": {"HTTP 503": 1}, "p50_ms": 12.0, "p95_ms": 1500.0,
+        "max_ms": 2000.0, "newcomers": {"HTTP 200": 3, "HTTP 503": 1}, "rss_mib_max": 80.0, "fds_max": 40,
+        "children_max": 5, "children_rss_mib_max": 300.0,
+        "last": {"rss_mib": 75.0, "fds": 20, "children": 2, "children_rss_mib": 140.0},
+    }  # fmt: skip
+    attack = {
+        "key": "slow-headers", "label": "slow headers", "strength": "3 connections", "note": "", "passed": False,
+        "loadavg_during": (1.0, 1.0, 1.0), "cores_busy_during": {"gateway": 0.5}, "attack": {"HTTP 408": 3},
+        "before": phase, "during": phase, "after": phase,
+        "baseline": {"rss_mib": 70.0, "fds": 19, "children": 2, "children_rss_mib": 136.0},
+        "back_to_baseline_s": 0.5, "metrics": ['mcpgw_connections_closed_total{reason="header_timeout"} 3'],
+    }  # fmt: skip
+    data = {
+        "plan": {"before": 3, "during": 20, "settle": 15, "after": 3}, "loadavg_start": (1.0, 1.0, 1.0),
+        "loadavg_end": (2.0, 2.0, 2.0), "open_file_limit": 20000, "attacks": [attack],
+    }  # fmt: skip
+    text = hostile_section(data)
+    assert "| slow headers | 12 / 1,500 / 2,000 | 1 of 10 | 1,500 / 1,500 | 70 / 80 / 75 | 19 / 40 / 20 |" in text
+    assert "| 3 of 4 | 0.5 s | **FAIL** |" in text and "HTTP 408 3" in text

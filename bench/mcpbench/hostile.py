@@ -304,7 +304,9 @@ async def run_attack(spec: AttackSpec, gateway: Path, plan: HostilePlan, log: Ca
         counted = await metrics(port)
         if server.exited() is not None:
             raise RuntimeError(f"the gateway exited during {spec.key}:\n{server.log_tail()}")
-    result = {
+    during_summary = during.summary()
+    p95, failed = during_summary["p95_ms"], during_summary["failures"]
+    result: dict[str, Any] = {
         "key": spec.key,
         "label": spec.label,
         "strength": spec.strength(plan.strength),
@@ -313,18 +315,14 @@ async def run_attack(spec: AttackSpec, gateway: Path, plan: HostilePlan, log: Ca
         "cores_busy_during": cores,
         "attack": dict(tally),
         "before": before.summary(),
-        "during": during.summary(),
+        "during": during_summary,
         "after": after.summary(),
         "baseline": asdict(base),
         "back_to_baseline_s": settled,
         "metrics": counted,
     }
-    p95 = result["during"]["p95_ms"]
-    result["passed"] = p95 is not None and p95 < P95_TARGET * 1e3 and result["during"]["failures"] == 0
-    log(
-        f"  {spec.key}: during p95 {_ms(p95)}, {result['during']['failures']} failed of "
-        f"{result['during']['cycles']}; attack {dict(tally)}"
-    )
+    result["passed"] = p95 is not None and p95 < P95_TARGET * 1e3 and failed == 0
+    log(f"  {spec.key}: during p95 {_ms(p95)}, {failed} failed of {during_summary['cycles']}; attack {dict(tally)}")
     return result
 
 
