@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mcpgw_runtime.caller import CALLER
 from mcpgw_runtime.guard import Guard, Refusal, record_refusal, refuse
 from mcpgw_runtime.metrics import GUARD_REFUSALS, Tally
 from mcpgw_runtime.ratelog import REFUSALS
@@ -268,6 +269,7 @@ class AuthGate:
             return
         ACCEPTED[caller.kind].count += 1
         scope[CALLER_KEY] = caller
+        CALLER.set(caller)  # this request's own task: what serves it reads the caller there (caller.py)
         await self.app(scope, receive, send)
 
     async def _oauth_caller(self, scope: Scope, send: Send, oauth: OAuth, bearer: str | None) -> Caller | None:

@@ -124,6 +124,31 @@ class AuthSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSpec:
+    """`gateway.audit`: one JSON line per forwarded request in its own file (audit.py; docs/observability.md)."""
+
+    path: str = "logs/audit.jsonl"
+    """The file, relative to the config's folder; rotated to `<path>.1` ... `<path>.<backups>`."""
+    max_bytes: int = 50 * 1024 * 1024
+    """Size at which the file is rotated."""
+    backups: int = 10
+    """Rotated files kept; the oldest is dropped."""
+    arguments: bool = False
+    """Also record the request's arguments themselves (always: their sha256)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSpec:
+    """`gateway.tracing`: OpenTelemetry spans exported over OTLP/HTTP (tracing.py; docs/observability.md)."""
+
+    endpoint: str | None = None
+    """The OTLP/HTTP receiver (`http://127.0.0.1:4318`; spans go to its `/v1/traces`); None: the
+    OTEL_EXPORTER_OTLP_* environment variables, else the exporter's default."""
+    service_name: str | None = None
+    """`service.name` of the spans; None: OTEL_SERVICE_NAME, else the gateway's name."""
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where an exposed tool or prompt name goes: backend and original name."""
 
@@ -206,3 +231,7 @@ class GatewaySpec:
     """Seconds a Streamable HTTP session may go with no request in flight before it is ended."""
     profiles: Mapping[str, ProfileSpec] = field(default_factory=dict)
     """Named profiles by name (profiles.py applies them); none: every client sees everything."""
+    audit: AuditSpec | None = None
+    """The audit log's settings; None: no audit log unless `--audit` asks for one."""
+    tracing: TracingSpec | None = None
+    """OpenTelemetry tracing; None: only if OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) is set."""
