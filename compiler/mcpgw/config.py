@@ -111,6 +111,26 @@ class Auth(_Frozen):
     jwks_min_interval: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 10.0
 
 
+OTLP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+"""An OTLP/HTTP receiver: http or https, no query, no fragment."""
+
+
+class Audit(_Frozen):
+    """`gateway.audit`: one JSON line per forwarded request (docs/observability.md); runtime: audit.py, exchange.py."""
+
+    path: Text = "logs/audit.jsonl"
+    max_bytes: Count = 50 * 1024 * 1024
+    backups: Annotated[int, BeforeValidator(_integral), Field(ge=0)] = 10
+    arguments: bool = False
+
+
+class Tracing(_Frozen):
+    """`gateway.tracing`: OpenTelemetry spans over OTLP/HTTP (docs/observability.md); runtime: tracing.py."""
+
+    endpoint: Annotated[str, _full_match(OTLP_URL, "endpoint")] | None = None
+    service_name: Text | None = None
+
+
 class ResourceRules(_Frozen):
     """Globs over resource URIs and URI templates."""
 
@@ -279,6 +299,8 @@ class Gateway(_Frozen):
     allowed_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     auth: Auth | None = None
+    audit: Audit | None = None
+    tracing: Tracing | None = None
     max_body_bytes: Count = 4 * 1024 * 1024
     max_header_bytes: Count = 32 * 1024
     max_headers: Count = 100

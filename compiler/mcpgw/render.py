@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from mcpgw_runtime.spec import GatewaySpec
+from mcpgw_runtime.spec import AuditSpec, GatewaySpec, TracingSpec
 
 from mcpgw import __version__
 from mcpgw.config import Auth, Config
@@ -26,7 +26,7 @@ from mcpgw.pyliteral import pyliteral
 from mcpgw.resources import template_dir
 from mcpgw.search_index import build_index, render_index
 from mcpgw.snapshot import BackendOffer
-from mcpgw.specs import auth_spec, backend_spec
+from mcpgw.specs import audit_spec, auth_spec, backend_spec, tracing_spec
 from mcpgw.vendor import Vendored
 from mcpgw.wording import plural
 
@@ -48,6 +48,21 @@ def runtime_requirements() -> tuple[str, ...]:
         name = re.split(r"[\s=<>!~;\[]", line, maxsplit=1)[0].lower()
         if name in RUNTIME_PACKAGES and "extra ==" not in line:
             found.append(line.replace('"', "'"))
+    return tuple(sorted(found))
+
+
+TRACING_PACKAGES = frozenset({"opentelemetry-exporter-otlp-proto-http", "opentelemetry-sdk"})
+"""What a gateway with `gateway.tracing` imports besides (tracing.py): pyproject.toml's `otel` extra."""
+
+
+def tracing_requirements() -> tuple[str, ...]:
+    """The `otel` extra's exact pins, read as `runtime_requirements` reads the runtime's, without the extra marker."""
+    found = []
+    for line in metadata.requires("mcpgw") or []:
+        requirement, _, marker = line.partition(";")
+        name = re.split(r"[\s=<>!~\[]", requirement, maxsplit=1)[0].lower()
+        if name in TRACING_PACKAGES and "otel" in marker:
+            found.append(requirement.strip())
     return tuple(sorted(found))
 
 
@@ -128,7 +143,17 @@ def _settings(config: Config) -> list[str]:
             written.append(f"{name}={pyliteral(_plain(value))}")
     if config.gateway.auth is not None:
         written.append(f"auth={_auth_literal(config.gateway.auth)}")
+    if config.gateway.audit is not None:
+        written.append(f"audit={_literal('AuditSpec', audit_spec(config.gateway.audit))}")
+    if config.gateway.tracing is not None:
+        written.append(f"tracing={_literal('TracingSpec', tracing_spec(config.gateway.tracing))}")
     return written
+
+
+def _literal(kind: str, spec: AuditSpec | TracingSpec) -> str:
+    """`AuditSpec(...)`, `TracingSpec(...)`: the fields that differ from the runtime's defaults."""
+    values = ((f.name, getattr(spec, f.name)) for f in fields(spec) if _non_default(getattr(spec, f.name), f))
+    return f"{kind}({', '.join(f'{k}={pyliteral(v)}' for k, v in values)})"
 
 
 def _auth_literal(auth: Auth) -> str:
@@ -197,7 +222,12 @@ def render_requirements(inp: RenderInput) -> str:
     return (
         _environment()
         .get_template("requirements.txt.jinja")
-        .render(version=__version__, config_name=inp.config_name, requirements=runtime_requirements())
+        .render(
+            version=__version__,
+            config_name=inp.config_name,
+            requirements=runtime_requirements(),
+            tracing=tracing_requirements() if inp.config.gateway.tracing is not None else (),
+        )
     )
 
 

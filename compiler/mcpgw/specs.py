@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mcpgw_runtime.spec import AuthSpec, BackendSpec
+from mcpgw_runtime.spec import AuditSpec, AuthSpec, BackendSpec, TracingSpec
 
-from mcpgw.config import Auth, Backend
+from mcpgw.config import Audit, Auth, Backend, Tracing
 
 
 def backend_spec(backend: Backend) -> BackendSpec:
@@ -52,3 +52,11 @@ def auth_spec(auth: Auth) -> AuthSpec:
         jwks_max_age=float(auth.jwks_max_age),
         jwks_min_interval=float(auth.jwks_min_interval),
     )
+
+
+def audit_spec(audit: Audit) -> AuditSpec:
+    return AuditSpec(path=audit.path, max_bytes=audit.max_bytes, backups=audit.backups, arguments=audit.arguments)
+
+
+def tracing_spec(tracing: Tracing) -> TracingSpec:
+    return TracingSpec(endpoint=tracing.endpoint, service_name=tracing.service_name)

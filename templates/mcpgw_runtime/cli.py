@@ -20,15 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.auth import AuthGate, OAuth, resolve_public_url
 from mcpgw_runtime.console import OperatorConsole, Startup, profile_lines
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.httplimits import add_limit_flags, with_limit_flags
+from mcpgw_runtime.jsonrpc_http import AsgiApp
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
 from mcpgw_runtime.observe import STATE_LISTENERS
-from mcpgw_runtime.spec import GatewaySpec
+from mcpgw_runtime.spec import AuditSpec, GatewaySpec
 
 log = logging.getLogger("mcpgw")
 
@@ -60,6 +62,18 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    audit = parser.add_mutually_exclusive_group()
+    configured = spec.audit.path if spec.audit is not None else None
+    audit.add_argument(
+        "--audit",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="write the audit log, one JSON line per forwarded request, to PATH (relative to the config's folder; "
+        f"default: {configured or AuditSpec().path!r}){' (configured: on)' if configured else ''}",
+    )
+    audit.add_argument("--no-audit", action="store_true", help="no audit log, even if the config asks for one")
     if spec.profiles:
         parser.add_argument(
             "--profile",
@@ -241,6 +255,62 @@ def _auth_summary(host: str, token: str | None, oauth: OAuth | None) -> str:
     return "none (loopback only)" if is_loopback(host) else "NONE (--no-auth)"
 
 
+def audit_spec(spec: GatewaySpec, args: argparse.Namespace) -> AuditSpec | None:
+    """The audit log this process writes: the config's `gateway.audit`, `--audit [PATH]`, or none (`--no-audit`)."""
+    if args.no_audit:
+        return None
+    if args.audit is None:
+        return spec.audit
+    configured = spec.audit or AuditSpec()
+    return dataclasses.replace(configured, path=args.audit) if args.audit else configured
+
+
+TRACING_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+"""Environment variables that turn tracing on without `gateway.tracing` (as tracing.ENDPOINT_VARIABLES)."""
+
+
+def configured_observers(spec: GatewaySpec, args: argparse.Namespace, base_dir: Path) -> str | None:
+    """Open the audit log and start tracing, as configured (exchange.configure); or why the gateway must not start.
+
+    Tracing's modules are imported only here, and only when it is configured: in the config, or
+    by OTEL_EXPORTER_OTLP_ENDPOINT in the environment (then a missing package is only a warning).
+    """
+    audited = audit_spec(spec, args)
+    audit = None
+    if audited is not None:
+        from mcpgw_runtime.audit import AuditLog
+
+        try:
+            audit = AuditLog.of(audited, base_dir)
+        except OSError as exc:
+            return f"cannot open the audit log {audited.path!r}: {exc.strerror or exc}"
+        log.info("audit log: %s (rotated at %d bytes, %d kept)", audit.path, audited.max_bytes, audited.backups)
+    tracing = None
+    wanted = spec.tracing is not None or any(os.environ.get(v) for v in TRACING_VARIABLES)
+    if wanted and os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+        try:
+            from mcpgw_runtime.tracing import Tracing
+        except ImportError as exc:
+            why = f"tracing needs the OpenTelemetry SDK (pip install 'mcpgw[otel]', or see requirements.txt): {exc}"
+            if spec.tracing is not None:
+                return why
+            log.warning("%s; serving without tracing", why)
+        else:
+            tracing = Tracing(spec.tracing, spec.name)
+            log.info("tracing: spans to %s (OTLP/HTTP)", tracing.endpoint)
+    exchange.configure(audit, audited is not None and audited.arguments, tracing)
+    return None
+
+
+def stop_observers() -> None:
+    """Export the spans still queued and close the audit log, once the gateway has stopped serving."""
+    if exchange.TRACING is not None:
+        exchange.TRACING.shutdown()
+    if exchange.AUDIT is not None:
+        exchange.AUDIT.close()
+    exchange.configure(None, False, None)
+
+
 def import_core() -> ModuleType:
     """The SDK part of the runtime (core.py): an ordinary import, run in a worker thread by the front."""
     return importlib.import_module("mcpgw_runtime.core")
@@ -297,6 +367,18 @@ def main(
     logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
     if modified_runtime is not None:  # start.py printed it; the log file keeps it too
         log.warning("RUNNING A MODIFIED RUNTIME (--allow-modified-runtime): %s", modified_runtime)
+    observers_error = configured_observers(spec, args, base_dir)
+    if observers_error is not None:
+        print(f"error: {observers_error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _serve(spec, args, console, base_dir, logs)
+    finally:
+        stop_observers()
+
+
+def _serve(spec: GatewaySpec, args: argparse.Namespace, console: OperatorConsole, base_dir: Path, logs: str) -> int:
+    stdio = args.transports == ["stdio"]
     if stdio:
         _serve_stdio(spec, args, console, base_dir, logs)
         return 0
@@ -353,5 +435,10 @@ def main(
     profiles = tuple(profile_lines(spec, origin, tuple(args.transports)))
     console.show(spec, Startup(tuple(endpoints), auth, logs, profiles), starting_health(spec))
     gate = AuthGate(front, guard, token, oauth) if token is not None or oauth is not None else None
-    serve_http(front, host=args.host, port=args.port, log_level=args.log_level, app=gate)
+    app: AsgiApp | None = gate
+    if exchange.TRACING is not None:  # the HTTP request's traceparent, for the spans of what it carries
+        from mcpgw_runtime.tracing import TraceHeaders
+
+        app = TraceHeaders(gate or front)
+    serve_http(front, host=args.host, port=args.port, log_level=args.log_level, app=app)
     return 1 if front.failed else 0

@@ -42,6 +42,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.front import (
     CLIENT_REQUEST_CAPABILITIES,
     HANDSHAKE_BYTES,
@@ -192,7 +193,13 @@ class FastPath:
         tail: bytes | memoryview = b""
         try:
             if method == "tools/call":
-                tail = await self._call(message.get("params") or {}, sid, rid, receive, reply)
+                call = self._call(message.get("params") or {}, sid, rid, receive, reply)
+                if exchange.ACTIVE:  # recorded before it is answered, as the front's relays do (exchange.py)
+                    seen = exchange.begin(method, message.get("params"), rid, sid, "tcp")
+                    tail = await seen.awaiting(call)
+                    seen.ok(exchange.result_bytes(tail))
+                else:
+                    tail = await call
             else:
                 tail = self._listing(method)
             body = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)  # the backend's bytes follow: `tail`

@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pydantic_core
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
@@ -30,7 +31,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.backends import Backend
+from mcpgw_runtime.exchange import AUDITED
 from mcpgw_runtime.exposure import Exposure
 from mcpgw_runtime.forwarding import timeout_for, unknown
 from mcpgw_runtime.front_backends import Takeover, strip_meta
@@ -76,6 +79,8 @@ class Gateway:
         }
         self.rounds = Rounds()
         """2026-07-28 calls waiting for the client's input (rounds.py)."""
+        self.transport = "tcp"
+        """How clients reach this gateway, as OpenTelemetry's `network.transport`: "tcp" (HTTP), "pipe" (stdio)."""
         self.sessions = {
             b.name: ClientSessions(b, self.hub, self.exposure.check_client, self.exposure.refused_on_client_session)
             for b in self.backends.values()
@@ -279,14 +284,23 @@ class Gateway:
         self.hub.seen(origin.connection)
         token = ORIGIN.set(origin if ctx.request_id is not None else None)  # what backends ask goes back here
         try:
-            fast = self._fast.get(ctx.method)
-            if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
-                # that the SDK's serializer owns; let it shape them.
-                return await call_next(ctx)
-            return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+            if exchange.ACTIVE and ctx.request_id is not None and ctx.method in AUDITED:
+                sid = origin.connection.session_id
+                seen = exchange.begin(ctx.method, ctx.params, ctx.request_id, sid, self.transport)
+                result = await seen.awaiting(self._dispatch(ctx, call_next))  # recorded before it is answered
+                seen.ok(_size(result))
+                return result
+            return await self._dispatch(ctx, call_next)
         finally:
             ORIGIN.reset(token)
+
+    async def _dispatch(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        fast = self._fast.get(ctx.method)
+        if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
+            # that the SDK's serializer owns; let it shape them.
+            return await call_next(ctx)
+        return await fast(ctx)  # the runner copies it onto the wire; no second copy here
 
     # -- subscriptions and logging -------------------------------------------
 
@@ -344,3 +358,12 @@ class Gateway:
         return render_metrics(
             self.backends.values(), self.exposure.held, self.exposure.refused, profiled=bool(self.spec.profiles)
         )
+
+
+def _size(result: HandlerResult) -> int:
+    """A result's size as compact JSON (the audit log's `response_bytes` on the SDK's path)."""
+    if result is None:
+        return 0
+    if isinstance(result, dict):
+        return len(pydantic_core.to_json(result))
+    return len(result.model_dump_json(by_alias=True, exclude_none=True))

@@ -39,7 +39,9 @@ from typing import Any
 
 import pydantic_core
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.early_sessions import LOG_LEVELS, EarlySession, EarlySessions, wants_log
+from mcpgw_runtime.exchange import result_bytes
 from mcpgw_runtime.forwarding import INVALID_PARAMS, INVALID_REQUEST, Refused, unknown
 from mcpgw_runtime.front_backends import FrontBackends, strip_meta
 from mcpgw_runtime.jsonrpc_http import AsgiReceive, AsgiSend, Reply, disconnected, error_answer, id_key
@@ -129,13 +131,15 @@ class Relays:
         if method in SESSION_METHODS and session is None:
             return False  # no session to keep it with (`--stateless`): the core's
         reply = SessionReply(send, sid or b"", session)
+        # Begun before the task: the task's context is a copy of this one, so its backend call finds the exchange.
+        seen = exchange.begin(method, params, rid, sid, "tcp") if exchange.ACTIVE else None
         call = asyncio.ensure_future(self.serve(method, params, reply, session))
         key = (sid or b"", id_key(rid))
         self.in_flight[key] = call
         watcher = asyncio.ensure_future(disconnected(receive))
         watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
         try:
-            tail = await call
+            tail = await (call if seen is None else seen.awaiting(call))  # recorded before it is answered
         except Refused as refused:
             await reply.finish(error_answer(rid, refused.error))
             return True
@@ -150,7 +154,11 @@ class Relays:
             if self.in_flight.get(key) is call:
                 del self.in_flight[key]
         if tail is None:
+            if seen is not None:
+                seen.dropped()
             return False
+        if seen is not None:
+            seen.ok(result_bytes(tail))
         await reply.finish(b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid), tail)
         return True
 

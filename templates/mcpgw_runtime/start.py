@@ -34,10 +34,20 @@ AUTH_MODULES: dict[str, str] = {"jwt": "pyjwt", "cryptography": "pyjwt"}
 """Modules only a gateway with `gateway.auth` imports (oauth.py): PyJWT and, for RS256/ES256, `pyjwt[crypto]`."""
 
 
+TRACING_MODULES: dict[str, str] = {
+    "opentelemetry.sdk": "opentelemetry-sdk",
+    "opentelemetry.exporter.otlp.proto.http": "opentelemetry-exporter-otlp-proto-http",
+}
+"""Modules only a gateway with `gateway.tracing` imports (tracing.py): the `mcpgw[otel]` extra."""
+
+
 def missing_requirements(spec: GatewaySpec | None = None) -> list[str]:
-    """The requirements whose modules cannot be found; PyJWT's only when `spec` configures OAuth."""
+    """The requirements whose modules cannot be found; PyJWT's only when `spec` configures OAuth, OpenTelemetry's
+    only when it configures tracing."""
     missing = set()
     needed = {**REQUIRED_MODULES, **(AUTH_MODULES if spec is not None and spec.auth is not None else {})}
+    if spec is not None and spec.tracing is not None:
+        needed |= TRACING_MODULES
     for module, requirement in needed.items():
         try:
             found = importlib.util.find_spec(module) is not None

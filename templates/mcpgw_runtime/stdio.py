@@ -30,6 +30,7 @@ async def serve_stdio(gateway: Gateway, profile: str = DEFAULT) -> None:
     from mcp.server.stdio import stdio_server
 
     PROFILE.set(profile)  # the client's requests are served in tasks this one starts
+    gateway.transport = "pipe"
 
     server = gateway.build_server()
     backends_stopped = anyio.Event()
