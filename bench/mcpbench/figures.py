@@ -33,7 +33,7 @@ _RAW: tuple[Figure, ...] = (
     Figure("cold20_s", "cold start → tools/list, 20 backends", "s"),
     Figure("first_call_s", "cold start → first tools/call", "s"),
     Figure("rss1_mib", "RSS, 1 backend", "MiB", digits=0),
-    Figure("rss5_mib", "RSS, 5 backends, every method used", "MiB", digits=0),
+    Figure("rss5_mib", "RSS, 5 backends (gateways: after every method)", "MiB", digits=0),
     Figure("p99_64_fast_ms", "p99, 64 sessions on 3 fast backends", "ms"),
     Figure("p99_64_mixed_ms", "p99 of the same, 2 of 5 backends slow (100 ms)", "ms"),
 )

@@ -25,7 +25,7 @@ from mcpbench.clients import DRIVERS, Driver, Endpoint, Session, StdioSession, c
 from mcpbench.http11 import HttpError
 from mcpbench.procs import LOCALHOST, ServerProcess
 from mcpbench.stats import percentile
-from mcpbench.targets import FIVE_BACKENDS, TOOLS_PER_BACKEND, Running, Target, launch
+from mcpbench.targets import TOOLS_PER_BACKEND, Running, Target, launch
 from mcpbench.wire import JSON, RpcError
 
 Figures = dict[str, float | None]
@@ -175,11 +175,14 @@ async def _list_all(sessions: list[Session]) -> list[list[str]]:
 
 
 async def every_method(session: Session, names: list[str]) -> None:
-    """What a working session does besides calling: every list, a call with a progress token, a resource
-    read, a prompt, a log level. A method the target does not serve is skipped: this only loads it."""
-    echo = next((n for n in names if n == "echo" or n.endswith("echo")), None)
-    progress = {"name": echo, "arguments": ECHO_ARGS, "_meta": {"progressToken": "bench"}}
-    steps: list[tuple[str, JSON | None]] = [("tools/call", progress)] if echo else []
+    """What a working session does besides calling: every list, a call with a progress token on each
+    backend's echo, every resource read, every prompt got, a log level. A method the target does not
+    serve is skipped: this only loads it."""
+    steps: list[tuple[str, JSON | None]] = [
+        ("tools/call", {"name": name, "arguments": ECHO_ARGS, "_meta": {"progressToken": "bench"}})
+        for name in names
+        if name == "echo" or name.endswith("echo")
+    ]
     steps += [("prompts/list", None), ("resources/list", None), ("resources/templates/list", None)]
     steps += [("logging/setLevel", {"level": "warning"})]
     for method, params in steps:
@@ -206,9 +209,10 @@ async def five_backends(running: Running, plan: Plan) -> Figures:
                 raise RuntimeError(f"{running.target.key}: listed {total} tools over 5 backends")
             samples = await timed(plan.list_calls, _lister(sessions), plan.list_budget)
             for session, names in zip(sessions, listed, strict=True):  # every backend used before RSS is read
-                if driver == "raw":
-                    for backend in FIVE_BACKENDS if len(sessions) == 1 else ("",):
-                        await every_method(session, [n for n in names if n.startswith(backend)])
+                if driver != "raw":
+                    break  # the raw pass used every backend of this process already (FastMCP: seconds a call)
+                if running.target.role == "gateway":  # a peer may respawn its backends per request
+                    await every_method(session, names)
                 for name in names:
                     if name == "echo" or name.endswith("echo"):
                         await call_tool(session, name, ECHO_ARGS)
