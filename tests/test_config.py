@@ -201,8 +201,9 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             "config.json:1:22: /gateway/port: expected at most 65535, got 70000",
             'config.json:1:29: /gateway/hots: unknown field "hots" (did you mean "host"?); '
             "valid fields: allowed_hosts, allowed_origins, audit, auth, body_timeout, header_timeout, host, "
-            "instructions, log_dir, max_body_bytes, max_connections, max_header_bytes, max_headers, max_name_length, "
-            "max_sessions, max_sse_streams, name, port, profiles, separator, session_idle_timeout, tracing",
+            "instructions, limits, log_dir, max_body_bytes, max_connections, max_header_bytes, max_headers, "
+            "max_name_length, max_sessions, max_sse_streams, name, policy, port, profiles, separator, "
+            "session_idle_timeout, tracing",
         ],
     ),
     (

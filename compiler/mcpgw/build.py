@@ -15,6 +15,7 @@ from pathlib import Path
 from mcpgw.canonical import digest
 from mcpgw.config import Config, normalized
 from mcpgw.names import Exposed, expose
+from mcpgw.policy import compile_policy
 from mcpgw.profiles import Profile, resolve_profiles
 from mcpgw.render import RenderInput, relative_dir, render_gateway, render_requirements
 from mcpgw.snapshot import FILENAME as SNAPSHOT
@@ -56,6 +57,9 @@ def generate(
     if profiles and isinstance(profiles[0], str):
         return [p for p in profiles if isinstance(p, str)]
     resolved = tuple(p for p in profiles if isinstance(p, Profile))
+    compiled = compile_policy(config, exposed)
+    if compiled.errors:  # the CLI reports them located first (cli._policy); here only for other callers
+        return [f"{p.pointer}: {p.message}" for p in compiled.errors]
     runtime = vendored_runtime()
     inp = RenderInput(
         config=config,
@@ -67,6 +71,7 @@ def generate(
         prompt_pins={e.name: digest(e.source) for e in exposed.prompts},
         runtime=runtime,
         profiles=resolved,
+        policy=compiled,
     )
     files = {
         GATEWAY: render_gateway(inp),

@@ -322,6 +322,7 @@ def _build(
         offers = {n: r for n, r in results.items() if isinstance(r, BackendOffer)}
         snapshot = build_snapshot(offers, config_digest(cfg))
     _lint(cfg, config_path, offers, error_format, trailer="nothing was written")
+    _policy(cfg, config_path, offers, error_format)
     outputs = generate(cfg, config_path, output, offers, snapshot)
     if isinstance(outputs, list):
         _fail(
@@ -439,6 +440,34 @@ def _lint(
     if failing:
         why = f"{plural(len(failing), 'lint error')}; {trailer}"
         _fail(EXIT_INPUT, [f'{why}. Once reviewed, a finding is accepted in its backend\'s "lint": {{"accept": ...}}'])
+
+
+def _policy(cfg: Config, config_path: Path, offers: dict[str, BackendOffer], error_format: ErrorFormat) -> None:
+    """Print the policy's and limits' problems located in the config (policy.py); exit 2 on an error."""
+    if cfg.gateway.policy is None and cfg.gateway.limits is None:
+        return
+    from mcpgw.diagnostics import Diagnostic
+    from mcpgw.jsonpos import Parsed, parse
+    from mcpgw.names import expose
+    from mcpgw.policy import compile_policy
+
+    exposed = expose(cfg, {n: o for n, o in offers.items() if n in cfg.backends and cfg.backends[n].enabled})
+    if isinstance(exposed, list):
+        return  # naming problems: generate reports them
+    problems = compile_policy(cfg, exposed).problems
+    file = str(config_path)
+    try:
+        parsed = parse(config_path.read_text(encoding="utf-8-sig"), file)
+    except OSError:
+        parsed = None
+    diagnostics = []
+    for p in problems:
+        line, col = parsed.locate(p.pointer) if isinstance(parsed, Parsed) else (1, 1)
+        diagnostics.append(Diagnostic(file, line, col, p.pointer, p.message, p.severity))
+    _print_diagnostics(diagnostics, ErrorFormat.text if error_format is ErrorFormat.sarif else error_format)
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    if errors:
+        _fail(EXIT_INPUT, [f"{plural(errors, 'error')} in the policy and limits of {config_path}; nothing was written"])
 
 
 @app.command("lint", cls=_Command)

@@ -287,6 +287,93 @@ class ProfileConfig(_Frozen):
     budget: BudgetConfig | None = None
 
 
+RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+"""A policy or rate rule's name: in error messages and a metric label."""
+RuleName = Annotated[str, _full_match(RULE_NAME, "rule name")]
+ScopeName = Annotated[str, _full_match(SCOPE_TOKEN, "scope")]
+
+
+class PolicyItems(_Frozen):
+    """What a policy rule allows or denies: globs over exposed names and resource URIs, and tool annotations.
+
+    `tools` omitted means none, unless `annotations` is given: then every tool with those annotations.
+    """
+
+    tools: list[str] | None = None
+    prompts: list[str] = Field(default_factory=list)
+    resources: list[str] = Field(default_factory=list)
+    annotations: Annotations = Field(default_factory=Annotations)
+
+
+class PolicyCallers(_Frozen):
+    """Which callers a policy rule is for: every condition given must hold; none given: every caller."""
+
+    scopes: list[ScopeName] = Field(default_factory=list)
+    sub: list[Text] = Field(default_factory=list)
+    client_id: list[Text] = Field(default_factory=list)
+    claims: dict[Text, Annotated[list[Text], Field(min_length=1)]] = Field(default_factory=dict)
+    static: Literal[True] | None = None
+    local: Literal[True] | None = None
+
+
+class PolicyRule(_Frozen):
+    """One rule of `gateway.policy`: exactly one of `allow` and `deny`."""
+
+    name: RuleName
+    description: str | None = None
+    allow: PolicyItems | None = None
+    deny: PolicyItems | None = None
+    callers: PolicyCallers = Field(default_factory=PolicyCallers)
+
+    @model_validator(mode="after")
+    def _one_effect(self) -> PolicyRule:
+        if (self.allow is None) == (self.deny is None):
+            raise ValueError('a policy rule needs exactly one of "allow" and "deny"')
+        return self
+
+    @property
+    def effect(self) -> Literal["allow", "deny"]:
+        return "allow" if self.allow is not None else "deny"
+
+    @property
+    def items(self) -> PolicyItems:
+        found = self.allow if self.allow is not None else self.deny
+        assert found is not None
+        return found
+
+
+class Policy(_Frozen):
+    """`gateway.policy` (docs/policy.md): the first rule that matches the caller and names the item decides;
+    anything no rule allows is denied."""
+
+    rules: Annotated[list[PolicyRule], Field(min_length=1)]
+
+
+class RateRule(_Frozen):
+    """One `gateway.limits.rate` rule: a token bucket per caller or per tool."""
+
+    name: RuleName | None = None
+    tools: Annotated[list[str], Field(min_length=1)]
+    per: Literal["caller", "tool"] = "caller"
+    rate: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    burst: Count | None = None
+
+
+class ResultCapRule(_Frozen):
+    """One `gateway.limits.max_result_bytes` rule."""
+
+    tools: Annotated[list[str], Field(min_length=1)]
+    bytes: Annotated[int, BeforeValidator(_integral), Field(ge=256)]
+    action: Literal["truncate", "refuse"] = "truncate"
+
+
+class Limits(_Frozen):
+    """`gateway.limits` (docs/policy.md): rate limits and result size caps per tool."""
+
+    rate: list[RateRule] = Field(default_factory=list)
+    max_result_bytes: list[ResultCapRule] = Field(default_factory=list)
+
+
 class Gateway(_Frozen):
     """Gateway-wide settings, every one with a default."""
 
@@ -312,6 +399,8 @@ class Gateway(_Frozen):
     session_idle_timeout: Seconds = 900.0
     instructions: str | None = None
     profiles: dict[ProfileName, ProfileConfig] = Field(default_factory=dict)
+    policy: Policy | None = None
+    limits: Limits | None = None
 
 
 class Config(_Frozen):
@@ -387,6 +476,7 @@ def normalized(config: Config) -> dict[str, Any]:
     file shape, `$schema` and the lint's acceptances are left out: they change nothing the gateway does.
     """
     backends = {name: b.model_dump(mode="json", exclude={"name", "lint"}) for name, b in config.backends.items()}
-    gateway = config.gateway.model_dump(mode="json", exclude=set() if config.gateway.profiles else {"profiles"})
+    unset = {"policy", "limits"} - {name for name in ("policy", "limits") if getattr(config.gateway, name) is not None}
+    gateway = config.gateway.model_dump(mode="json", exclude=unset if config.gateway.profiles else {"profiles", *unset})
     out: dict[str, Any] = _sorted_json({"backends": backends, "gateway": gateway})
     return out

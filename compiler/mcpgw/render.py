@@ -21,6 +21,7 @@ from mcpgw import __version__
 from mcpgw.config import Auth, Config
 from mcpgw.format import format_python
 from mcpgw.names import Exposed
+from mcpgw.policy import Compiled, limits_literal, policy_literal, runtime_imports
 from mcpgw.profiles import DEFAULT, Profile
 from mcpgw.pyliteral import pyliteral
 from mcpgw.resources import template_dir
@@ -78,6 +79,8 @@ class RenderInput:
     runtime: Vendored
     profiles: tuple[Profile, ...] = ()
     """Every profile, "default" first; only the named ones are written."""
+    policy: Compiled | None = None
+    """`gateway.policy` and `gateway.limits` resolved (policy.py); None or empty tables: neither configured."""
 
 
 def _environment() -> jinja2.Environment:
@@ -194,7 +197,7 @@ def _profile_literal(profile: Profile) -> str:
 
 
 def render_gateway(inp: RenderInput) -> str:
-    config, exposed = inp.config, inp.exposed
+    config, exposed, compiled = inp.config, inp.exposed, inp.policy
     enabled = [name for name, b in sorted(config.backends.items()) if b.enabled]
     text = (
         _environment()
@@ -207,6 +210,9 @@ def render_gateway(inp: RenderInput) -> str:
             runtime_digest=inp.runtime.digest,
             backends=[_backend_literal(config, n) for n in enabled],
             profiles={p.name: _profile_literal(p) for p in inp.profiles if p.name != DEFAULT},
+            policy=policy_literal(compiled) if compiled is not None and compiled.policy is not None else None,
+            limits=limits_literal(compiled.limits) if compiled is not None and compiled.limits is not None else None,
+            policy_imports=runtime_imports(compiled) if compiled is not None else [],
             searching=any(p.mode == "search" for p in inp.profiles),
             settings=_settings(config),
             exposed=exposed,

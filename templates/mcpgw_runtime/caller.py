@@ -18,3 +18,9 @@ if TYPE_CHECKING:
 
 CALLER: ContextVar[Caller | None] = ContextVar("mcpgw_caller", default=None)
 """The caller of the request being served; None where nothing was checked."""
+
+
+def identity(caller: Caller | None) -> tuple[str, str, str | None] | None:
+    """Who a caller is, not what its token lets it do: kind, subject and client (a new token with other scopes is
+    the same caller). What a session is bound to (session_table.py) and per-caller rate limits count by (limits.py)."""
+    return None if caller is None else (caller.kind, caller.subject, caller.client_id)

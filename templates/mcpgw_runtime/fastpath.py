@@ -96,8 +96,8 @@ class FastPath:
         self.sessions: collections.OrderedDict[bytes, bool] = collections.OrderedDict()
         """Session id → whether its client may take the fast path."""
         self.inflight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
-        self._lists: dict[tuple[str, str], tuple[object, bytes]] = {}
-        """(method, profile) → (the list answered, its encoded tail)."""
+        self._lists: dict[tuple[str, str, object], tuple[object, bytes]] = {}
+        """(method, profile, the caller's permissions with a policy) → (the list answered, its encoded tail)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] not in ("POST", "DELETE"):
@@ -228,7 +228,8 @@ class FastPath:
     def _listing(self, method: str) -> bytes:
         """The list answer's tail (`,"result":...}`), encoded once per change of the table."""
         result = self.gateway.list_result(method)
-        key = (method, PROFILE.get())
+        policy = self.gateway.profiles.policy  # with one, each permission set has its own answer (policy.py)
+        key = (method, PROFILE.get(), None if policy is None else policy.permissions())
         cached = self._lists.get(key)
         if cached is None or cached[0] is not result:
             cached = (result, b',"result":' + pydantic_core.to_json(result) + b"}")

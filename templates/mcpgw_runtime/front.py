@@ -185,6 +185,12 @@ class Front:
             self.table.ender = self.end_session
         self._expiry: asyncio.Task[None] | None = None
         self._lists = table_answers(spec, self.profiles)
+        self._tables: dict[str, JSON] = {
+            "tools/list": {"tools": list(spec.tools)},
+            "prompts/list": {"prompts": list(spec.prompts)},
+        }
+        """The embedded lists, what a policy's per-caller answers are made from (`_allowed`)."""
+        self._policy_lists: dict[tuple[str, str, object], bytes] = {}
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
@@ -414,10 +420,28 @@ class Front:
         if method in ("tools/list", "prompts/list") and self.backends is not None and self.backends.drifted():
             return False  # the tables are stale: the core lists what its pin policy publishes
         if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
-            answer = self._lists[PROFILE.get()][str(method)]
+            policy = self.profiles.policy
+            answer = self._lists[PROFILE.get()][str(method)] if policy is None else self._allowed(str(method))
             await respond(send, 200, result_body(rid, answer), b"application/json", session=sid)
             return True
         return False
+
+    def _allowed(self, method: str) -> bytes:
+        """A table answer as the request's caller may see it (policy.py), encoded once per (profile, method,
+        permission set): callers the same rules match share it."""
+        policy = self.profiles.policy
+        assert policy is not None
+        key = (PROFILE.get(), method, policy.permissions())
+        answer = self._policy_lists.get(key)
+        if answer is None:
+            if method == "resources/templates/list":
+                result: JSON = {"resourceTemplates": self.profiles.templates(self.spec.resource_templates)}
+            elif method in self._tables:
+                result = self.profiles.listing(method, self._tables[method])
+            else:
+                result = {}
+            answer = self._policy_lists[key] = pydantic_core.to_json(result)
+        return answer
 
 
 def without_progress(params: object) -> bool:

@@ -35,8 +35,9 @@ from mcpgw_runtime import exchange
 from mcpgw_runtime.backends import Backend
 from mcpgw_runtime.exchange import AUDITED
 from mcpgw_runtime.exposure import Exposure
-from mcpgw_runtime.forwarding import timeout_for, unknown
+from mcpgw_runtime.forwarding import Refused, timeout_for, unknown
 from mcpgw_runtime.front_backends import Takeover, strip_meta
+from mcpgw_runtime.limits import Limits
 from mcpgw_runtime.listing import decode_cursor
 from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
@@ -65,7 +66,10 @@ class Gateway:
         self.exposure = Exposure(spec, self.backends, self.hub)
         """What clients see right now: the embedded tables, then the pins' verdicts (exposure.py)."""
         self.profiles = Profiles(spec)
-        """What the request's profile lists and may call (profiles.py); `/mcp` and `/sse` see everything."""
+        """What the request's profile lists and may call (profiles.py); `/mcp` and `/sse` see everything.
+        With `gateway.policy`, what the request's caller may use of it (policy.py)."""
+        self.limits = Limits.of(spec.limits) if spec.limits is not None else None
+        """Rate limits and result caps (limits.py), shared with the front."""
         for backend in self.backends.values():
             backend.verify = self.exposure.verify
         self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
@@ -125,7 +129,16 @@ class Gateway:
             refused = unknown(kind, name)
             raise MCPError(refused.code, refused.message)
         target = self.exposure.route(kind, name)
+        self._permit(kind, name)
         return self.backends[target.backend], target.name
+
+    def _permit(self, kind: str, name: str) -> None:
+        """The policy's denial of the request's caller (policy.py), as the SDK's error."""
+        if self.profiles.policy is not None:
+            try:
+                self.profiles.permit(kind, name)
+            except Refused as refused:
+                raise MCPError(refused.code, refused.message, refused.data) from None
 
     def list_result(self, method: str) -> JSON:
         """The current answer to `tools/list` or `prompts/list` in the request's profile (a new object whenever
@@ -135,7 +148,7 @@ class Gateway:
     @property
     def templates_result(self) -> JSON:
         """The answer to `resources/templates/list` in the request's profile."""
-        if self.profiles.current() is None:
+        if self.profiles.current() is None and self.profiles.policy is None:
             return self._templates_result
         return {"resourceTemplates": self.profiles.templates(self.spec.resource_templates)}
 
@@ -148,6 +161,7 @@ class Gateway:
                     break
         if name is None or not self.profiles.shows_resource(uri, name):
             raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
+        self._permit("resource", uri)
         return self.backends[name]
 
     def _direct(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -168,7 +182,13 @@ class Gateway:
         backend, original = self._route("tool", name)
         forwarded = strip_meta(params)
         forwarded["name"] = original
-        return await backend.request("tools/call", forwarded, tool=original)
+        if self.limits is None:
+            return await backend.request("tools/call", forwarded, tool=original)
+        try:
+            self.limits.admit(name)
+            return self.limits.cap(name, await backend.request("tools/call", forwarded, tool=original))
+        except Refused as refused:
+            raise MCPError(refused.code, refused.message, refused.data) from None
 
     async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
         backend, original = self._route("prompt", str(params.get("name")))
@@ -224,6 +244,8 @@ class Gateway:
             name = self._template_backends.get(uri)
             if name is not None and not self.profiles.shows_resource(uri, name):
                 raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
+            if name is not None:
+                self._permit("resource", uri)
             backend = self.backends[name] if name else self._resource_backend(uri)
         else:
             raise MCPError(types.INVALID_PARAMS, "completion/complete needs a ref/prompt or ref/resource")

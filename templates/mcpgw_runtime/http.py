@@ -29,12 +29,15 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpgw_runtime.auth import render_auth_metrics
+from mcpgw_runtime.caller import CALLER
 from mcpgw_runtime.fastpath import FastPath
 from mcpgw_runtime.front import EarlySession, with_profiles
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.httplimits import SSE_STREAMS, refuse_stream, render_http_limits
+from mcpgw_runtime.limits import render_limits_metrics
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_guard_refusals, render_served_without_sdk
+from mcpgw_runtime.policy import render_policy_metrics
 from mcpgw_runtime.profiles import DEFAULT, PROFILE
 from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, end_session, has_get_stream
 from mcpgw_runtime.session_table import SessionTable, render_session_metrics
@@ -114,6 +117,33 @@ class InProfile:
             await self.app(scope, receive, send)
         finally:
             PROFILE.reset(token)
+
+
+class AsCaller:
+    """An ASGI app whose requests carry the caller (caller.CALLER) as the SDK's `scope["user"]`.
+
+    The SDK's legacy SSE transport binds a session to the user that opened it: a message posted
+    to it by another caller is answered 404, as one to an unknown session (the session table does
+    the same for Streamable HTTP). Without a caller (no token checked) nothing is set.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = CALLER.get()
+        if caller is not None and scope["type"] == "http":
+            from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+            from mcp.server.auth.provider import AccessToken
+
+            token = AccessToken(
+                token="",
+                client_id=caller.client_id or caller.kind,
+                scopes=[],
+                subject=f"{caller.kind}:{caller.subject}",
+            )
+            scope = {**scope, "user": AuthenticatedUser(token)}
+        await self.app(scope, receive, send)
 
 
 _INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -297,7 +327,7 @@ def build_core(
     async def metrics(request: Request) -> Response:
         page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
         page += render_session_metrics(sessions, gateway.sessions)
-        page += render_http_limits() + render_auth_metrics()
+        page += render_http_limits() + render_auth_metrics() + render_policy_metrics() + render_limits_metrics()
         return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
@@ -307,11 +337,11 @@ def build_core(
         for name in gateway.spec.profiles:  # each its own transport: a session is unknown on another's endpoint
             posts = f"/messages/{name}/"  # before /messages/, which would take it
             own = SseServerTransport(posts, max_request_body_size=gateway.spec.max_body_bytes)
-            endpoint = SseEndpoint(own, server, init_options, gateway.spec.max_sse_streams, name)
-            messages = InProfile(own.handle_post_message, name)
+            endpoint = AsCaller(SseEndpoint(own, server, init_options, gateway.spec.max_sse_streams, name))
+            messages = InProfile(AsCaller(own.handle_post_message), name)
             routes += [Route(f"/sse/{name}", endpoint, methods=["GET"]), Mount(posts, app=messages)]
-        sse_app = SseEndpoint(sse, server, init_options, gateway.spec.max_sse_streams)
-        routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
+        sse_app = AsCaller(SseEndpoint(sse, server, init_options, gateway.spec.max_sse_streams))
+        routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=AsCaller(sse.handle_post_message))]
     app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
     fast = None
     if "http" in transports:

@@ -22,16 +22,24 @@ outside it is one no backend offers: a client cannot tell a hidden item from a
 missing one. What a profile lists is the gateway's current list (the tables, then
 the pins' verdicts) filtered to the profile's names, so a held-back tool leaves every
 profile's list at once.
+
+With `gateway.policy` (policy.py) the lists, the search and the resources are then
+filtered to what the request's caller may use, and `permit` refuses a name in the
+profile that the policy denies (`POLICY_DENIED`, naming the rule): a profile and a
+policy compose, a caller sees their intersection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcpgw_runtime.search import CALL_TOOL, SEARCH_TOOL, call_target, search_call, tool_definitions
 from mcpgw_runtime.spec import JSON, GatewaySpec, ProfileSpec
+
+if TYPE_CHECKING:
+    from mcpgw_runtime.policy import Policy
 
 DEFAULT = "default"
 """The implicit profile: everything the gateway exposes."""
@@ -66,8 +74,15 @@ class Profiles:
         """The search and call tools' definitions (search.py), listed first by a profile in mode search."""
         self._lists: dict[tuple[str, str], tuple[JSON, JSON]] = {}
         """(profile, method) → (the gateway's list it was made from, the profile's)."""
-        self._usable: dict[str, tuple[JSON, dict[str, JSON]]] = {}
-        """profile → (the gateway's tools/list it was made from, the profile's tools by name in it)."""
+        self._usable: dict[tuple[str, object], tuple[JSON, dict[str, JSON]]] = {}
+        """(profile, the caller's permissions with a policy) → (the gateway's tools/list it was made from, the
+        profile's tools by name in it)."""
+        self.policy: Policy | None = None
+        """The caller's permissions (policy.py), applied after the profile's; None: no `gateway.policy`."""
+        if spec.policy is not None:
+            from mcpgw_runtime.policy import Policy
+
+            self.policy = Policy.of(spec.policy)
 
     def current(self) -> ProfileSpec | None:
         """The request's named profile; None for "default" (everything)."""
@@ -79,6 +94,12 @@ class Profiles:
             return True
         names = self._names[kind].get(PROFILE.get())
         return names is None or name in names
+
+    def permit(self, kind: str, name: str) -> None:
+        """`Refused(POLICY_DENIED)` naming the rule when the policy denies the request's caller this tool, prompt
+        or resource URI ("tool", "prompt", "resource"); checked once the name is known to be in the profile."""
+        if self.policy is not None:
+            self.policy.check(kind, name)
 
     def shows_resource(self, uri: str, backend: str) -> bool:
         """Whether the request's profile shows this resource URI (or URI template) of `backend`."""
@@ -96,8 +117,13 @@ class Profiles:
         Made once per change of `full` (a new object whenever the gateway's list changes).
         """
         profile = self.current()
-        if profile is None:
-            return full
+        if self.policy is not None:
+            listed = full if profile is None else self._listing(method, full, profile)
+            searching = profile is not None and profile.mode == "search"
+            return self.policy.listing(method, listed, PROFILE.get(), searching=searching)
+        return full if profile is None else self._listing(method, full, profile)
+
+    def _listing(self, method: str, full: JSON, profile: ProfileSpec) -> JSON:
         key = (PROFILE.get(), method)
         cached = self._lists.get(key)
         if cached is not None and cached[0] is full:
@@ -148,7 +174,11 @@ class Profiles:
         profile = self.current()
         if profile is None or profile.mode != "search" or profile.search is None:
             return None
-        key = PROFILE.get()
+        key: tuple[str, object] = (PROFILE.get(), None)
+        if self.policy is not None:  # only what the caller may call is found
+            permissions = self.policy.permissions()
+            full = self.policy.listing("tools/list", full, f"{key[0]} search")
+            key = (key[0], permissions)
         cached = self._usable.get(key)
         if cached is None or cached[0] is not full:
             usable = {str(t.get("name")): t for t in full.get("tools") or () if self.allows("tool", str(t.get("name")))}
@@ -159,16 +189,16 @@ class Profiles:
     def templates(self, templates: Sequence[tuple[str, JSON]]) -> list[JSON]:
         """The resource templates (backend, template) the request's profile shows."""
         profile = self.current()
-        return [
+        shown = [
             t for backend, t in templates if profile is None or profile.shows_resource(str(t["uriTemplate"]), backend)
         ]
+        return shown if self.policy is None else self.policy.templates(shown)
 
     def resources(self, backend: str, listed: Sequence[Any]) -> list[Any]:
         """The entries of one backend's `resources/list` page the request's profile shows."""
         profile = self.current()
-        if profile is None:
-            return list(listed)
-        return [r for r in listed if profile.shows_resource(str(r.get("uri")), backend)]
+        shown = [r for r in listed if profile is None or profile.shows_resource(str(r.get("uri")), backend)]
+        return shown if self.policy is None else self.policy.resources(shown)
 
 
 def table_lists(spec: GatewaySpec, profiles: Profiles, encode: Callable[[Any], bytes]) -> dict[str, dict[str, bytes]]:

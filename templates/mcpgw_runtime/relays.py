@@ -45,6 +45,7 @@ from mcpgw_runtime.exchange import result_bytes
 from mcpgw_runtime.forwarding import INVALID_PARAMS, INVALID_REQUEST, Refused, unknown
 from mcpgw_runtime.front_backends import FrontBackends, strip_meta
 from mcpgw_runtime.jsonrpc_http import AsgiReceive, AsgiSend, Reply, disconnected, error_answer, id_key
+from mcpgw_runtime.limits import Limits, result_size
 from mcpgw_runtime.listing import ResourceRoutes, decode_cursor, encode_cursor, no_backend_offers
 from mcpgw_runtime.profiles import Profiles
 from mcpgw_runtime.search import SEARCH_TOOL
@@ -118,6 +119,8 @@ class Relays:
         """Replaced by the front: also False once the core is loading (its verdicts then decide)."""
         self.in_flight = in_flight
         """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
+        self.limits = Limits.of(spec.limits) if spec.limits is not None else None
+        """Rate limits and result caps (limits.py), shared with the core."""
 
     async def answer(
         self, method: str, params: object, rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
@@ -207,6 +210,8 @@ class Relays:
         route = routes.get(name)
         if route is None and self.settled():
             raise unknown(kind, name)
+        if route is not None:
+            self.profiles.permit(kind, name)  # the policy's denial, naming its rule (policy.py)
         return route
 
     def _resource(self, uri: str) -> str | None:
@@ -218,6 +223,8 @@ class Relays:
             raise no_backend_offers(uri)
         if name is not None and not self.profiles.shows_resource(uri, name):
             raise no_backend_offers(uri)
+        if name is not None:
+            self.profiles.permit("resource", uri)
         return name
 
     def _search(self, params: Mapping[str, Any]) -> bytes | None:
@@ -241,9 +248,17 @@ class Relays:
         route = self._route("tool", self.spec.tool_routes, name)
         if route is None:
             return None
+        if self.limits is not None:
+            self.limits.admit(name)
         forwarded = strip_meta(params)
         forwarded["name"] = route.name
-        return await self.forward(route.backend, "tools/call", forwarded, channel, tool=route.name)
+        answer = await self.forward(route.backend, "tools/call", forwarded, channel, tool=route.name)
+        if answer is None or self.limits is None or not self.limits.capped(name):
+            return answer
+        result = self.limits.cap(name, answer.result, result_size(answer.tail))
+        if result is answer.result:
+            return answer
+        return Answer(result, b',"result":' + pydantic_core.to_json(result) + b"}")
 
     async def _get_prompt(self, params: Mapping[str, Any], channel: Channel) -> Answer | None:
         name, arguments = params.get("name"), params.get("arguments")
@@ -302,6 +317,8 @@ class Relays:
             backend = self.resources.by_template.get(uri)
             if backend is not None and not self.profiles.shows_resource(uri, backend):
                 raise no_backend_offers(uri)
+            if backend is not None:
+                self.profiles.permit("resource", uri)
             backend = backend or self._resource(uri)
             return None if backend is None else ({"type": "ref/resource", "uri": uri}, backend)
         return None

@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from mcpgw_runtime.caller import CALLER, identity
 from mcpgw_runtime.early_sessions import HANDSHAKE_BYTES, SESSION_NOT_FOUND, VERSION_HEADER
 from mcpgw_runtime.httplimits import COUNTS
 from mcpgw_runtime.jsonrpc_http import (
@@ -99,6 +100,8 @@ class Entry:
     """GET streams held open."""
     profile: str = DEFAULT
     """The profile whose path opened it (profiles.py): on any other profile's path it is unknown."""
+    caller: object = None
+    """Who opened it (`identity` of caller.CALLER): to any other caller it is unknown."""
 
 
 class SessionTable:
@@ -156,7 +159,8 @@ class SessionTable:
                 await app(scope, receive, send)
             return
         owner = self.used.get(sid) or self.fresh.get(sid)
-        if owner is not None and owner.profile != PROFILE.get():  # another profile's session: not this path's
+        if owner is not None and (owner.profile != PROFILE.get() or owner.caller != identity(CALLER.get())):
+            # another profile's session, or another caller's: not this request's to use
             await respond(send, 404, SESSION_NOT_FOUND, b"application/json")
             return
         entry = self._known(sid)
@@ -237,7 +241,7 @@ class SessionTable:
             if message["type"] == "http.response.start" and not opened and message["status"] == 200:
                 sid = _session_of(message.get("headers", ()))
                 if sid is not None and sid not in self:
-                    entry = Entry(self.clock(), busy=1, profile=PROFILE.get())
+                    entry = Entry(self.clock(), busy=1, profile=PROFILE.get(), caller=identity(CALLER.get()))
                     self.opening -= 1
                     self.fresh[sid] = entry
                     opened.append((sid, entry))

@@ -13,6 +13,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mcpgw_runtime.limits import LimitsSpec
+    from mcpgw_runtime.policy import PolicySpec
     from mcpgw_runtime.search import SearchIndex
 
 JSON = dict[str, Any]
@@ -235,3 +237,7 @@ class GatewaySpec:
     """The audit log's settings; None: no audit log unless `--audit` asks for one."""
     tracing: TracingSpec | None = None
     """OpenTelemetry tracing; None: only if OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) is set."""
+    policy: PolicySpec | None = None
+    """`gateway.policy`: which callers may list and call what (policy.py); None: every caller everything."""
+    limits: LimitsSpec | None = None
+    """`gateway.limits`: rate limits and result size caps (limits.py); None: none."""
