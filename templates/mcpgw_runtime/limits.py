@@ -239,12 +239,15 @@ def _size(value: object) -> int:
 
 
 def truncated(result: JSON, size: int, cap: int) -> JSON:
-    """`result` cut to about `cap` bytes of JSON: content kept in order while it fits, the text that crosses the
-    cap cut and ended with the marker (or the marker as a text item of its own), the rest dropped;
-    `structuredContent` kept only if it still fits."""
+    """`result` cut to at most `cap` bytes of JSON: `structuredContent` kept when it takes at most half the cap
+    (else dropped), then content kept in order while it fits, the text that crosses the cap cut and ended with
+    the marker (or the marker as a text item of its own), the rest dropped."""
     note = marker(size, cap)
     out: JSON = {k: v for k, v in result.items() if k not in ("content", "structuredContent")}
-    budget = cap - _size(out) - _size({"type": "text", "text": note}) - 16
+    structured = result.get("structuredContent")
+    if structured is not None and _size(structured) <= cap // 2:
+        out["structuredContent"] = structured
+    budget = cap - _size({**out, "content": []}) - _size({"type": "text", "text": note}) - 8
     content: list[Any] = []
     marked = False
     for item in result.get("content") or ():
@@ -261,9 +264,6 @@ def truncated(result: JSON, size: int, cap: int) -> JSON:
     if not marked:
         content.append({"type": "text", "text": note})
     out["content"] = content
-    structured = result.get("structuredContent")
-    if structured is not None and _size(out) + _size(structured) + 24 <= cap:
-        out["structuredContent"] = structured
     return out
 
 
