@@ -10,6 +10,7 @@ during the load, so the records are counted across its rotated files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,9 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcpgw_runtime.audit import AuditLog
+from mcpgw_runtime.cli import audit_spec, parse_args
+from mcpgw_runtime.spec import AuditSpec, GatewaySpec
 
 from tests.peers import REPO_ROOT, ServedGateway, build_gateway, kill_process_group, serve_gateway
 
@@ -53,8 +57,9 @@ def digest(arguments: object) -> str:
 
 def _plan(session: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """One session's tool calls: (tool, arguments, the record's expected fields)."""
-    ok = {"outcome": "ok", "error_code": None, "tool_error": False, "backend": "echo", "backend_name": "echo"}
-    plan = []
+    ok: dict[str, Any] = {"outcome": "ok", "error_code": None, "tool_error": False, "backend": "echo"}
+    ok["backend_name"] = "echo"
+    plan: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for n in range(CALLS):
         tag = f"s{session}-c{n}"
         if n == CALLS - 1:
@@ -65,7 +70,13 @@ def _plan(session: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         elif n % 3 == 1:
             plan.append(("echo__echo", {"wrong": tag}, {**ok, "tool_error": True}))
         else:
-            unknown = {**ok, "outcome": "error", "error_code": -32602, "backend": None, "backend_name": None}
+            unknown: dict[str, Any] = {
+                **ok,
+                "outcome": "error",
+                "error_code": -32602,
+                "backend": None,
+                "backend_name": None,
+            }
             plan.append(("echo__nope", {"text": tag}, unknown))
     return plan
 
@@ -201,3 +212,34 @@ def test_sigkill_loses_no_answered_call(tmp_path: Path) -> None:
     assert answered <= recorded <= sent
     assert len(recorded) == len(records), "one record per call"
     assert all(r["outcome"] == "ok" and r["args_sha256"] == digest(r["arguments"]) for r in records)
+
+
+def test_rotation_keeps_whole_records_in_order(tmp_path: Path) -> None:
+    """Rotation renames whole files: path.1 is the newest rotated one, the oldest beyond `backups` is dropped."""
+    log = AuditLog(tmp_path / "a.jsonl", max_bytes=100, backups=2)
+    for n in range(10):
+        log.write(b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 15))  # 32 bytes: three records a file
+    log.close()
+    files = [tmp_path / "a.jsonl.2", tmp_path / "a.jsonl.1", tmp_path / "a.jsonl"]
+    assert sorted(tmp_path.iterdir()) == sorted(files)
+    numbers = [json.loads(line)["n"] for f in files for line in f.read_text().splitlines()]
+    assert numbers == list(range(3, 10))  # 0-2 went with the dropped file
+    assert (tmp_path / "a.jsonl").stat().st_mode & 0o777 == 0o600
+    again = AuditLog(tmp_path / "a.jsonl", max_bytes=100, backups=0)  # appends to what is there, then starts anew
+    again.write(b"{}\n")
+    again.write(b"x" * 90 + b"\n")
+    again.close()
+    assert (tmp_path / "a.jsonl").read_bytes() == b"x" * 90 + b"\n"
+
+
+def test_audit_flags_over_the_config() -> None:
+    configured = AuditSpec(path="logs/team.jsonl", backups=3)
+    parse = functools.partial(parse_args, argv=None)
+    spec = GatewaySpec("g", "1", "0", ".", (), (), {}, (), {}, (), {}, {}, {}, audit=configured)
+    plain = GatewaySpec("g", "1", "0", ".", (), (), {}, (), {}, (), {}, {}, {})
+    assert audit_spec(plain, parse(plain, argv=[])) is None  # off by default
+    assert audit_spec(plain, parse(plain, argv=["--audit"])) == AuditSpec()
+    assert audit_spec(plain, parse(plain, argv=["--audit", "x.jsonl"])) == AuditSpec(path="x.jsonl")
+    assert audit_spec(spec, parse(spec, argv=[])) == configured
+    assert audit_spec(spec, parse(spec, argv=["--audit", "y.jsonl"])) == AuditSpec(path="y.jsonl", backups=3)
+    assert audit_spec(spec, parse(spec, argv=["--no-audit"])) is None
