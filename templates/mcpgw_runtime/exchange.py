@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pydantic_core
 
 from mcpgw_runtime.caller import CALLER
-from mcpgw_runtime.forwarding import INTERNAL_ERROR, INVALID_PARAMS, REQUEST_TIMEOUT
+from mcpgw_runtime.forwarding import INTERNAL_ERROR, INVALID_PARAMS, POLICY_DENIED, REQUEST_TIMEOUT
 from mcpgw_runtime.profiles import PROFILE
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ AUDITED = frozenset(
 """The requests that reach backends: each gets one record and one span, whether it was forwarded, refused before
 (an unknown tool, a denial) or answered by the gateway itself (a search profile's search tool)."""
 
-DENIED_CODES = frozenset({-32010})
-"""Error codes that mean a policy refused the call (outcome "denied"): forwarding.POLICY_DENIED."""
+DENIED_CODES = frozenset({POLICY_DENIED})
+"""Error codes that mean a policy refused the call (outcome "denied")."""
 
 ACTIVE = False
 """Whether anything observes requests (`configure`); False: the hooks do nothing."""
