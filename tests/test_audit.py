@@ -2,7 +2,8 @@
 
 A generated gateway in front of the benchmark's echo server (bench/servers/echo_server.py, on the
 `mcp` SDK), driven by the SDK's own client: 8 sessions at once, each with a mix of calls that
-succeed, that the tool fails (isError), that name no tool, that time out, a prompt and a resource.
+succeed, that the tool fails (isError), that name no tool, that the policy denies, that time out, a
+prompt and a resource.
 Served by each half of the gateway: the front's relays (the default with stdio backends), the
 core (`--eager-core`: its fast path and the SDK's handlers) and stdio. The audit file rotates
 during the load, so the records are counted across its rotated files.
@@ -46,7 +47,16 @@ TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 def _config(audit: dict[str, Any]) -> dict[str, Any]:
     echo = {"command": sys.executable, "args": ["echo_server.py", "--tools", "3"], "tool_timeouts": {"slow": 0.3}}
-    return {"mcpServers": {"echo": echo}, "gateway": {"audit": {"path": "audit/audit.jsonl", **audit}}}
+    policy = {
+        "rules": [
+            {"name": "no-big", "deny": {"tools": ["echo__big"]}},
+            {"name": "the-rest", "allow": {"tools": ["*"], "prompts": ["*"], "resources": ["*"]}},
+        ]
+    }
+    return {
+        "mcpServers": {"echo": echo},
+        "gateway": {"audit": {"path": "audit/audit.jsonl", **audit}, "policy": policy},
+    }
 
 
 def digest(arguments: object) -> str:
@@ -62,7 +72,11 @@ def _plan(session: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     plan: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for n in range(CALLS):
         tag = f"s{session}-c{n}"
-        if n == CALLS - 1:
+        if n == CALLS - 2:
+            denied: dict[str, Any] = {**ok, "outcome": "denied", "error_code": -32010, "backend": None}
+            denied["backend_name"] = None
+            plan.append(("echo__big", {"text": tag}, denied))
+        elif n == CALLS - 1:
             expected = {**ok, "outcome": "timeout", "error_code": -32001, "backend_name": "slow"}
             plan.append(("echo__slow", {"ms": 3000 + session}, expected))
         elif n % 3 == 0:
