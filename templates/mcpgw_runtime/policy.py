@@ -217,8 +217,13 @@ class Policy:
             caller = CALLER.get() or LOCAL
         key: object = caller
         if self._claims:
-            key = (caller, tuple(_hashable(caller.claims.get(c)) for c in self._claims))
-        found = self._by_caller.get(key)
+            claims = caller.claims
+            key = (caller, *[tuple(v) if type(v) is list else v for v in map(claims.get, self._claims)])
+        try:
+            found = self._by_caller.get(key)
+        except TypeError:  # a claim holding objects: hashed the slow way
+            key = (caller, *[_hashable(caller.claims.get(c)) for c in self._claims])
+            found = self._by_caller.get(key)
         if found is None:
             matched = tuple(i for i, rule in enumerate(self.rules) if rule.callers.matches(caller))
             found = self._by_rules.get(matched)
