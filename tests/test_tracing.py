@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,7 +34,7 @@ from mcp.shared.exceptions import MCPError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from tests.peers import LOCALHOST, build_gateway, free_port, kill_process_group, serve_gateway, wait_for_port
+from tests.peers import LOCALHOST, REPO_ROOT, build_gateway, free_port, kill_process_group, serve_gateway, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -261,7 +262,8 @@ def _imported_modules(tmp_path: Path, config: dict[str, Any], *flags: str) -> se
 
 def test_tracing_is_not_imported_unless_configured(tmp_path: Path, receiver: Receiver) -> None:
     """A gateway without tracing (and without OTEL_* variables) never imports the OpenTelemetry SDK or exporter,
-    nor this runtime's tracing module; with the front alone (the default with stdio backends) not even the API."""
+    nor this runtime's tracing module; with the front alone (the default with stdio backends) not even the API.
+    One with `gateway.tracing` imports them, and its requirements.txt lists them (pyproject's `otel` extra)."""
     shutil.copy(SERVERS / "trace_server.py", tmp_path / "trace_server.py")
     plain = {"mcpServers": {"pipe": {"command": sys.executable, "args": ["trace_server.py"]}}}
     lazy = _imported_modules(tmp_path, plain)
@@ -274,3 +276,6 @@ def test_tracing_is_not_imported_unless_configured(tmp_path: Path, receiver: Rec
     }
     traced = {**plain, "gateway": {"tracing": {"endpoint": receiver.url}}}
     assert {"opentelemetry.sdk.trace", "mcpgw_runtime.tracing"} <= _imported_modules(tmp_path, traced)
+    extra = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["otel"]
+    requirements = (tmp_path / "dist" / "requirements.txt").read_text().splitlines()
+    assert set(extra) <= set(requirements), "a gateway with gateway.tracing lists the otel extra's pins"
