@@ -202,8 +202,8 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             'config.json:1:29: /gateway/hots: unknown field "hots" (did you mean "host"?); '
             "valid fields: allowed_hosts, allowed_origins, audit, auth, body_timeout, header_timeout, host, "
             "instructions, limits, log_dir, max_body_bytes, max_connections, max_header_bytes, max_headers, "
-            "max_name_length, max_sessions, max_sse_streams, name, policy, port, profiles, separator, "
-            "session_idle_timeout, tracing",
+            "max_name_length, max_sessions, max_sessions_per_caller, max_sse_streams, name, policy, port, profiles, "
+            "separator, session_idle_timeout, tracing",
         ],
     ),
     (

@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from mcpgw_runtime.auth import Caller
+from mcpgw_runtime.caller import CALLER, identity
 from mcpgw_runtime.early_sessions import HANDSHAKE_VERSIONS
 from mcpgw_runtime.httplimits import COUNTS
 from mcpgw_runtime.session_table import RETRY_AFTER, SessionTable
@@ -221,6 +223,37 @@ def test_an_initialize_whose_body_is_still_coming_holds_no_place() -> None:
         arrived.set()
         await slow  # in full now, it is an initialize like any other: the idle one makes room
         assert sent[0]["status"] == 200 and d.half.ended == [kept]
+
+    asyncio.run(main())
+
+
+def test_an_oauth_caller_past_its_cap_ends_its_own_sessions_never_anothers() -> None:
+    async def main() -> None:
+        d = Driver(10)
+        d.table.max_per_caller = 2
+        alice, bob = Caller("oauth", "alice"), Caller("oauth", "bob")
+        CALLER.set(bob)
+        kept = await d.open()
+        CALLER.set(alice)
+        first, second = await d.open(), await d.open()
+        third = await d.open()  # her third: her least recently used idle session goes, not bob's
+        assert d.half.ended == [first] and kept in d.table and d.table.per_caller[identity(alice)] == 2
+        for sid in (second, third):
+            d.half.hold[sid] = asyncio.Event()
+        calls = [asyncio.ensure_future(d.request("POST", sid)) for sid in (second, third)]
+        await asyncio.sleep(0)
+        status, headers = await d.request("POST")  # both of hers in a call: refused, room in the table or not
+        assert status == 503 and headers[b"retry-after"] == b"%d" % RETRY_AFTER and d.table.rejected == 1
+        CALLER.set(bob)
+        assert await d.open() and d.table.per_caller[identity(bob)] == 2
+        CALLER.set(Caller("static", "static-token"))  # the static token is everyone's: not counted per caller
+        for _ in range(3):
+            await d.open()
+        assert len(d.table.per_caller) == 2
+        for event in d.half.hold.values():
+            event.set()
+        await asyncio.gather(*calls)
+        CALLER.set(None)
 
     asyncio.run(main())
 

@@ -397,6 +397,7 @@ class Gateway(_Frozen):
     max_sse_streams: Count = 100
     max_sessions: Count = 1000
     session_idle_timeout: Seconds = 900.0
+    max_sessions_per_caller: Count = 500
     instructions: str | None = None
     profiles: dict[ProfileName, ProfileConfig] = Field(default_factory=dict)
     policy: Policy | None = None

@@ -132,6 +132,7 @@ GATEWAY_SETTINGS = (
     "max_sse_streams",
     "max_sessions",
     "session_idle_timeout",
+    "max_sessions_per_caller",
 )
 """The `gateway` section's fields that `GatewaySpec` carries, written when not the runtime's default."""
 

@@ -98,6 +98,14 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         help="end a Streamable HTTP session after this long with no request in flight (default: %(default)g)",
     )
     parser.add_argument(
+        "--max-sessions-per-caller",
+        type=_positive(int),
+        default=spec.max_sessions_per_caller,
+        metavar="N",
+        help="sessions one OAuth caller may hold; past it its own least recently used idle one is ended "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--client-spawn-rate",
         type=_positive(float),
         default=None,
@@ -188,7 +196,12 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 def with_session_flags(spec: GatewaySpec, args: argparse.Namespace) -> GatewaySpec:
     """The spec with the session table's settings the flags override (the front owns the table; the core shares it)."""
-    return dataclasses.replace(spec, max_sessions=args.max_sessions, session_idle_timeout=args.session_idle_timeout)
+    return dataclasses.replace(
+        spec,
+        max_sessions=args.max_sessions,
+        session_idle_timeout=args.session_idle_timeout,
+        max_sessions_per_caller=args.max_sessions_per_caller,
+    )
 
 
 def with_spawn_rate(spec: GatewaySpec, rate: float | None) -> GatewaySpec:

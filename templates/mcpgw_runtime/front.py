@@ -180,7 +180,11 @@ class Front:
         """Every open Streamable HTTP session, the front's and the core's: cap and idle expiry (session_table.py)."""
         if http and not stateless:
             self.table = SessionTable(
-                spec.max_sessions, spec.session_idle_timeout, allows=guard.allows, max_body=spec.max_body_bytes
+                spec.max_sessions,
+                spec.session_idle_timeout,
+                allows=guard.allows,
+                max_body=spec.max_body_bytes,
+                max_per_caller=spec.max_sessions_per_caller,
             )
             self.table.ender = self.end_session
         self._expiry: asyncio.Task[None] | None = None

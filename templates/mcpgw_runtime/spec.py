@@ -231,6 +231,8 @@ class GatewaySpec:
     """Streamable HTTP sessions open at once, the front's and the SDK's together (session_table.py)."""
     session_idle_timeout: float = 900.0
     """Seconds a Streamable HTTP session may go with no request in flight before it is ended."""
+    max_sessions_per_caller: int = 500
+    """Sessions one OAuth caller may hold of them (session_table.py); the static token is everyone's, not counted."""
     profiles: Mapping[str, ProfileSpec] = field(default_factory=dict)
     """Named profiles by name (profiles.py applies them); none: every client sees everything."""
     audit: AuditSpec | None = None
