@@ -30,6 +30,7 @@ from mcpgw_runtime.forwarding import POLICY_DENIED, RATE_LIMITED, RESULT_TOO_LAR
 from mcpgw_runtime.limits import Limits, LimitsSpec, RateLimit, ResultCap, marker, truncated
 from mcpgw_runtime.policy import DEFAULT_RULE, LOCAL, CallerMatch, Policy, PolicyRule, PolicySpec
 from mcpgw_runtime.profiles import PROFILE, Profiles
+from mcpgw_runtime.search import CALL_TOOL, SEARCH_TOOL, SearchIndex
 from mcpgw_runtime.spec import GatewaySpec, ProfileSpec
 from pydantic import ValidationError
 
@@ -526,3 +527,25 @@ def test_a_session_is_unknown_to_any_other_caller() -> None:
 
     asyncio.run(main())
     assert caller_module.identity(ALICE) == ("oauth", "alice", "web") and caller_module.identity(None) is None
+
+
+def test_a_search_profile_keeps_its_own_tools_and_finds_only_what_the_caller_may_call() -> None:
+    index = SearchIndex(tools=("t_open", "t_read"), postings={"alpha": "0:200", "zulu": "1:100"})
+    search = ProfileSpec(tools=("t_open", "t_read"), mode="search", always=("t_read",), search=index)
+    profiles = Profiles(_gateway_spec(policy=SPEC, profiles={"find": search}))
+    full = {"tools": list(_gateway_spec().tools)}
+    asked = {"name": SEARCH_TOOL, "arguments": {"query": "alpha zulu"}}
+    path = PROFILE.set("find")
+    try:
+        for who, listed, found in [(ALICE, ["t_read"], ["t_open", "t_read"]), (BOB, ["t_read"], ["t_read"])]:
+            caller = CALLER.set(who)
+            try:
+                names = [t["name"] for t in profiles.listing("tools/list", full)["tools"]]
+                assert names == [SEARCH_TOOL, CALL_TOOL, *listed]
+                result = profiles.search(asked, full)
+                assert result is not None
+                assert [t["name"] for t in result["structuredContent"]["tools"]] == found, who
+            finally:
+                CALLER.reset(caller)
+    finally:
+        PROFILE.reset(path)
