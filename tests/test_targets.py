@@ -266,7 +266,7 @@ def test_build_target_fails_with_every_violation_then_passes_with_the_fix(tmp_pa
     lines = [line for line in failed.stderr.splitlines() if "client 'claude-code'" in line]
     assert len(lines) == 2 and all(line.startswith("config.json:1:1: ") for line in lines)
     assert not (tmp_path / "dist").exists()
-    assert "2 errors in the profiles' sizes; nothing was written" in failed.stderr
+    assert "2 errors in the profiles' client targets and budgets; nothing was written" in failed.stderr
     renames: JSON = {}
     for line in lines:
         renames.update(_suggested_json(line, '"rename": ')["rename"])

@@ -285,7 +285,9 @@ def _name_faults(rule: ClientRule, name: str, server: str) -> list[str]:
     faults = []
     if rule.max_length is not None and len(seen) > rule.max_length:
         faults.append(f"{len(seen)} characters, over its {rule.max_length}")
-    if rule.pattern is not None and not re.fullmatch(rule.pattern, seen):
+    # The grammar is judged on a name cut to the length limit, so a name that is only too long is not also "outside" it.
+    shape = seen[: rule.max_length] if rule.max_length is not None else seen
+    if rule.pattern is not None and not re.fullmatch(rule.pattern, shape):
         faults.append(f"outside its name grammar ^{rule.pattern}$")
     return faults
 
