@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from mcpbench import goals, report, stats, wire
+from mcpbench import authcost, goals, report, stats, wire
 from mcpbench.figures import FIGURES
 from mcpbench.http11 import HttpConnection
 from mcpbench.measure import Plan, one_backend
@@ -77,6 +77,9 @@ def test_goals_pass_fail_and_missing() -> None:
     slow = verdicts["64 sessions: 2 slow backends raise the fast ones' p99 ≤ 20%"]  # another figure as reference
     assert slow.passed is True and slow.limit == pytest.approx(12.0)
     assert verdicts["cold start → tools/list ≤ 0.5 s, 1 backend"].passed is None  # not measured
+    assert verdicts["auth + policy cost ≤ 50 µs CPU per call"].passed is None
+    with_auth: goals.Table = {"mcpgw-mcp": {"auth_cpu_us": 30.0}}
+    assert goals.judge(authcost.GOAL, with_auth).passed is True
 
 
 def test_a_goal_over_every_run_fails_when_one_run_misses() -> None:
@@ -168,6 +171,28 @@ def test_side_by_side_measures_every_target_in_turns(tmp_path: Path) -> None:
         for key in ("cpu_us_per_call", "echo_p50_ms", "echo_p99_ms", "big_p50_ms", "echo_p50_ms_sdk", "big_p50_ms_sdk"):
             value = figures.get(key)
             assert value is not None and value >= 0, key
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_auth_cost_phase_drives_both_gateways_and_checks_the_auth_one(tmp_path: Path) -> None:
+    """The plain and the auth + policy + limits gateway, a token from the bench's own issuer, a few turns each."""
+    plan = authcost.AuthPlan(rounds=2, block=5, sdk_block=2, warmup=2)
+    data = anyio.run(authcost.measure, plan, lambda _: None, tmp_path)
+    assert [(lane["gateway"], lane["driver"]) for lane in data["lanes"]] == [
+        ("plain", "raw"), ("plain", "sdk"), ("auth", "raw"), ("auth", "sdk"),
+    ]  # fmt: skip
+    assert all(check["passed"] for check in data["checks"]), data["checks"]
+    for key in ("auth_cpu_us", "auth_p50_us", "auth_cpu_us_sdk", "auth_p50_us_sdk"):
+        assert data["figures"].get(key) is not None, key
+    assert data["issuer_requests"][:2] == ["/.well-known/oauth-authorization-server", "/jwks"]
+    text = authcost.auth_cost_section([data])
+    assert "| auth + policy cost ≤ 50 µs CPU per call |" in text and "| 1 | auth + policy + limits | raw | 10 |" in text
+
+
+def test_auth_cost_counts_metric_families() -> None:
+    lines = ['mcpgw_auth_accepted_total{kind="oauth"} 12', 'mcpgw_auth_accepted_total{kind="static"} 3']
+    assert authcost.metric_total([*lines, "mcpgw_auth_accepted_totals 9"], "mcpgw_auth_accepted_total") == 15
 
 
 def test_side_by_side_turns_rotate_so_no_target_always_goes_first() -> None:

@@ -1,5 +1,5 @@
 """`python bench/run.py [--quick] [--runs N] [--targets a,b] [--out PATH] [--strict] [--scale-out] [--hostile]
-[--ensure-nginx]`."""
+[--auth-cost] [--ensure-nginx]`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from mcpbench import peers
+from mcpbench import authcost, peers
 from mcpbench.clients import DRIVERS
 from mcpbench.figures import FIGURES
 from mcpbench.goals import Table, judge_all
@@ -41,6 +41,8 @@ SCALE_OUT_OUT = peers.BENCH_DIR / "results" / "scaleout.json"
 SCALE_OUT_TITLE = "### Scale-out: `--stateless` replicas behind nginx"
 HOSTILE_OUT = peers.BENCH_DIR / "results" / "hostile.json"
 HOSTILE_TITLE = "### Hostile clients: a well-behaved client under each attack"
+AUTH_COST_OUT = peers.BENCH_DIR / "results" / "authcost.json"
+AUTH_COST_TITLE = "### The cost of auth + policy + limits: the same gateway with and without them"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -85,6 +87,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"is measured (~5 min; writes {HOSTILE_OUT.relative_to(peers.REPO_ROOT)})",
     )
     parser.add_argument(
+        "--auth-cost",
+        action="store_true",
+        help="only the auth-cost phase: the gateway with gateway.auth + policy + limits against the same gateway "
+        f"without, A/B (also part of a full run; writes {AUTH_COST_OUT.relative_to(peers.REPO_ROOT)})",
+    )
+    parser.add_argument(
         "--attacks",
         default=",".join(a.key for a in ATTACKS),
         help="with --hostile: comma-separated attack keys (default: all)",
@@ -96,7 +104,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = SCALE_OUT_OUT if args.scale_out else HOSTILE_OUT if args.hostile else DEFAULT_OUT
+        args.out = (
+            SCALE_OUT_OUT
+            if args.scale_out
+            else HOSTILE_OUT
+            if args.hostile
+            else AUTH_COST_OUT
+            if args.auth_cost
+            else DEFAULT_OUT
+        )
     unknown_attacks = [k for k in args.attacks.split(",") if k not in {a.key for a in ATTACKS}]
     if unknown_attacks:
         parser.error(f"unknown attacks {unknown_attacks}; choose from {', '.join(a.key for a in ATTACKS)}")
@@ -128,7 +144,7 @@ def _venv_version(venv: str, package: str) -> str | None:
     return done.stdout.strip() or None
 
 
-def machine_facts(runs: int, quick: bool, plan: Plan | ScalePlan | HostilePlan) -> dict[str, Any]:
+def machine_facts(runs: int, quick: bool, plan: Plan | ScalePlan | HostilePlan | authcost.AuthPlan) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
@@ -277,11 +293,42 @@ def main_hostile(args: argparse.Namespace) -> int:
     return 1 if args.strict and not data["passed"] else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    plan = Plan.quick() if args.quick else Plan()
-    plan = dataclasses.replace(plan, drivers=tuple(args.drivers.split(",")), sequential_only=args.sequential)
-    runs = args.runs or (1 if args.quick else 3)
+def auth_cost(plan: authcost.AuthPlan, errors: list[str]) -> dict[str, Any] | None:
+    """One A/B run of the auth-cost phase, or None (with the reason in `errors`) when it could not run."""
+    _log("- auth cost: the gateway with auth + policy + limits against the same gateway without")
+    t0 = time.perf_counter()
+
+    async def bounded() -> dict[str, Any]:
+        with anyio.fail_after(PHASE_TIMEOUT):
+            return await authcost.measure(plan, _log)
+
+    try:
+        data = anyio.run(bounded)
+    except Exception as exc:
+        errors.append(f"auth cost: {type(exc).__name__}: {exc}")
+        _log(f"  auth cost: FAILED {type(exc).__name__}: {exc}")
+        if os.environ.get("MCPBENCH_DEBUG"):
+            traceback.print_exc()
+        return None
+    _log(f"  auth cost: {time.perf_counter() - t0:.1f}s")
+    return data
+
+
+def main_auth_cost(args: argparse.Namespace, runs: int) -> int:
+    """`--auth-cost`: only the auth-cost phase, `runs` times; its report."""
+    drivers = tuple(args.drivers.split(","))
+    plan = authcost.AuthPlan.quick(drivers) if args.quick else authcost.AuthPlan(drivers=drivers)
+    meta = machine_facts(runs, args.quick, plan)
+    errors: list[str] = []
+    done = [data for data in (auth_cost(plan, errors) for _ in range(runs)) if data is not None]
+    head = f"Run {meta['date']} on {meta['machine']}{' (--quick)' if args.quick else ''}."
+    section = authcost.auth_cost_section(done) if done else "The auth-cost phase did not run: " + "; ".join(errors)
+    _write(args.out, f"{head}\n\n{AUTH_COST_TITLE}\n\n{section}", {"meta": meta, "auth_cost": done, "errors": errors})
+    return 1 if args.strict and (errors or not authcost.passed(done)) else 0
+
+
+def main_alone(args: argparse.Namespace, runs: int) -> int | None:
+    """The modes that run instead of the benchmark (one phase alone, or a tool); None: none was asked for."""
     if args.ensure_nginx:
         try:
             print(ensure_nginx())
@@ -293,6 +340,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_scale_out(args, runs)
     if args.hostile:
         return main_hostile(args)
+    if args.auth_cost:
+        return main_auth_cost(args, runs)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan()
+    plan = dataclasses.replace(plan, drivers=tuple(args.drivers.split(",")), sequential_only=args.sequential)
+    runs = args.runs or (1 if args.quick else 3)
+    alone = main_alone(args, runs)
+    if alone is not None:
+        return alone
     targets = [BY_KEY[k] for k in args.targets.split(",")]
     for venv in ["profilers"] if args.profile else [t.venv for t in targets if t.venv]:
         peers.ensure_venv(venv)
@@ -303,22 +363,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = machine_facts(runs, args.quick, plan)
     errors: list[str] = []
     tables: list[Table] = []
+    with_auth_cost = "mcpgw-mcp" in args.targets.split(",") and not args.sequential
+    auth_plan = authcost.AuthPlan.quick(plan.drivers) if args.quick else authcost.AuthPlan(drivers=plan.drivers)
+    auth_runs: list[dict[str, Any]] = []
     for index in range(runs):
         _log(f"run {index + 1}/{runs}")
         tables.append(anyio.run(run_once, targets, gateways, plan, errors))
+        if with_auth_cost and (auth_data := auth_cost(auth_plan, errors)) is not None:
+            auth_runs.append(auth_data)
+            tables[-1]["mcpgw-mcp"].update(auth_data["figures"])
     with_scale_out = "mcpgw-mcp" in args.targets.split(",") and not args.sequential
     scaled = scale_out(gateways[1], runs, args.quick, errors) if with_scale_out else None
     table = median_table(tables, targets)
     labels = {t.key: t.label for t in targets}
     verdicts = judge_all(table, tables)
     report = markdown(table, labels, verdicts, meta)
+    if auth_runs:
+        report += f"\n\n{AUTH_COST_TITLE}\n\n{authcost.auth_cost_section(auth_runs)}"
     if scaled is not None:
         report += f"\n\n{SCALE_OUT_TITLE}\n\n{scale_out_section(scaled)}"
     data = as_json(table, tables, labels, verdicts, meta, errors)
+    if with_auth_cost:
+        data["auth_cost"] = auth_runs
     if with_scale_out:
         data["scale_out"] = scaled
     _write(args.out, report, data)
     if errors:
         _log(f"{len(errors)} phase(s) failed: see 'errors' in the JSON")
-    failed = errors or any(v.passed is not True for v in verdicts) or (with_scale_out and _scale_out_failed(scaled))
+    failed = (
+        errors
+        or any(v.passed is not True for v in verdicts)
+        or (with_scale_out and _scale_out_failed(scaled))
+        or (with_auth_cost and not authcost.passed(auth_runs))
+    )
     return 1 if args.strict and failed else 0

@@ -40,6 +40,7 @@ class Endpoint:
     command: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent with every HTTP request (e.g. Authorization)
 
 
 class Session(Protocol):
@@ -81,11 +82,15 @@ class StdioSession:
 class HttpSession:
     """Streamable HTTP: one keep-alive connection, JSON or single-event SSE responses."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: Mapping[str, str] | None = None) -> None:
         parts = urlsplit(url)
         self.path = parts.path or "/"
         self.conn = HttpConnection(parts.hostname or "127.0.0.1", parts.port or 80)
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            **(headers or {}),
+        }
         self._ids = _Ids()
 
     async def _post(self, body: bytes, request_id: int | None) -> JSON | None:
@@ -199,7 +204,7 @@ async def open_session(endpoint: Endpoint, driver: Driver = "raw") -> AsyncItera
             with anyio.CancelScope(shield=True):
                 await _stop_child(process)
     elif endpoint.kind == "http":
-        http = HttpSession(endpoint.url)
+        http = HttpSession(endpoint.url, endpoint.headers)
         try:
             await _handshake(http)
             yield http

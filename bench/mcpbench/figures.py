@@ -36,6 +36,8 @@ _RAW: tuple[Figure, ...] = (
     Figure("rss5_mib", "RSS, 5 backends (gateways: after every method)", "MiB", digits=0),
     Figure("p99_64_fast_ms", "p99, 64 sessions on 3 fast backends", "ms"),
     Figure("p99_64_mixed_ms", "p99 of the same, 2 of 5 backends slow (100 ms)", "ms"),
+    Figure("auth_cpu_us", "auth + policy + limits: gateway CPU/call over the same gateway without", "µs", digits=0),
+    Figure("auth_p50_us", "auth + policy + limits: echo p50 over the same gateway without", "µs", digits=0),
 )
 SDK_SUFFIX = "_sdk"
 SDK_DRIVEN = (
@@ -52,6 +54,8 @@ SDK_DRIVEN = (
     "first_call_s",
     "rss1_mib",
     "rss5_mib",
+    "auth_cpu_us",
+    "auth_p50_us",
 )
 """The figures also taken with the `mcp` SDK's own client (key + `_sdk`), each reported beside the raw
 client's. Cold starts with 5 and 20 backends and the 64-session load are the raw client's only."""

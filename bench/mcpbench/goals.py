@@ -76,6 +76,7 @@ GOALS: tuple[Goal, ...] = (
         reference_figure="p99_64_fast_ms",
         factor=1.2,
     ),
+    Goal("auth + policy cost ≤ 50 µs CPU per call", "auth_cpu_us", limit=50),
 )
 
 

@@ -8,6 +8,7 @@ also reads whole process trees (a replica and its backends) and the machine's to
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -20,6 +21,16 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / _CLOCK_TICKS
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """The same CPU time (every thread of the process, not its children) to the nanosecond: the kernel's
+    per-process CPU clock, read with clock_gettime. `cpu_seconds` counts clock ticks (10 ms), too coarse
+    for differences of tens of µs a call over a few thousand calls read in short turns."""
+    try:
+        return time.clock_gettime((~pid << 3) | 2)  # Linux: MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
+        return cpu_seconds(pid)
 
 
 def rss_mib(pid: int) -> float:

@@ -75,7 +75,8 @@ async def open_sdk_session(endpoint: Endpoint) -> AsyncIterator[SdkSession]:
             spawned = sorted(set(procfs.descendants(os.getpid())) - before)
             pid = spawned[0] if spawned else None
         elif endpoint.kind == "http":
-            http = await stack.enter_async_context(httpx2.AsyncClient(timeout=CALL_TIMEOUT))
+            client_http = httpx2.AsyncClient(timeout=CALL_TIMEOUT, headers=dict(endpoint.headers))
+            http = await stack.enter_async_context(client_http)
             read, write = await stack.enter_async_context(streamable_http_client(endpoint.url, http_client=http))
         else:
             read, write = await stack.enter_async_context(
