@@ -490,7 +490,8 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str, app: AsgiA
     """
     import uvicorn
 
-    from mcpgw_runtime.httplimits import HttpLimits, fit_open_files, protocol_class
+    from mcpgw_runtime.hotpath import hot_protocol_class
+    from mcpgw_runtime.httplimits import HttpLimits, fit_open_files
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -507,7 +508,7 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str, app: AsgiA
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-        http=protocol_class(limits),
+        http=hot_protocol_class(front, app, limits),  # the plain relayed call below uvicorn (hotpath.py)
         h11_max_incomplete_event_size=limits.max_header_bytes,  # h11's own 400 never comes before our 431
     )
     server = _Server(config)

@@ -197,6 +197,20 @@ class SessionTable:
                 self.fresh[let_go] = demoted
         return entry
 
+    def enter(self, sid: bytes) -> Entry | None:
+        """A request of a known session begins outside `serve` (hotpath.py, which checked it as `serve` does):
+        its entry, busy until `leave`; None for a session no longer in the table."""
+        entry = self._known(sid)
+        if entry is not None:
+            entry.busy += 1
+            self._touch(sid, entry)
+        return entry
+
+    def leave(self, sid: bytes, entry: Entry) -> None:
+        """The request `enter` began has been answered."""
+        entry.busy -= 1
+        self._touch(sid, entry)
+
     async def _in_session(
         self, sid: bytes, entry: Entry, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, app: AsgiApp
     ) -> None:
