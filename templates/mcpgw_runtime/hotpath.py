@@ -22,7 +22,8 @@ connection's protocol recognises it in the raw bytes and serves it itself:
 Everything that is not that shape (no session, GET, DELETE, initialize, lists,
 notifications, batches, a progress token, a refused or unknown session, OAuth,
 the audit log or tracing configured, a core loading or loaded, a pipelined request
-behind one uvicorn is serving, a head split over reads) goes the ordinary way, and
+behind one uvicorn is serving, a body that does not follow its head within `HOLD`)
+goes the ordinary way, and
 the answers are the same bytes either way: the headers uvicorn writes (`date`,
 `server`, then the front's), an SSE stream when the backend logs to the call
 (`HotReply.notify`), the counters the front keeps (`mcpgw_fast_path_requests_total`,
@@ -81,6 +82,9 @@ _OK = b"HTTP/1.1 200 OK\r\n"
 _CHUNKED = b"transfer-encoding: chunked\r\n\r\n"
 _CANCELLED = {"code": INVALID_REQUEST, "message": "Request cancelled"}
 
+HOLD = 0.05
+"""Seconds a hot request's head is held for its body, read apart; then uvicorn reads both (and times the body)."""
+
 
 class _Call:
     """One request the hot path took: what its answer needs, and what to undo when it ends."""
@@ -125,8 +129,9 @@ class Hot:
         self.table = table
         self.guard = front.guard
 
-    def take(self, data: bytes) -> tuple[_Call, int, str, object] | None:
-        """The call in `data` and where it ends, its profile and caller; None: uvicorn's to read.
+    def take(self, data: bytes) -> tuple[_Call, int, str, object] | int | None:
+        """The call in `data` and where it ends, its profile and caller; None: uvicorn's to read; the length
+        of the whole request when `data` passes every check its head allows but its body is not all there.
 
         Nothing is changed here: a request that is not taken leaves no trace.
         """
@@ -138,9 +143,9 @@ class Hot:
         path, headers, start = parsed
         size = _length(headers)
         stop = start + size
-        admitted = self._admitted(path, headers) if size <= self.max_body and len(data) >= stop else None
-        if admitted is None:
-            return None
+        admitted = self._admitted(path, headers) if size <= self.max_body else None
+        if admitted is None or len(data) < stop:
+            return None if admitted is None else stop
         sid, entry, session, profile, caller = admitted
         message = parse_json(data[start:stop])
         if type(message) is not dict or message.get("jsonrpc") != "2.0":
@@ -341,6 +346,7 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
     class HotProtocol(base):  # type: ignore[valid-type,misc]
         """httplimits' httptools protocol, taking the hot path's requests before its parser sees them."""
 
+        gw_phase: int  # httplimits' (`_Limited`), for the type checker: the base is only known at run time
         hot_call: asyncio.Task[None] | None = None
         hot_held = b""
         """What the client sent while a hot call was in flight (a pipelined request): read after its answer."""
@@ -349,6 +355,9 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
         hot_close = False
         """The server is shutting down: close once the hot call is answered."""
         hot_lost = False
+        hot_part = b""
+        """A hot request's head (and what came of its body) while the rest is on its way."""
+        _hot_wait: asyncio.TimerHandle | None = None
         _hot_defaults: tuple[object, bytes] = (None, b"")
         _hot_sid = b""
 
@@ -360,6 +369,12 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
                 if len(self.hot_held) > held_max:
                     self.flow.pause_reading()
                 return
+            if self.hot_part:  # the rest of a head that came alone (the SDK's client writes head and body apart)
+                data = self.hot_part + data
+                self.hot_part = b""
+                if self._hot_wait is not None:
+                    self._hot_wait.cancel()
+                    self._hot_wait = None
             phase = self.gw_phase
             cycle = self.cycle
             if (
@@ -370,12 +385,25 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
                 and not self.flow.write_paused
             ):
                 taken = hot.take(data)
-                if taken is not None:
+                if type(taken) is int:  # the head of one: the body follows, or uvicorn reads it all after HOLD
+                    self._unset_keepalive_if_required()
+                    self.gw_phase = IDLE  # timed by HOLD, then by uvicorn's path
+                    self.hot_part = data
+                    self._hot_wait = self.loop.call_later(HOLD, self._hot_give_up)
+                    return
+                if type(taken) is tuple:
                     self._hot_start(*taken)
                     if len(data) > taken[1]:
                         self.hot_held = data[taken[1] :]
                     return
             super().data_received(data)
+
+        def _hot_give_up(self) -> None:
+            """The body did not follow its head within HOLD: uvicorn's to read, with its own body timeout."""
+            self._hot_wait = None
+            part, self.hot_part = self.hot_part, b""
+            if part and not self.transport.is_closing():
+                super().data_received(part)
 
         def _hot_start(self, call: _Call, stop: int, profile: str, caller: object) -> None:
             self._unset_keepalive_if_required()
@@ -470,6 +498,8 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
             self.hot_clean = True
 
         def connection_lost(self, exc: Exception | None) -> None:
+            if self._hot_wait is not None:
+                self._hot_wait.cancel()
             if self.hot_call is not None:
                 self.hot_lost = True
                 self.hot_call.cancel()
