@@ -14,7 +14,7 @@ import sys
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "648a359ee3670722630f56ccd23be20c89667533481bf88cab97d2784592f61d"
+RUNTIME_SHA256 = "787c3145e0010bdf328c3a2295149d655d710061a598191a2ba37e56517b3740"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 

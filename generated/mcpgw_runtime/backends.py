@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcpgw_runtime.connect import LIST_CHANGED, BackendError, Connection, open_backend
 from mcpgw_runtime.envsubst import redact, secret_values
+from mcpgw_runtime.exchange import EXCHANGE
 from mcpgw_runtime.forwarding import (
     BACKEND_BUSY,
     BACKEND_UNAVAILABLE,
@@ -238,6 +239,13 @@ class Backend:
         return conn
 
     async def request(self, method: str, params: Mapping[str, Any] | None, tool: str | None = None) -> JSON:
+        """Forward one request (`_request`), noted by the client request it serves, if observed (exchange.py)."""
+        seen = EXCHANGE.get()
+        if seen is None:
+            return await self._request(method, params, tool)
+        return await seen.via(self.name, method, params, tool, lambda p: self._request(method, p, tool))
+
+    async def _request(self, method: str, params: Mapping[str, Any] | None, tool: str | None) -> JSON:
         """Forward one request and return the backend's raw result; counted in `/metrics`."""
         series = self.stats.get(method, tool)
         started = time.perf_counter()

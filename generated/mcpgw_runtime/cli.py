@@ -20,14 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from mcpgw_runtime.console import OperatorConsole, Startup
+from mcpgw_runtime import exchange
+from mcpgw_runtime.auth import AuthGate, OAuth, resolve_public_url
+from mcpgw_runtime.console import OperatorConsole, Startup, profile_lines
 from mcpgw_runtime.front import Core, Front, serve_http, starting_health
 from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard
 from mcpgw_runtime.httplimits import add_limit_flags, with_limit_flags
+from mcpgw_runtime.jsonrpc_http import AsgiApp
 from mcpgw_runtime.logfiles import LOG_FORMAT, open_log_file
 from mcpgw_runtime.observe import STATE_LISTENERS
-from mcpgw_runtime.spec import GatewaySpec
+from mcpgw_runtime.spec import AuditSpec, GatewaySpec
 
 log = logging.getLogger("mcpgw")
 
@@ -59,6 +62,26 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         f"(default: {spec.log_dir!r} in the config's folder)",
     )
     parser.add_argument("--stateless", action="store_true", help="serve /mcp without session state (replicas)")
+    audit = parser.add_mutually_exclusive_group()
+    configured = spec.audit.path if spec.audit is not None else None
+    audit.add_argument(
+        "--audit",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="write the audit log, one JSON line per forwarded request, to PATH (relative to the config's folder; "
+        f"default: {configured or AuditSpec().path!r}){' (configured: on)' if configured else ''}",
+    )
+    audit.add_argument("--no-audit", action="store_true", help="no audit log, even if the config asks for one")
+    if spec.profiles:
+        parser.add_argument(
+            "--profile",
+            default=None,
+            metavar="NAME",
+            help=f"--transport stdio: serve this profile's tools ({', '.join(sorted(spec.profiles))}) instead of "
+            "everything; over HTTP each profile has its own path, /mcp/NAME and /sse/NAME",
+        )
     parser.add_argument(
         "--max-sessions",
         type=_positive(int),
@@ -73,6 +96,22 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
         default=spec.session_idle_timeout,
         metavar="SECONDS",
         help="end a Streamable HTTP session after this long with no request in flight (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-sessions-per-caller",
+        type=_positive(int),
+        default=spec.max_sessions_per_caller,
+        metavar="N",
+        help="sessions one OAuth caller may hold; past it its own least recently used idle one is ended "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--client-spawn-rate",
+        type=_positive(float),
+        default=None,
+        metavar="N",
+        help="session: per-client backends: connections (processes) opened for clients per second, spaced "
+        "evenly (default: each backend's client_spawn_rate, 1)",
     )
     core = parser.add_mutually_exclusive_group()
     core.add_argument(
@@ -108,6 +147,13 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-auth", action="store_true", help="serve off loopback without a bearer token")
     parser.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="with gateway.auth: the URL clients reach this gateway at, scheme://host[:port] (default: the config's "
+        "public_url, else the bound address); tokens must be issued for it (docs/auth.md)",
+    )
+    parser.add_argument(
         "--allow-modified-runtime",
         action="store_true",
         help="run even if the vendored mcpgw_runtime/ differs from the digest in gateway.py (logged as a warning)",
@@ -123,6 +169,12 @@ def parse_args(spec: GatewaySpec, argv: list[str] | None) -> argparse.Namespace:
     if not transports or not set(transports) <= valid:
         parser.error(f"--transport: expected 'http,sse', 'http', 'sse' or 'stdio', got {args.transport!r}")
     args.transports = transports
+    profile = getattr(args, "profile", None)
+    if profile is not None and transports != ["stdio"]:
+        parser.error(f"--profile applies to --transport stdio; over HTTP, profile {profile!r} is /mcp/{profile}")
+    if profile is not None and profile not in spec.profiles and profile != "default":
+        parser.error(f"--profile: no profile {profile!r}; this gateway's profiles: {', '.join(sorted(spec.profiles))}")
+    args.profile = profile or "default"
     return args
 
 
@@ -144,7 +196,22 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 def with_session_flags(spec: GatewaySpec, args: argparse.Namespace) -> GatewaySpec:
     """The spec with the session table's settings the flags override (the front owns the table; the core shares it)."""
-    return dataclasses.replace(spec, max_sessions=args.max_sessions, session_idle_timeout=args.session_idle_timeout)
+    return dataclasses.replace(
+        spec,
+        max_sessions=args.max_sessions,
+        session_idle_timeout=args.session_idle_timeout,
+        max_sessions_per_caller=args.max_sessions_per_caller,
+    )
+
+
+def with_spawn_rate(spec: GatewaySpec, rate: float | None) -> GatewaySpec:
+    """`--client-spawn-rate` over every `session: per-client` backend's `client_spawn_rate`."""
+    if rate is None:
+        return spec
+    backends = tuple(
+        dataclasses.replace(b, client_spawn_rate=rate) if b.session == "per-client" else b for b in spec.backends
+    )
+    return dataclasses.replace(spec, backends=backends)
 
 
 def is_loopback(host: str) -> bool:
@@ -179,6 +246,84 @@ def configured_token(raw: str | None) -> tuple[str | None, str | None]:
     return token, None
 
 
+def configured_oauth(spec: GatewaySpec, args: argparse.Namespace) -> tuple[OAuth | None, str | None]:
+    """`gateway.auth` for this process (its public URL from `--public-url`, the config or the bind), or why not."""
+    if spec.auth is None:
+        return None, None
+    try:
+        public_url = resolve_public_url(spec.auth.public_url, args.public_url, args.host, args.port)
+    except ValueError as exc:
+        return None, str(exc)
+    oauth = OAuth(spec.auth, public_url, args.transports, spec.name, tuple(spec.profiles))
+    log.info("oauth: resource %s, issuer %s, metadata at %s", public_url, spec.auth.issuer, oauth.metadata_url(""))
+    return oauth, None
+
+
+def _auth_summary(host: str, token: str | None, oauth: OAuth | None) -> str:
+    """The startup panel's `auth` line."""
+    if oauth is not None:
+        return f"OAuth 2.1, issuer {oauth.spec.issuer}" + (", or bearer token (MCPGW_TOKEN)" if token else "")
+    if token:
+        return "bearer token (MCPGW_TOKEN)"
+    return "none (loopback only)" if is_loopback(host) else "NONE (--no-auth)"
+
+
+def audit_spec(spec: GatewaySpec, args: argparse.Namespace) -> AuditSpec | None:
+    """The audit log this process writes: the config's `gateway.audit`, `--audit [PATH]`, or none (`--no-audit`)."""
+    if args.no_audit:
+        return None
+    if args.audit is None:
+        return spec.audit
+    configured = spec.audit or AuditSpec()
+    return dataclasses.replace(configured, path=args.audit) if args.audit else configured
+
+
+TRACING_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+"""Environment variables that turn tracing on without `gateway.tracing` (as tracing.ENDPOINT_VARIABLES)."""
+
+
+def configured_observers(spec: GatewaySpec, args: argparse.Namespace, base_dir: Path) -> str | None:
+    """Open the audit log and start tracing, as configured (exchange.configure); or why the gateway must not start.
+
+    Tracing's modules are imported only here, and only when it is configured: in the config, or
+    by OTEL_EXPORTER_OTLP_ENDPOINT in the environment (then a missing package is only a warning).
+    """
+    audited = audit_spec(spec, args)
+    audit = None
+    if audited is not None:
+        from mcpgw_runtime.audit import AuditLog
+
+        try:
+            audit = AuditLog.of(audited, base_dir)
+        except OSError as exc:
+            return f"cannot open the audit log {audited.path!r}: {exc.strerror or exc}"
+        log.info("audit log: %s (rotated at %d bytes, %d kept)", audit.path, audited.max_bytes, audited.backups)
+    tracing = None
+    wanted = spec.tracing is not None or any(os.environ.get(v) for v in TRACING_VARIABLES)
+    if wanted and os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+        try:
+            from mcpgw_runtime.tracing import Tracing
+        except ImportError as exc:
+            why = f"tracing needs the OpenTelemetry SDK (pip install 'mcpgw[otel]', or see requirements.txt): {exc}"
+            if spec.tracing is not None:
+                return why
+            log.warning("%s; serving without tracing", why)
+        else:
+            tracing = Tracing(spec.tracing, spec.name)
+            log.info("tracing: spans to %s (OTLP/HTTP)", tracing.endpoint)
+    exchange.configure(audit, audited is not None and audited.arguments, tracing)
+    return None
+
+
+def stop_observers() -> None:
+    """Export the spans still queued and close the audit log, once the gateway has stopped serving."""
+    if exchange.TRACING is not None:
+        exchange.TRACING.shutdown()
+    if exchange.AUDIT is not None:
+        exchange.AUDIT.close()
+    exchange.configure(None, False, None)
+
+
 def import_core() -> ModuleType:
     """The SDK part of the runtime (core.py): an ordinary import, run in a worker thread by the front."""
     return importlib.import_module("mcpgw_runtime.core")
@@ -206,11 +351,25 @@ def _configure_logging(level: str, console: OperatorConsole) -> None:
             handler.setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _serve_stdio(
+    spec: GatewaySpec, args: argparse.Namespace, console: OperatorConsole, base_dir: Path, logs: str
+) -> None:
+    """The one client on stdin/stdout; its initialize needs the SDK's stdio server, so the core loads now."""
+    core = import_core()
+    gateway = core.Gateway(spec, base_dir)
+    STATE_LISTENERS.append(console.changed)
+    profiles = tuple(profile_lines(spec, None, ("stdio",), args.profile))
+    startup = Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs, profiles)
+    console.show(spec, startup, gateway.health())
+    core.run_stdio(gateway, args.profile)
+
+
 def main(
     spec: GatewaySpec, gateway_file: str, argv: list[str] | None = None, *, modified_runtime: str | None = None
 ) -> int:
     """Serve `spec` (start.py has checked the runtime and the packages)."""
     spec, args = with_limit_flags(spec, parse_args(spec, argv))
+    spec = with_spawn_rate(spec, args.client_spawn_rate)
     stdio = args.transports == ["stdio"]
     console = OperatorConsole(sys.stderr if stdio else sys.stdout)
     _configure_logging(args.log_level, console)
@@ -221,18 +380,27 @@ def main(
     logs = f"{log_path} (rotated at 10 MB)" if log_path else "stderr only"
     if modified_runtime is not None:  # start.py printed it; the log file keeps it too
         log.warning("RUNNING A MODIFIED RUNTIME (--allow-modified-runtime): %s", modified_runtime)
-    if stdio:  # the client's initialize needs the SDK's stdio server: load it now
-        core = import_core()
-        gateway = core.Gateway(spec, base_dir)
-        STATE_LISTENERS.append(console.changed)
-        console.show(spec, Startup(("stdio (this process's stdin/stdout)",), "none (stdio)", logs), gateway.health())
-        core.run_stdio(gateway)
+    observers_error = configured_observers(spec, args, base_dir)
+    if observers_error is not None:
+        print(f"error: {observers_error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _serve(spec, args, console, base_dir, logs)
+    finally:
+        stop_observers()
+
+
+def _serve(spec: GatewaySpec, args: argparse.Namespace, console: OperatorConsole, base_dir: Path, logs: str) -> int:
+    stdio = args.transports == ["stdio"]
+    if stdio:
+        _serve_stdio(spec, args, console, base_dir, logs)
         return 0
     token, token_error = configured_token(os.environ.get("MCPGW_TOKEN"))
-    if token_error is not None:
-        print(f"error: {token_error}", file=sys.stderr)
+    oauth, oauth_error = configured_oauth(spec, args) if token_error is None else (None, None)
+    if token_error is not None or oauth_error is not None:
+        print(f"error: {token_error or oauth_error}", file=sys.stderr)
         return EXIT_USAGE
-    if token is None and not is_loopback(args.host):
+    if token is None and oauth is None and not is_loopback(args.host):
         if not args.no_auth:
             print(
                 f"error: refusing to bind {args.host} without authentication: set MCPGW_TOKEN, "
@@ -244,7 +412,7 @@ def main(
             "AUTHENTICATION DISABLED (--no-auth): anyone who can reach %s:%s may call every tool", args.host, args.port
         )
     hosts, origins = [*spec.allowed_hosts, *args.allow_host], [*spec.allowed_origins, *args.allow_origin]
-    guard = Guard.for_bind(args.host, args.port, hosts, origins, token)
+    guard = Guard.for_bind(args.host, args.port, hosts, origins, None)  # the token is the gate's (auth.py)
     STATE_LISTENERS.append(console.changed)  # the core's backends and the front's
     loaded: list[ModuleType] = []
 
@@ -275,11 +443,15 @@ def main(
     if "sse" in args.transports:
         endpoints.append(f"{origin}/sse (legacy SSE)")
     endpoints.append(f"{origin}/healthz (health)")
-    if token:
-        auth = "bearer token (MCPGW_TOKEN)"
-    else:
-        auth = "none (loopback only)" if is_loopback(args.host) else "NONE (--no-auth)"
+    auth = _auth_summary(args.host, token, oauth)
     log.info("mcpgw gateway %r: serving %s (auth: %s)", spec.name, ", ".join(endpoints), auth)
-    console.show(spec, Startup(tuple(endpoints), auth, logs), starting_health(spec))
-    serve_http(front, host=args.host, port=args.port, log_level=args.log_level)
+    profiles = tuple(profile_lines(spec, origin, tuple(args.transports)))
+    console.show(spec, Startup(tuple(endpoints), auth, logs, profiles), starting_health(spec))
+    gate = AuthGate(front, guard, token, oauth) if token is not None or oauth is not None else None
+    app: AsgiApp | None = gate
+    if exchange.TRACING is not None:  # the HTTP request's traceparent, for the spans of what it carries
+        from mcpgw_runtime.tracing import TraceHeaders
+
+        app = TraceHeaders(gate or front)
+    serve_http(front, host=args.host, port=args.port, log_level=args.log_level, app=app)
     return 1 if front.failed else 0

@@ -34,6 +34,7 @@ from mcp.shared.dispatcher import CallOptions, DispatchContext, OnNotify, OnNoti
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
+from mcpgw_runtime.exchange import OUTGOING
 from mcpgw_runtime.front_backends import Takeover, command_line, default_environment
 from mcpgw_runtime.pipes import Resolved, all_pages, resolve, stop_process_group
 from mcpgw_runtime.relay import BackendRelay
@@ -121,7 +122,9 @@ class Connection:
                 return await lane.request(method, params, timeout)
             with relay.forwarding(params, {}):  # the origin is still known to the backend's own requests
                 return await lane.request(method, params, timeout)
-        opts: CallOptions = {"timeout": timeout, "headers": self.headers}
+        traced = OUTGOING.get()  # tracing: the call's traceparent, as a header too (exchange.py)
+        headers = self.headers if traced is None else {**self.headers, **traced}
+        opts: CallOptions = {"timeout": timeout, "headers": headers}
         if relay is None:
             return await self.dispatcher.send_raw_request(method, params, opts)
         with relay.forwarding(params, opts):

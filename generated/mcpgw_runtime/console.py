@@ -32,6 +32,8 @@ class Startup:
     endpoints: tuple[str, ...]
     auth: str
     logs: str
+    profiles: tuple[str, ...] = ()
+    """One line per profile: its name, tool count, URLs (or the stdio client's), description."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,32 @@ def panel_lines(spec: GatewaySpec, startup: Startup, health: Mapping[str, Any]) 
     widths = [max((len(cells[i]) for cells in table), default=0) for i in range(5)]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() for cells in table]
     lines.append(f"endpoints: {', '.join(startup.endpoints)}")
+    lines += [f"profile {line}" for line in startup.profiles]
     lines.append(f"auth: {startup.auth}")
     lines.append(f"logs: {startup.logs}")
+    return lines
+
+
+def profile_lines(
+    spec: GatewaySpec, origin: str | None, transports: tuple[str, ...], only: str = "default"
+) -> list[str]:
+    """`readonly: 11 tools at http://127.0.0.1:9000/mcp/readonly, ... - Read-only tools`, one line per profile.
+
+    `origin` None is stdio: only the profile its one client is served (`only`), at "stdio".
+    """
+    if not spec.profiles:
+        return []
+    entries = [("default", "all", len(spec.tools), "everything")]
+    entries += [(n, p.mode, len(p.tools), p.description or "") for n, p in sorted(spec.profiles.items())]
+    paths = [path for path, transport in (("mcp", "http"), ("sse", "sse")) if transport in transports]
+    lines = []
+    for name, mode, tools, text in entries:
+        if origin is None and name != only:
+            continue
+        suffix = "" if name == "default" else f"/{name}"
+        urls = [f"{origin}/{path}{suffix}" for path in paths] if origin is not None else ["stdio"]
+        what = _plural(tools, "tool") + (", found by search" if mode == "search" else "")
+        lines.append(f"{name}: {what} at {', '.join(urls)}" + (f" - {text}" if text else ""))
     return lines
 
 
@@ -211,6 +237,8 @@ class OperatorConsole:
         facts.add_column(style="bold")
         facts.add_column()
         facts.add_row("endpoints", "\n".join(startup.endpoints))
+        if startup.profiles:
+            facts.add_row("profiles", "\n".join(startup.profiles))
         facts.add_row("auth", startup.auth)
         facts.add_row("logs", startup.logs)
         outer = Table.grid()

@@ -34,6 +34,9 @@ CODES: dict[str, tuple[str, str]] = {
     "CAPABILITY_REMOVED": (BREAKING, "the backend no longer declares a capability"),
     "INSTRUCTIONS_CHANGED": (SECURITY, "the backend's instructions to the model changed"),
     "RUNTIME_MODIFIED": (SECURITY, "the vendored runtime beside gateway.py is not the one it was built with"),
+    # profiles (the compiler's check of the live tools; a rebuild would fail on these)
+    "BUDGET_EXCEEDED": (BREAKING, "a profile's live tools are over its budget of tools or tokens"),
+    "TARGET_EXCEEDED": (BREAKING, "a profile's live tools break a client target it lists (tool cap, name rules)"),
     # tools
     "TOOL_ADDED": (ADDITIVE, "a new tool"),
     "TOOL_REMOVED": (BREAKING, "a tool is gone"),

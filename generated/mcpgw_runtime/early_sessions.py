@@ -49,6 +49,7 @@ from mcpgw_runtime.jsonrpc_http import (
     result_body,
     sse_event,
 )
+from mcpgw_runtime.profiles import DEFAULT, PROFILE
 from mcpgw_runtime.spec import JSON, GatewaySpec
 
 log = logging.getLogger("mcpgw")
@@ -147,6 +148,8 @@ class EarlySession:
     """SSE events for the held GET stream, in order; `_listen` sends them."""
     wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     """Set when something is put in `outbox`."""
+    profile: str = DEFAULT
+    """The profile whose path opened it (profiles.py); the core's session for it gets the same."""
 
 
 class Core(Protocol):
@@ -381,7 +384,7 @@ class EarlySessions:
         if sid is not None:
             declared = message["params"]["capabilities"]
             asks = any(declared.get(c) is not None for c in CLIENT_REQUEST_CAPABILITIES)
-            self.open[sid] = EarlySession(body, raw, version, asks)
+            self.open[sid] = EarlySession(body, raw, version, asks, profile=PROFILE.get())
         await respond(send, 200, result_body(rid, result), b"application/json", session=sid)
         return True
 

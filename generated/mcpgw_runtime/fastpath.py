@@ -42,6 +42,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.front import (
     CLIENT_REQUEST_CAPABILITIES,
     HANDSHAKE_BYTES,
@@ -59,6 +60,7 @@ from mcpgw_runtime.front import (
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import record_refusal
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
+from mcpgw_runtime.profiles import PROFILE
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.spec import JSON
 from mcpgw_runtime.stdio_lane import Wire
@@ -94,7 +96,8 @@ class FastPath:
         self.sessions: collections.OrderedDict[bytes, bool] = collections.OrderedDict()
         """Session id → whether its client may take the fast path."""
         self.inflight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
-        self._lists: dict[str, tuple[object, bytes]] = {}
+        self._lists: dict[tuple[str, str, object], tuple[object, bytes]] = {}
+        """(method, profile, the caller's permissions with a policy) → (the list answered, its encoded tail)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/mcp" or scope["method"] not in ("POST", "DELETE"):
@@ -135,8 +138,8 @@ class FastPath:
         if not plain:
             return False
         if message["method"] == "tools/call":  # `session: per-client` backends need the SDK's session
-            name = (message.get("params") or {}).get("name")
-            if not isinstance(name, str) or self.gateway.per_client(name):
+            name = self.gateway.called(message.get("params") or {})
+            if name is None or self.gateway.per_client(name):
                 return False
         if self.stateless:
             return sid is None
@@ -190,7 +193,13 @@ class FastPath:
         tail: bytes | memoryview = b""
         try:
             if method == "tools/call":
-                tail = await self._call(message.get("params") or {}, sid, rid, receive, reply)
+                call = self._call(message.get("params") or {}, sid, rid, receive, reply)
+                if exchange.ACTIVE:  # recorded before it is answered, as the front's relays do (exchange.py)
+                    seen = exchange.begin(method, message.get("params"), rid, sid, "tcp")
+                    tail = await seen.awaiting(call)
+                    seen.ok(exchange.result_bytes(tail))
+                else:
+                    tail = await call
             else:
                 tail = self._listing(method)
             body = b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid)  # the backend's bytes follow: `tail`
@@ -219,10 +228,12 @@ class FastPath:
     def _listing(self, method: str) -> bytes:
         """The list answer's tail (`,"result":...}`), encoded once per change of the table."""
         result = self.gateway.list_result(method)
-        cached = self._lists.get(method)
+        policy = self.gateway.profiles.policy  # with one, each permission set has its own answer (policy.py)
+        key = (method, PROFILE.get(), None if policy is None else policy.permissions())
+        cached = self._lists.get(key)
         if cached is None or cached[0] is not result:
             cached = (result, b',"result":' + pydantic_core.to_json(result) + b"}")
-            self._lists[method] = cached
+            self._lists[key] = cached
         return cached[1]
 
     async def _call(

@@ -35,6 +35,12 @@ REQUEST_TIMEOUT = -32001
 BACKEND_UNAVAILABLE = -32002
 BACKEND_BUSY = -32003
 """The backend's concurrency cap and its queue are both full."""
+POLICY_DENIED = -32010
+"""`gateway.policy` denies the caller this tool, prompt or resource (policy.py); data: rule, kind, name."""
+RATE_LIMITED = -32011
+"""A `gateway.limits.rate` bucket is empty (limits.py); data: retryAfter (seconds), rule, tool."""
+RESULT_TOO_LARGE = -32012
+"""A result over its `gateway.limits.max_result_bytes` cap, with action "refuse" (limits.py); data: bytes, cap."""
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602

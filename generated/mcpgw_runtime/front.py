@@ -53,6 +53,7 @@ from mcpgw_runtime.front_backends import FrontBackends
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
+    AsgiApp,
     AsgiReceive,
     AsgiScope,
     AsgiSend,
@@ -69,6 +70,8 @@ from mcpgw_runtime.jsonrpc_http import (
     result_body,
 )
 from mcpgw_runtime.metrics import SERVED_WITHOUT_SDK
+from mcpgw_runtime.profiles import DEFAULT, PROFILE, Profiles, path_profile, table_lists
+from mcpgw_runtime.profiles import health as profiles_health
 from mcpgw_runtime.relays import RELAYED, Relays
 from mcpgw_runtime.session_table import SessionTable
 from mcpgw_runtime.spec import JSON, GatewaySpec
@@ -98,15 +101,15 @@ log = logging.getLogger("mcpgw")
 EARLY_METHODS = frozenset({"ping", "tools/list", "prompts/list", "resources/templates/list"})
 
 
-def table_answers(spec: GatewaySpec) -> dict[str, bytes]:
-    """The results the embedded tables give, encoded once: what the core answers while no pin has drifted."""
-    templates = [t for _, t in spec.resource_templates]
-    return {
-        "tools/list": pydantic_core.to_json({"tools": list(spec.tools)}),
-        "prompts/list": pydantic_core.to_json({"prompts": list(spec.prompts)}),
-        "resources/templates/list": pydantic_core.to_json({"resourceTemplates": templates}),
-        "ping": b"{}",
-    }
+def table_answers(spec: GatewaySpec, profiles: Profiles) -> dict[str, dict[str, bytes]]:
+    """The results the embedded tables give, per profile, encoded once: what the core answers while no pin
+    has drifted."""
+    return table_lists(spec, profiles, pydantic_core.to_json)
+
+
+def with_profiles(spec: GatewaySpec, health: JSON) -> JSON:
+    """`/healthz` with its `profiles` entry, for a gateway that has named profiles."""
+    return {**health, "profiles": profiles_health(spec)} if spec.profiles else health
 
 
 def starting_health(spec: GatewaySpec) -> JSON:
@@ -157,11 +160,15 @@ class Front:
         self._loop: asyncio.AbstractEventLoop | None = None
         in_flight: dict[tuple[bytes, object], asyncio.Future[Any]] = {}
         self.sessions = EarlySessions(spec, stateless, in_flight, self._ready, self._closing, lambda: self.core)
+        self.profiles = Profiles(spec)
+        """What the request's profile lists and may call (profiles.py)."""
         self.backends = (
             FrontBackends(spec, lazy_base_dir, self.need_core, self.sessions) if lazy_base_dir is not None else None
         )
         """`--lazy-core`: the backends the front runs and calls until the core takes them over (front_backends.py)."""
-        self.relays = Relays(spec, self.backends, self.sessions, in_flight) if self.backends is not None else None
+        self.relays = (
+            Relays(spec, self.backends, self.sessions, in_flight, self.profiles) if self.backends is not None else None
+        )
         """`--lazy-core`: the requests the front relays to those backends (relays.py)."""
         if self.relays is not None:
             backends = self.backends
@@ -173,17 +180,33 @@ class Front:
         """Every open Streamable HTTP session, the front's and the core's: cap and idle expiry (session_table.py)."""
         if http and not stateless:
             self.table = SessionTable(
-                spec.max_sessions, spec.session_idle_timeout, allows=guard.allows, max_body=spec.max_body_bytes
+                spec.max_sessions,
+                spec.session_idle_timeout,
+                allows=guard.allows,
+                max_body=spec.max_body_bytes,
+                max_per_caller=spec.max_sessions_per_caller,
             )
             self.table.ender = self.end_session
         self._expiry: asyncio.Task[None] | None = None
-        self._lists = table_answers(spec)
+        self._lists = table_answers(spec, self.profiles)
+        self._tables: dict[str, JSON] = {
+            "tools/list": {"tools": list(spec.tools)},
+            "prompts/list": {"prompts": list(spec.prompts)},
+        }
+        """The embedded lists, what a policy's per-caller answers are made from (`_allowed`)."""
+        self._policy_lists: dict[tuple[str, str, object], bytes] = {}
 
     async def __call__(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend) -> None:
         core = self.core
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif self.table is not None and scope["type"] == "http" and scope["path"] == "/mcp":
+            return
+        if self.spec.profiles and scope["type"] == "http":
+            profile = path_profile(scope["path"], "/mcp", self.spec.profiles)
+            PROFILE.set(profile or DEFAULT)  # this request's own task: nothing else sees it
+            if profile is not None and profile != DEFAULT:  # served as /mcp, in the profile's view
+                scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
+        if self.table is not None and scope["type"] == "http" and scope["path"] == "/mcp":
             await self.table.serve(scope, receive, send, self._route)
         elif core is not None and not self.early:
             await core.app(scope, receive, send)
@@ -259,6 +282,7 @@ class Front:
 
     async def _run_core(self) -> None:
         """Load the core (imports in a worker thread), run it until shutdown, adopt the early sessions."""
+        PROFILE.set(DEFAULT)  # what runs under this task (the backends, the sessions' adoption) is no request's
         try:
             if self._import is not None:
                 await asyncio.to_thread(self._import)
@@ -310,7 +334,7 @@ class Front:
             return
         if self.core is None and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
             state = self.backends.health() if self.backends is not None else starting_health(self.spec)
-            health = json.dumps(state, sort_keys=True).encode()
+            health = json.dumps(with_profiles(self.spec, state), sort_keys=True).encode()
             await respond(send, 200, health if scope["method"] == "GET" else b"", b"application/json")
             return
         reason = f"{scope['method']} {scope['path']}"
@@ -400,9 +424,28 @@ class Front:
         if method in ("tools/list", "prompts/list") and self.backends is not None and self.backends.drifted():
             return False  # the tables are stale: the core lists what its pin policy publishes
         if method in EARLY_METHODS and is_request_id(rid) and without_progress(message.get("params")):
-            await respond(send, 200, result_body(rid, self._lists[str(method)]), b"application/json", session=sid)
+            policy = self.profiles.policy
+            answer = self._lists[PROFILE.get()][str(method)] if policy is None else self._allowed(str(method))
+            await respond(send, 200, result_body(rid, answer), b"application/json", session=sid)
             return True
         return False
+
+    def _allowed(self, method: str) -> bytes:
+        """A table answer as the request's caller may see it (policy.py), encoded once per (profile, method,
+        permission set): callers the same rules match share it."""
+        policy = self.profiles.policy
+        assert policy is not None
+        key = (PROFILE.get(), method, policy.permissions())
+        answer = self._policy_lists.get(key)
+        if answer is None:
+            if method == "resources/templates/list":
+                result: JSON = {"resourceTemplates": self.profiles.templates(self.spec.resource_templates)}
+            elif method in self._tables:
+                result = self.profiles.listing(method, self._tables[method])
+            else:
+                result = {}
+            answer = self._policy_lists[key] = pydantic_core.to_json(result)
+        return answer
 
 
 def without_progress(params: object) -> bool:
@@ -434,7 +477,7 @@ SHUTDOWN_GRACE = 1
 """Seconds uvicorn waits for open connections after SIGINT/SIGTERM before cancelling them."""
 
 
-def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
+def serve_http(front: Front, *, host: str, port: int, log_level: str, app: AsgiApp | None = None) -> None:
     """Run uvicorn; on SIGINT/SIGTERM stop the backends at once, in parallel with uvicorn's drain.
 
     Stopping a backend fails its in-flight calls with an MCP error ("gateway is
@@ -443,10 +486,12 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
 
     Each connection runs uvicorn's HTTP protocol with the spec's caps on request heads,
     slow clients and open connections (httplimits.py), fitted to the open-file limit.
+    `app` wraps the front when there is a token to check (auth.AuthGate).
     """
     import uvicorn
 
-    from mcpgw_runtime.httplimits import HttpLimits, fit_open_files, protocol_class
+    from mcpgw_runtime.hotpath import hot_protocol_class
+    from mcpgw_runtime.httplimits import HttpLimits, fit_open_files
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -456,14 +501,14 @@ def serve_http(front: Front, *, host: str, port: int, log_level: str) -> None:
 
     limits = fit_open_files(HttpLimits.of(front.spec))
     config = uvicorn.Config(
-        front,
+        app or front,
         host=host,
         port=port,
         log_level=log_level,
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         proxy_headers=False,  # nothing here reads the client address; it cost 8% of a call's CPU
-        http=protocol_class(limits),
+        http=hot_protocol_class(front, app, limits),  # the plain relayed call below uvicorn (hotpath.py)
         h11_max_incomplete_event_size=limits.max_header_bytes,  # h11's own 400 never comes before our 431
     )
     server = _Server(config)

@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+import pydantic_core
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.models import InitializationOptions
@@ -30,13 +31,17 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.backends import Backend
+from mcpgw_runtime.exchange import AUDITED
 from mcpgw_runtime.exposure import Exposure
-from mcpgw_runtime.forwarding import timeout_for
+from mcpgw_runtime.forwarding import Refused, timeout_for, unknown
 from mcpgw_runtime.front_backends import Takeover, strip_meta
+from mcpgw_runtime.limits import Limits
 from mcpgw_runtime.listing import decode_cursor
 from mcpgw_runtime.listing import encode_cursor as _encode_cursor
 from mcpgw_runtime.metrics import render_metrics
+from mcpgw_runtime.profiles import Profiles
 from mcpgw_runtime.relay import ORIGIN, Origin, UpstreamHub
 from mcpgw_runtime.rounds import Rounds
 from mcpgw_runtime.sdk_server import build_server as build_sdk_server
@@ -60,9 +65,14 @@ class Gateway:
         }
         self.exposure = Exposure(spec, self.backends, self.hub)
         """What clients see right now: the embedded tables, then the pins' verdicts (exposure.py)."""
+        self.profiles = Profiles(spec)
+        """What the request's profile lists and may call (profiles.py); `/mcp` and `/sse` see everything.
+        With `gateway.policy`, what the request's caller may use of it (policy.py)."""
+        self.limits = Limits.of(spec.limits) if spec.limits is not None else None
+        """Rate limits and result caps (limits.py), shared with the front."""
         for backend in self.backends.values():
             backend.verify = self.exposure.verify
-        self.templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
+        self._templates_result: JSON = {"resourceTemplates": [t for _, t in spec.resource_templates]}
         self._template_routes = [(UriTemplate.parse(t["uriTemplate"]), b) for b, t in spec.resource_templates]
         self._template_backends = {t["uriTemplate"]: b for b, t in spec.resource_templates}
         self._live_resources: dict[str, str] = {}
@@ -73,6 +83,8 @@ class Gateway:
         }
         self.rounds = Rounds()
         """2026-07-28 calls waiting for the client's input (rounds.py)."""
+        self.transport = "tcp"
+        """How clients reach this gateway, as OpenTelemetry's `network.transport`: "tcp" (HTTP), "pipe" (stdio)."""
         self.sessions = {
             b.name: ClientSessions(b, self.hub, self.exposure.check_client, self.exposure.refused_on_client_session)
             for b in self.backends.values()
@@ -100,6 +112,11 @@ class Gateway:
         """
         return self.exposure.routes_to("tool", tool) in self.sessions
 
+    def called(self, params: object) -> str | None:
+        """The exposed tool a tools/call's params run, in the request's profile (a search profile's `call_tool`
+        unwrapped); None when they name none."""
+        return self.profiles.target(params)
+
     @functools.cached_property
     def hub(self) -> UpstreamHub:
         """The upstream clients, their log levels and resource subscriptions (see relay.py)."""
@@ -108,12 +125,32 @@ class Gateway:
     # -- routing -----------------------------------------------------------
 
     def _route(self, kind: str, name: str) -> tuple[Backend, str]:
+        if not self.profiles.allows(kind, name):  # outside the request's profile: as if it did not exist
+            refused = unknown(kind, name)
+            raise MCPError(refused.code, refused.message)
         target = self.exposure.route(kind, name)
+        self._permit(kind, name)
         return self.backends[target.backend], target.name
 
+    def _permit(self, kind: str, name: str) -> None:
+        """The policy's denial of the request's caller (policy.py), as the SDK's error."""
+        if self.profiles.policy is not None:
+            try:
+                self.profiles.permit(kind, name)
+            except Refused as refused:
+                raise MCPError(refused.code, refused.message, refused.data) from None
+
     def list_result(self, method: str) -> JSON:
-        """The current answer to `tools/list` or `prompts/list` (a new object whenever it changes)."""
-        return self.exposure.list_result(method)
+        """The current answer to `tools/list` or `prompts/list` in the request's profile (a new object whenever
+        it changes)."""
+        return self.profiles.listing(method, self.exposure.list_result(method))
+
+    @property
+    def templates_result(self) -> JSON:
+        """The answer to `resources/templates/list` in the request's profile."""
+        if self.profiles.current() is None and self.profiles.policy is None:
+            return self._templates_result
+        return {"resourceTemplates": self.profiles.templates(self.spec.resource_templates)}
 
     def _resource_backend(self, uri: str) -> Backend:
         name = self.spec.resources.get(uri) or self._live_resources.get(uri)
@@ -122,18 +159,36 @@ class Gateway:
                 if template.match(uri) is not None:
                     name = backend
                     break
-        if name is None:
+        if name is None or not self.profiles.shows_resource(uri, name):
             raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
+        self._permit("resource", uri)
         return self.backends[name]
 
+    def _direct(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The call a search profile's `call_tool` names (profiles.py); other calls unchanged."""
+        try:
+            return self.profiles.direct(params)
+        except ValueError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+
     async def call_tool(self, params: Mapping[str, Any]) -> JSON:
+        found = self.profiles.search(params, self.exposure.list_result("tools/list"))
+        if found is not None:  # a search profile's search tool: answered from its compiled index
+            return found
+        params = self._direct(params)
         name = params.get("name")
         if not isinstance(name, str):
             raise MCPError(types.INVALID_PARAMS, "tools/call needs a string 'name'")
         backend, original = self._route("tool", name)
         forwarded = strip_meta(params)
         forwarded["name"] = original
-        return await backend.request("tools/call", forwarded, tool=original)
+        if self.limits is None:
+            return await backend.request("tools/call", forwarded, tool=original)
+        try:
+            self.limits.admit(name)
+            return self.limits.cap(name, await backend.request("tools/call", forwarded, tool=original))
+        except Refused as refused:
+            raise MCPError(refused.code, refused.message, refused.data) from None
 
     async def get_prompt(self, params: Mapping[str, Any]) -> JSON:
         backend, original = self._route("prompt", str(params.get("name")))
@@ -146,7 +201,7 @@ class Gateway:
 
     async def list_resources(self, cursor: str | None) -> JSON:
         """One page of one backend at a time; the cursor remembers which backend and where."""
-        order = [b for b in self.backends.values() if self._offers_resources(b)]
+        order = [b for b in self.backends.values() if self._offers_resources(b) and self.profiles.shows_backend(b.name)]
         index, inner = _decode_cursor(cursor) if cursor else (0, None)
         while index < len(order):
             backend = order[index]
@@ -164,7 +219,7 @@ class Gateway:
             for resource in resources:
                 self._live_resources[resource["uri"]] = backend.name
             following = page.get("nextCursor")
-            result: JSON = {"resources": resources}
+            result: JSON = {"resources": self.profiles.resources(backend.name, resources)}
             if isinstance(following, str) and following:
                 result["nextCursor"] = _encode_cursor(index, following)
             elif index + 1 < len(order):
@@ -187,6 +242,10 @@ class Gateway:
         elif isinstance(ref, dict) and ref.get("type") == "ref/resource":
             uri = str(ref.get("uri"))
             name = self._template_backends.get(uri)
+            if name is not None and not self.profiles.shows_resource(uri, name):
+                raise MCPError(types.INVALID_PARAMS, f"no backend offers resource {uri!r}")
+            if name is not None:
+                self._permit("resource", uri)
             backend = self.backends[name] if name else self._resource_backend(uri)
         else:
             raise MCPError(types.INVALID_PARAMS, "completion/complete needs a ref/prompt or ref/resource")
@@ -222,16 +281,18 @@ class Gateway:
             return self._resource_backend(str(params.get("uri"))).spec.timeout
         if method == "prompts/get":
             return self._route("prompt", str(params.get("name")))[0].spec.timeout
-        backend, original = self._route("tool", str(params.get("name")))
+        if self.profiles.search(params, self.exposure.list_result("tools/list")) is not None:
+            return max([b.spec.timeout for b in self.backends.values()], default=60.0)  # answered at once anyway
+        backend, original = self._route("tool", str(self._direct(params).get("name")))
         return timeout_for(backend.spec, original)
 
     # -- fast path -----------------------------------------------------------
 
     async def _fast_list_tools(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
-        return self.exposure.list_result("tools/list")
+        return self.list_result("tools/list")
 
     async def _fast_list_prompts(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
-        return self.exposure.list_result("prompts/list")
+        return self.list_result("prompts/list")
 
     async def _fast_call_tool(self, ctx: ServerRequestContext[Any, Any]) -> JSON:
         params = ctx.params
@@ -245,14 +306,23 @@ class Gateway:
         self.hub.seen(origin.connection)
         token = ORIGIN.set(origin if ctx.request_id is not None else None)  # what backends ask goes back here
         try:
-            fast = self._fast.get(ctx.method)
-            if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
-                # that the SDK's serializer owns; let it shape them.
-                return await call_next(ctx)
-            return await fast(ctx)  # the runner copies it onto the wire; no second copy here
+            if exchange.ACTIVE and ctx.request_id is not None and ctx.method in AUDITED:
+                sid = origin.connection.session_id
+                seen = exchange.begin(ctx.method, ctx.params, ctx.request_id, sid, self.transport)
+                result = await seen.awaiting(self._dispatch(ctx, call_next))  # recorded before it is answered
+                seen.ok(_size(result))
+                return result
+            return await self._dispatch(ctx, call_next)
         finally:
             ORIGIN.reset(token)
+
+    async def _dispatch(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        fast = self._fast.get(ctx.method)
+        if fast is None or ctx.request_id is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # 2026-07-28 results carry per-era envelope fields (resultType, cache hints)
+            # that the SDK's serializer owns; let it shape them.
+            return await call_next(ctx)
+        return await fast(ctx)  # the runner copies it onto the wire; no second copy here
 
     # -- subscriptions and logging -------------------------------------------
 
@@ -307,4 +377,15 @@ class Gateway:
 
     def metrics(self) -> str:
         """The `/metrics` page (Prometheus text): per-backend counters, latency, states, pin holds."""
-        return render_metrics(self.backends.values(), self.exposure.held, self.exposure.refused)
+        return render_metrics(
+            self.backends.values(), self.exposure.held, self.exposure.refused, profiled=bool(self.spec.profiles)
+        )
+
+
+def _size(result: HandlerResult) -> int:
+    """A result's size as compact JSON (the audit log's `response_bytes` on the SDK's path)."""
+    if result is None:
+        return 0
+    if isinstance(result, dict):
+        return len(pydantic_core.to_json(result))
+    return len(result.model_dump_json(by_alias=True, exclude_none=True))

@@ -28,12 +28,17 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcpgw_runtime.auth import render_auth_metrics
+from mcpgw_runtime.caller import CALLER
 from mcpgw_runtime.fastpath import FastPath
-from mcpgw_runtime.front import EarlySession
+from mcpgw_runtime.front import EarlySession, with_profiles
 from mcpgw_runtime.gateway_server import Gateway
 from mcpgw_runtime.guard import Guard, refuse
 from mcpgw_runtime.httplimits import SSE_STREAMS, refuse_stream, render_http_limits
+from mcpgw_runtime.limits import render_limits_metrics
 from mcpgw_runtime.metrics import METRICS_CONTENT_TYPE, render_guard_refusals, render_served_without_sdk
+from mcpgw_runtime.policy import render_policy_metrics
+from mcpgw_runtime.profiles import DEFAULT, PROFILE
 from mcpgw_runtime.sdk_internals import AdoptingManager, admitted_as, end_session, has_get_stream
 from mcpgw_runtime.session_table import SessionTable, render_session_metrics
 
@@ -66,7 +71,12 @@ class SseEndpoint:
     """
 
     def __init__(
-        self, sse: SseServerTransport, server: Server[Any], init_options: InitializationOptions, max_streams: int
+        self,
+        sse: SseServerTransport,
+        server: Server[Any],
+        init_options: InitializationOptions,
+        max_streams: int,
+        profile: str = DEFAULT,
     ) -> None:
         self.sse = sse
         self.server = server
@@ -74,16 +84,66 @@ class SseEndpoint:
         self.max_streams = max_streams
         """`max_sse_streams`: a stream held by a client that never reads it costs a connection and a session,
         so one stream more gets 503 with Retry-After (httplimits.py counts them for `/metrics`)."""
+        self.profile = profile
+        """The profile this path serves (`/sse` or `/sse/<name>`); its session's handlers run under it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not SSE_STREAMS.take(self.max_streams):
             await refuse_stream(send, self.max_streams)
             return
+        token = PROFILE.set(self.profile)  # what the session's own task sends (its messages' handlers: InProfile)
         try:
             async with self.sse.connect_sse(scope, receive, send) as (read, write):
                 await self.server.run(read, write, self.init_options)
         finally:
+            PROFILE.reset(token)
             SSE_STREAMS.release()
+
+
+class InProfile:
+    """An ASGI app served in one profile: `/messages/<name>/`, where a `/sse/<name>` session's client posts.
+
+    The SDK runs a message's handler in the context of the request that posted it (its
+    dispatcher carries the sender's context variables over), so the profile is set here.
+    """
+
+    def __init__(self, app: ASGIApp, profile: str) -> None:
+        self.app = app
+        self.profile = profile
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = PROFILE.set(self.profile)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            PROFILE.reset(token)
+
+
+class AsCaller:
+    """An ASGI app whose requests carry the caller (caller.CALLER) as the SDK's `scope["user"]`.
+
+    The SDK's legacy SSE transport binds a session to the user that opened it: a message posted
+    to it by another caller is answered 404, as one to an unknown session (the session table does
+    the same for Streamable HTTP). Without a caller (no token checked) nothing is set.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = CALLER.get()
+        if caller is not None and scope["type"] == "http":
+            from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+            from mcp.server.auth.provider import AccessToken
+
+            token = AccessToken(
+                token="",
+                client_id=caller.client_id or caller.kind,
+                scopes=[],
+                subject=f"{caller.kind}:{caller.subject}",
+            )
+            scope = {**scope, "user": AuthenticatedUser(token)}
+        await self.app(scope, receive, send)
 
 
 _INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
@@ -181,6 +241,7 @@ class LoadedCore:
         The log level and subscriptions the session set with the front go to the hub.
         """
         headers = [(k, v) for k, v in session.headers if k.lower() not in (b"mcp-session-id", b"mcp-protocol-version")]
+        PROFILE.set(session.profile)  # the replayed requests are the session's: served in its profile
         with admitted_as(sid.decode("latin-1")):
             status = await _replay(self.app, headers, session.initialize)
         if status != 200:
@@ -260,20 +321,27 @@ def build_core(
     sse = SseServerTransport("/messages/", max_request_body_size=gateway.spec.max_body_bytes)
 
     async def healthz(request: Request) -> Response:
-        return Response(json.dumps(gateway.health(), sort_keys=True), media_type="application/json")
+        health = with_profiles(gateway.spec, gateway.health())
+        return Response(json.dumps(health, sort_keys=True), media_type="application/json")
 
     async def metrics(request: Request) -> Response:
         page = gateway.metrics() + render_served_without_sdk() + render_guard_refusals()
         page += render_session_metrics(sessions, gateway.sessions)
-        page += render_http_limits()
+        page += render_http_limits() + render_auth_metrics() + render_policy_metrics() + render_limits_metrics()
         return Response(page, media_type=METRICS_CONTENT_TYPE)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     if "http" in transports:
         routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
     if "sse" in transports:
-        sse_app = SseEndpoint(sse, server, init_options, gateway.spec.max_sse_streams)
-        routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
+        for name in gateway.spec.profiles:  # each its own transport: a session is unknown on another's endpoint
+            posts = f"/messages/{name}/"  # before /messages/, which would take it
+            own = SseServerTransport(posts, max_request_body_size=gateway.spec.max_body_bytes)
+            endpoint = AsCaller(SseEndpoint(own, server, init_options, gateway.spec.max_sse_streams, name))
+            messages = InProfile(AsCaller(own.handle_post_message), name)
+            routes += [Route(f"/sse/{name}", endpoint, methods=["GET"]), Mount(posts, app=messages)]
+        sse_app = AsCaller(SseEndpoint(sse, server, init_options, gateway.spec.max_sse_streams))
+        routes += [Route("/sse", sse_app, methods=["GET"]), Mount("/messages/", app=AsCaller(sse.handle_post_message))]
     app: ASGIApp = GuardMiddleware(Starlette(routes=routes), guard)
     fast = None
     if "http" in transports:

@@ -14,6 +14,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from mcpgw_runtime.profiles import PROFILE
+
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -42,15 +44,15 @@ class Series:
 
 
 class CallStats:
-    """One backend's series, created on first use."""
+    """One backend's series, created on first use, by method, tool and the request's profile (profiles.py)."""
 
     __slots__ = ("series",)
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, str], Series] = {}
+        self.series: dict[tuple[str, str, str], Series] = {}
 
     def get(self, method: str, tool: str | None) -> Series:
-        key = (method, tool or "")
+        key = (method, tool or "", PROFILE.get())
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = Series()
@@ -92,7 +94,7 @@ GUARD_REFUSALS: dict[int, Tally] = {status: Tally() for status in (401, 403, 413
 """HTTP requests turned away before any MCP handling, by status.
 
 Counted where the refusal is decided (guard.py `refuse` for 401, 403 and 421, by the
-front or the core's middleware, whichever saw the request; the fast path for a `POST /mcp`
+auth gate, the front or the core's middleware, whichever saw the request; the fast path for a `POST /mcp`
 body over `max_body_bytes`, which the SDK then answers with 413). Like `SERVED_WITHOUT_SDK`
 it is the module's: the front counts before the core exists. Every status is on the page
 from the start, so a rate over it never starts from a missing series.
@@ -100,7 +102,8 @@ from the start, so a rate over it never starts from a missing series.
 
 GUARD_REFUSALS_HELP = (
     "HTTP requests refused before any MCP handling, by status: 401 no or wrong bearer token, "
-    "403 foreign Origin, 421 foreign Host, 413 POST /mcp body over max_body_bytes."
+    "403 foreign Origin or an access token without a required scope, 421 foreign Host, "
+    "413 POST /mcp body over max_body_bytes."
 )
 
 
@@ -158,25 +161,29 @@ def render_metrics(
     backends: Iterable[Scraped],
     held: Mapping[str, Mapping[str, tuple[str, str]]],
     refused: Mapping[tuple[str, str, str], int] | None = None,
+    *,
+    profiled: bool = False,
 ) -> str:
     """The whole `/metrics` page.
 
     `held` is the gateway's kind → name → (backend, reason) map of pin holds; `refused`
-    counts the calls those holds refused, by (backend, kind, exposed name).
+    counts the calls those holds refused, by (backend, kind, exposed name). `profiled`: the
+    request families carry a `profile` label ("default" for `/mcp` and `/sse`), for a gateway
+    with named profiles.
     """
     ordered = sorted(backends, key=lambda b: b.name)
     out = _MetricsWriter()
-    _calls(out, ordered)
+    _calls(out, ordered, profiled)
     _backends(out, ordered)
     _pin_holds(out, ordered, held, refused or {})
     return "\n".join(out.lines) + "\n"
 
 
-def _calls(out: _MetricsWriter, backends: list[Scraped]) -> None:
+def _calls(out: _MetricsWriter, backends: list[Scraped], profiled: bool) -> None:
     series = [
-        ({"backend": b.name, "method": m, "tool": t}, s)
+        ({"backend": b.name, "method": m, "tool": t, **({"profile": p} if profiled else {})}, s)
         for b in backends
-        for (m, t), s in sorted(b.stats.series.items())
+        for (m, t, p), s in sorted(b.stats.series.items())
     ]
     counters = (
         ("mcpgw_requests_total", "Requests forwarded to a backend.", "count"),

@@ -39,11 +39,16 @@ from typing import Any
 
 import pydantic_core
 
+from mcpgw_runtime import exchange
 from mcpgw_runtime.early_sessions import LOG_LEVELS, EarlySession, EarlySessions, wants_log
+from mcpgw_runtime.exchange import result_bytes
 from mcpgw_runtime.forwarding import INVALID_PARAMS, INVALID_REQUEST, Refused, unknown
 from mcpgw_runtime.front_backends import FrontBackends, strip_meta
 from mcpgw_runtime.jsonrpc_http import AsgiReceive, AsgiSend, Reply, disconnected, error_answer, id_key
+from mcpgw_runtime.limits import Limits, result_size
 from mcpgw_runtime.listing import ResourceRoutes, decode_cursor, encode_cursor, no_backend_offers
+from mcpgw_runtime.profiles import Profiles
+from mcpgw_runtime.search import SEARCH_TOOL
 from mcpgw_runtime.spec import JSON, GatewaySpec, Target
 from mcpgw_runtime.stdio_forwarding import Answer, Channel
 
@@ -98,17 +103,24 @@ class Relays:
         backends: FrontBackends,
         sessions: EarlySessions,
         in_flight: dict[tuple[bytes, object], asyncio.Future[Any]],
+        profiles: Profiles | None = None,
     ) -> None:
         self.spec = spec
+        self.profiles = profiles or Profiles(spec)
+        """What the request's profile may call and read (profiles.py): anything else is unknown."""
         self.backends = backends
         self.sessions = sessions
         self.forward = backends.forwarder.request
         templates = [(backend, str(t.get("uriTemplate"))) for backend, t in spec.resource_templates]
         self.resources = ResourceRoutes(dict(spec.resources), templates)
+        self._tools: JSON = {"tools": list(spec.tools)}
+        """The embedded tools/list, what a search profile's search finds in while no pin has drifted."""
         self.settled = backends.all_ready
         """Replaced by the front: also False once the core is loading (its verdicts then decide)."""
         self.in_flight = in_flight
         """Relayed requests in flight, by session and request id: what `notifications/cancelled` cancels."""
+        self.limits = Limits.of(spec.limits) if spec.limits is not None else None
+        """Rate limits and result caps (limits.py), shared with the core."""
 
     async def answer(
         self, method: str, params: object, rid: object, sid: bytes | None, receive: AsgiReceive, send: AsgiSend
@@ -122,13 +134,15 @@ class Relays:
         if method in SESSION_METHODS and session is None:
             return False  # no session to keep it with (`--stateless`): the core's
         reply = SessionReply(send, sid or b"", session)
+        # Begun before the task: the task's context is a copy of this one, so its backend call finds the exchange.
+        seen = exchange.begin(method, params, rid, sid, "tcp") if exchange.ACTIVE else None
         call = asyncio.ensure_future(self.serve(method, params, reply, session))
         key = (sid or b"", id_key(rid))
         self.in_flight[key] = call
         watcher = asyncio.ensure_future(disconnected(receive))
         watcher.add_done_callback(lambda w: call.cancel() if not w.cancelled() and w.result() else None)
         try:
-            tail = await call
+            tail = await (call if seen is None else seen.awaiting(call))  # recorded before it is answered
         except Refused as refused:
             await reply.finish(error_answer(rid, refused.error))
             return True
@@ -143,7 +157,11 @@ class Relays:
             if self.in_flight.get(key) is call:
                 del self.in_flight[key]
         if tail is None:
+            if seen is not None:
+                seen.dropped()
             return False
+        if seen is not None:
+            seen.ok(result_bytes(tail))
         await reply.finish(b'{"jsonrpc":"2.0","id":' + pydantic_core.to_json(rid), tail)
         return True
 
@@ -165,8 +183,10 @@ class Relays:
             return None
         if method in SESSION_METHODS:
             return await self._for_session(method, params, channel, session)
+        found: bytes | None = None
         if method == "tools/call":
-            answer = await self._call_tool(params, channel)
+            found = self._search(params)
+            answer = await self._call_tool(params, channel) if found is None else None
         elif method == "prompts/get":
             answer = await self._get_prompt(params, channel)
         elif method == "resources/read":
@@ -178,13 +198,20 @@ class Relays:
             return None if page is None else b',"result":' + pydantic_core.to_json(page) + b"}"
         else:
             return None
-        return None if answer is None else answer.tail
+        return found if answer is None else answer.tail
 
     def _route(self, kind: str, routes: Mapping[str, Target], name: str) -> Target | None:
-        """Where an exposed name goes; `Refused` for an unknown one once the tables are the truth."""
+        """Where an exposed name goes; `Refused` for an unknown one once the tables are the truth.
+
+        A name outside the request's profile is unknown at once: the profile's tables are compiled.
+        """
+        if not self.profiles.allows(kind, name):
+            raise unknown(kind, name)
         route = routes.get(name)
         if route is None and self.settled():
             raise unknown(kind, name)
+        if route is not None:
+            self.profiles.permit(kind, name)  # the policy's denial, naming its rule (policy.py)
         return route
 
     def _resource(self, uri: str) -> str | None:
@@ -194,18 +221,44 @@ class Relays:
         name = self.resources.backend(uri)
         if name is None and self.settled():
             raise no_backend_offers(uri)
+        if name is not None and not self.profiles.shows_resource(uri, name):
+            raise no_backend_offers(uri)
+        if name is not None:
+            self.profiles.permit("resource", uri)
         return name
 
+    def _search(self, params: Mapping[str, Any]) -> bytes | None:
+        """A search profile's `search_tools` call, answered from its index over the embedded tables.
+
+        None for any other call, and while a pin has drifted: the core's lists decide then.
+        """
+        if params.get("name") != SEARCH_TOOL or self.backends.drifted():
+            return None
+        found = self.profiles.search(params, self._tools)
+        return None if found is None else b',"result":' + pydantic_core.to_json(found) + b"}"
+
     async def _call_tool(self, params: Mapping[str, Any], channel: Channel) -> Answer | None:
+        try:
+            params = self.profiles.direct(params)  # a search profile's `call_tool`: the call it names
+        except ValueError as exc:
+            raise Refused(INVALID_PARAMS, str(exc)) from None
         name = params.get("name")
         if not isinstance(name, str):
             raise Refused(INVALID_PARAMS, "tools/call needs a string 'name'")
         route = self._route("tool", self.spec.tool_routes, name)
         if route is None:
             return None
+        if self.limits is not None:
+            self.limits.admit(name)
         forwarded = strip_meta(params)
         forwarded["name"] = route.name
-        return await self.forward(route.backend, "tools/call", forwarded, channel, tool=route.name)
+        answer = await self.forward(route.backend, "tools/call", forwarded, channel, tool=route.name)
+        if answer is None or self.limits is None or not self.limits.capped(name):
+            return answer
+        result = self.limits.cap(name, answer.result, result_size(answer.tail))
+        if result is answer.result:
+            return answer
+        return Answer(result, b',"result":' + pydantic_core.to_json(result) + b"}")
 
     async def _get_prompt(self, params: Mapping[str, Any], channel: Channel) -> Answer | None:
         name, arguments = params.get("name"), params.get("arguments")
@@ -261,7 +314,12 @@ class Relays:
             return forwarded, route.backend
         if ref.get("type") == "ref/resource" and type(ref.get("uri")) is str:
             uri = ref["uri"]
-            backend = self.resources.by_template.get(uri) or self._resource(uri)
+            backend = self.resources.by_template.get(uri)
+            if backend is not None and not self.profiles.shows_resource(uri, backend):
+                raise no_backend_offers(uri)
+            if backend is not None:
+                self.profiles.permit("resource", uri)
+            backend = backend or self._resource(uri)
             return None if backend is None else ({"type": "ref/resource", "uri": uri}, backend)
         return None
 
@@ -331,7 +389,8 @@ class Relays:
         if not (cursor is None or type(cursor) is str) or not self.settled():
             return None  # a backend still starting: the core asks it once connected
         running = self.backends.backends
-        order = [b for b in running.values() if (b.init or {}).get("capabilities", {}).get("resources") is not None]
+        offering = [b for b in running.values() if (b.init or {}).get("capabilities", {}).get("resources") is not None]
+        order = [b for b in offering if self.profiles.shows_backend(b.name)]
         index, inner = decode_cursor(cursor) if cursor else (0, None)
         while index < len(order):
             backend = order[index]
@@ -354,7 +413,7 @@ class Relays:
             for resource in resources:
                 self.resources.live[resource["uri"]] = backend.name
             following = page.get("nextCursor")
-            result: JSON = {"resources": resources}
+            result: JSON = {"resources": self.profiles.resources(backend.name, resources)}
             if isinstance(following, str) and following:
                 result["nextCursor"] = encode_cursor(index, following)
             elif index + 1 < len(order):

@@ -49,7 +49,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
     """The lowlevel server; handlers exist for every method so capabilities are advertised."""
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult.model_validate(gateway.exposure.list_result("tools/list"))
+        return types.ListToolsResult.model_validate(gateway.list_result("tools/list"))
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -58,7 +58,7 @@ def build_server(gateway: Gateway) -> Server[Any]:
         return raw if isinstance(raw, types.InputRequiredResult) else types.CallToolResult.model_validate(raw)
 
     async def list_prompts(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-        return types.ListPromptsResult.model_validate(gateway.exposure.list_result("prompts/list"))
+        return types.ListPromptsResult.model_validate(gateway.list_result("prompts/list"))
 
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams

@@ -32,6 +32,17 @@ evicts its own sessions, and clients past their handshake keep theirs; a flood t
 also sends requests on its sessions evicts in plain LRU order, and a client's new
 session still outlives half the table's worth of newer ones.
 
+Per caller: an OAuth caller (caller.py's `identity`) may hold `max_per_caller` sessions
+(`max_sessions_per_caller`); its initialize past that ends its own least recently used idle
+session, never another caller's, and with all of its sessions busy it gets the 503. The static
+token and no token are everyone's, so their sessions count only against the whole table.
+
+Legacy `/sse` sessions count too: each is one session for as long as its stream is open
+(`max_sse_streams` caps them; httplimits.py counts them), and the SDK ends it, with its
+per-client backend connections, when the stream closes. A stream's session is never
+evicted nor expired (its client is there while the stream is), so sessions of the table
+make room for them: a new client's initialize finds the table full with the streams in it.
+
 Ending a session is its owner's
 job (`ender`, set by the front): the front forgets one it still holds (its stream
 ends); the core terminates the SDK's transport, which closes the session's per-client
@@ -46,12 +57,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from mcpgw_runtime.early_sessions import HANDSHAKE_BYTES, VERSION_HEADER
+from mcpgw_runtime.caller import CALLER, identity
+from mcpgw_runtime.early_sessions import HANDSHAKE_BYTES, SESSION_NOT_FOUND, VERSION_HEADER
+from mcpgw_runtime.httplimits import COUNTS
 from mcpgw_runtime.jsonrpc_http import (
     SESSION_HEADER,
     AsgiApp,
@@ -62,7 +75,9 @@ from mcpgw_runtime.jsonrpc_http import (
     parse_json,
     read_body,
     replay_body,
+    respond,
 )
+from mcpgw_runtime.profiles import DEFAULT, PROFILE
 
 log = logging.getLogger("mcpgw")
 
@@ -72,6 +87,10 @@ RETRY_AFTER = 5
 TOO_MANY = (
     b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions: every one is busy; '
     b'retry after the time in Retry-After"}}'
+)
+TOO_MANY_OF_YOURS = (
+    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions for this caller '
+    b'(max_sessions_per_caller): every one is busy; retry after the time in Retry-After"}}'
 )
 
 WARN_EVERY = 60.0
@@ -88,6 +107,10 @@ class Entry:
     """Requests being served other than a held GET stream."""
     streams: int = 0
     """GET streams held open."""
+    profile: str = DEFAULT
+    """The profile whose path opened it (profiles.py): on any other profile's path it is unknown."""
+    caller: object = None
+    """Who opened it (`identity` of caller.CALLER): to any other caller it is unknown."""
 
 
 class SessionTable:
@@ -101,6 +124,7 @@ class SessionTable:
         allows: Callable[[Mapping[bytes, bytes]], bool],
         max_body: int,
         clock: Callable[[], float] = time.monotonic,
+        max_per_caller: int | None = None,
     ) -> None:
         self.max_sessions = max_sessions
         self.idle_timeout = idle_timeout
@@ -114,6 +138,11 @@ class SessionTable:
         """Protected: sessions used since they opened, least recently used first; at most `protected`."""
         self.protected = max(1, max_sessions - max_sessions // 2)
         self.opening = 0
+        self.max_per_caller = max_sessions if max_per_caller is None else max_per_caller
+        """`max_sessions_per_caller`: sessions one OAuth caller may hold. The static token, and no token, are
+        everyone's: they are not counted per caller."""
+        self.per_caller: Counter[object] = Counter()
+        """Per OAuth caller (`identity`): its open sessions and its initializes admitted, not answered yet."""
         """Requests that may open a session, admitted and not answered yet: they hold a place."""
         self.ender: Callable[[bytes], None] = lambda sid: None
         """Ends a session wherever it lives (the front's `Front.end_session`)."""
@@ -123,7 +152,8 @@ class SessionTable:
         self._warned = -WARN_EVERY
 
     def __len__(self) -> int:
-        return len(self.fresh) + len(self.used)
+        """Open sessions: Streamable HTTP ones, and legacy `/sse` ones (one per open stream, http.py)."""
+        return len(self.fresh) + len(self.used) + COUNTS.sse_streams
 
     def __contains__(self, sid: bytes) -> bool:
         return sid in self.used or sid in self.fresh
@@ -143,6 +173,11 @@ class SessionTable:
             else:
                 await app(scope, receive, send)
             return
+        owner = self.used.get(sid) or self.fresh.get(sid)
+        if owner is not None and (owner.profile != PROFILE.get() or owner.caller != identity(CALLER.get())):
+            # another profile's session, or another caller's: not this request's to use
+            await respond(send, 404, SESSION_NOT_FOUND, b"application/json")
+            return
         entry = self._known(sid)
         if entry is None:  # unknown, or ended: the half that answers says 404
             await app(scope, receive, send)
@@ -161,6 +196,20 @@ class SessionTable:
                 let_go, demoted = self.used.popitem(last=False)
                 self.fresh[let_go] = demoted
         return entry
+
+    def enter(self, sid: bytes) -> Entry | None:
+        """A request of a known session begins outside `serve` (hotpath.py, which checked it as `serve` does):
+        its entry, busy until `leave`; None for a session no longer in the table."""
+        entry = self._known(sid)
+        if entry is not None:
+            entry.busy += 1
+            self._touch(sid, entry)
+        return entry
+
+    def leave(self, sid: bytes, entry: Entry) -> None:
+        """The request `enter` began has been answered."""
+        entry.busy -= 1
+        self._touch(sid, entry)
 
     async def _in_session(
         self, sid: bytes, entry: Entry, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, app: AsgiApp
@@ -197,27 +246,47 @@ class SessionTable:
         for table in (self.used, self.fresh):
             if table.get(sid) is entry:
                 del table[sid]
+                self._uncount(entry.caller)
+
+    def _uncount(self, caller: object) -> None:
+        if caller in self.per_caller:
+            self.per_caller[caller] -= 1
+            if self.per_caller[caller] <= 0:
+                del self.per_caller[caller]
 
     async def _open(self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, app: AsgiApp) -> None:
-        """A POST without a session id: the only kind of request that opens one (an initialize)."""
+        """A POST without a session id: the only kind of request that opens one (an initialize).
+
+        Its body is read before it takes a place: a client sending it slowly (until `body_timeout`)
+        holds no place meanwhile, so slow bodies cannot fill the table.
+        """
+        body, complete = await read_body(receive, self.max_body)
+        receive = _replayed(body, complete, receive)
+        caller = identity(CALLER.get())
+        counted = caller if caller is not None and caller[0] == "oauth" else None
+        if counted is not None and self.per_caller[counted] >= self.max_per_caller:
+            message = parse_json(body) if complete else None
+            if isinstance(message, dict) and message.get("method") == "initialize" and not self._room_for(counted):
+                await _too_many(send, TOO_MANY_OF_YOURS)
+                return
         if len(self) + self.opening >= self.max_sessions:
             if not self.allows(dict(scope["headers"])):
                 await app(scope, receive, send)  # refused there, before it could cost anyone their session
                 return
-            body, complete = await read_body(receive, self.max_body)
-            receive = replay_body(body, receive)
             message = parse_json(body) if complete else None
             if isinstance(message, dict) and message.get("method") == "initialize" and not self.make_room():
                 await _too_many(send)
                 return
         self.opening += 1
+        if counted is not None:
+            self.per_caller[counted] += 1
         opened: list[tuple[bytes, Entry]] = []
 
         async def learn(message: AsgiMessage) -> None:
             if message["type"] == "http.response.start" and not opened and message["status"] == 200:
                 sid = _session_of(message.get("headers", ()))
                 if sid is not None and sid not in self:
-                    entry = Entry(self.clock(), busy=1)
+                    entry = Entry(self.clock(), busy=1, profile=PROFILE.get(), caller=identity(CALLER.get()))
                     self.opening -= 1
                     self.fresh[sid] = entry
                     opened.append((sid, entry))
@@ -232,6 +301,8 @@ class SessionTable:
                 entry.last = self.clock()
             else:
                 self.opening -= 1
+                if counted is not None:
+                    self._uncount(counted)
 
     def make_room(self) -> bool:
         """End the least recently used idle sessions until one more fits; False (counted) when every one is busy."""
@@ -247,12 +318,24 @@ class SessionTable:
             self._end(sid, "evicted (least recently used, to make room)")
         return True
 
-    def _least_recently_used_idle(self) -> bytes | None:
-        """The session to evict, by the tiers of the module's docstring; None when every one is busy."""
+    def _room_for(self, caller: object) -> bool:
+        """End the caller's least recently used idle session so it may open one more; False (counted) if none is."""
+        sid = self._least_recently_used_idle(caller)
+        if sid is None:
+            self.rejected += 1
+            log.debug("session table: refused a new session, its caller's %d are all busy", self.per_caller[caller])
+            return False
+        self.evicted += 1
+        self._end(sid, "evicted (its caller's least recently used, max_sessions_per_caller)")
+        return True
+
+    def _least_recently_used_idle(self, caller: object = None) -> bytes | None:
+        """The session to evict (of `caller` only, if given), by the tiers of the module's docstring; None when every
+        one is busy."""
         listening = None
         for table in (self.fresh, self.used):
             for sid, entry in table.items():
-                if entry.busy == 0:
+                if entry.busy == 0 and (caller is None or entry.caller == caller):
                     if entry.streams == 0:
                         return sid
                     if listening is None:
@@ -278,8 +361,10 @@ class SessionTable:
             self.expire()
 
     def _end(self, sid: bytes, why: str) -> None:
-        self.fresh.pop(sid, None)
-        self.used.pop(sid, None)
+        entry = self.fresh.pop(sid, None)
+        entry = self.used.pop(sid, None) or entry
+        if entry is not None:
+            self._uncount(entry.caller)
         log.debug("session %s: %s", sid.decode("latin-1"), why)
         try:
             self.ender(sid)
@@ -294,6 +379,18 @@ class SessionTable:
                 "session table: %s (open %d, evicted %d, expired %d, refused %d so far)",
                 what, len(self), self.evicted, self.expired, self.rejected,
             )  # fmt: skip
+
+
+def _replayed(body: bytes, complete: bool, receive: AsgiReceive) -> AsgiReceive:
+    """A `receive` that gives back the body read so far, then the rest from the client (past `max_body`)."""
+    if complete:
+        return replay_body(body, receive)
+    pending: list[AsgiMessage] = [{"type": "http.request", "body": body, "more_body": True}]
+
+    async def rest() -> AsgiMessage:
+        return pending.pop() if pending else await receive()
+
+    return rest
 
 
 def _session_of(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -317,14 +414,14 @@ async def _answered(app: AsgiApp, scope: AsgiScope, receive: AsgiReceive, send: 
     return status
 
 
-async def _too_many(send: AsgiSend) -> None:
+async def _too_many(send: AsgiSend, body: bytes = TOO_MANY) -> None:
     headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(TOO_MANY)),
+        (b"content-length", b"%d" % len(body)),
         (b"retry-after", b"%d" % RETRY_AFTER),
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": TOO_MANY})
+    await send({"type": "http.response.body", "body": body})
 
 
 class PerClient(Protocol):

@@ -32,8 +32,8 @@ gateway start with one call:
          MCPError BACKEND_BUSY naming the backend and the cap (nothing started)
 
     opening: once the evicted one's process is gone (so never more than the cap run at
-    once), and within the spawn rate (`SpawnRate`: up to the cap at once, then
-    `SPAWNS_PER_SECOND`); the call waits for both within `startup_timeout`.
+    once), and within the spawn rate (`SpawnRate`: `client_spawn_rate` a second, spaced
+    evenly); the call waits for both within `startup_timeout`.
     no call for `client_idle_timeout` ─▶ closed (expired); the client's next call opens a new one
 
 Each of these connections has its own relay with the client as `owner`: a backend's request
@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,16 +87,16 @@ Refused = Callable[[Backend, str, str], None]
 
 HELD_METHODS = {"tools/call": "tool", "prompts/get": "prompt"}
 
-SPAWNS_PER_SECOND = 2.0
-"""Per-client connections a backend may open per second once its burst (`max_client_sessions`) is spent.
-
-Why a rate as well as the cap: past the cap each new client evicts an idle one, so a
-stream of new sessions would otherwise restart a process per call, as fast as they come.
-"""
-
 
 class SpawnRate:
-    """A token bucket: `burst` openings at once, then `per_second`; `take` waits for a token."""
+    """A token bucket: `burst` openings at once, then `per_second`; `take` waits for a token.
+
+    Why a rate as well as the cap: past the cap each new client evicts an idle one, so a
+    stream of new sessions would otherwise restart a process per call, as fast as they come;
+    and a Python server takes about a second of CPU to start, so the rate bounds the share of
+    the machine a flood of new sessions can take. The burst is one second's worth (at least
+    one): sixteen processes started at once would take every core for seconds.
+    """
 
     def __init__(self, burst: int, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.burst = float(burst)
@@ -174,7 +175,8 @@ class ClientSessions:
         """Every connection opening, open or still closing: what runs, or may run, a process."""
         self.limit = backend.spec.max_client_sessions
         self.idle_timeout = backend.spec.client_idle_timeout
-        self.spawns = SpawnRate(self.limit, SPAWNS_PER_SECOND)
+        rate = backend.spec.client_spawn_rate
+        self.spawns = SpawnRate(max(1, math.ceil(rate)), rate)
         self.evicted = 0
         self.expired = 0
         self.turned_away = 0
@@ -331,7 +333,9 @@ class ClientSessions:
                 await entry.after.closed.wait()
                 entry.after = None
             await self.spawns.take()
-            if entry.stop.is_set():  # closed before it started (evicted in turn, or its client left)
+            # closed before it started (evicted in turn, or its client left), or no call waits for it any
+            # more (each gave up after startup_timeout): nothing is started for it
+            if entry.stop.is_set() or entry.in_flight == 0:
                 return
             async with open_backend(
                 backend.spec,

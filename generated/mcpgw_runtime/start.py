@@ -30,10 +30,25 @@ REQUIRED_MODULES: dict[str, str] = {
 }
 """Modules the gateway imports (at start or when the SDK part loads) → the requirement that brings each."""
 
+AUTH_MODULES: dict[str, str] = {"jwt": "pyjwt", "cryptography": "pyjwt"}
+"""Modules only a gateway with `gateway.auth` imports (oauth.py): PyJWT and, for RS256/ES256, `pyjwt[crypto]`."""
 
-def missing_requirements() -> list[str]:
+
+TRACING_MODULES: dict[str, str] = {
+    "opentelemetry.sdk": "opentelemetry-sdk",
+    "opentelemetry.exporter.otlp.proto.http": "opentelemetry-exporter-otlp-proto-http",
+}
+"""Modules only a gateway with `gateway.tracing` imports (tracing.py): the `mcpgw[otel]` extra."""
+
+
+def missing_requirements(spec: GatewaySpec | None = None) -> list[str]:
+    """The requirements whose modules cannot be found; PyJWT's only when `spec` configures OAuth, OpenTelemetry's
+    only when it configures tracing."""
     missing = set()
-    for module, requirement in REQUIRED_MODULES.items():
+    needed = {**REQUIRED_MODULES, **(AUTH_MODULES if spec is not None and spec.auth is not None else {})}
+    if spec is not None and spec.tracing is not None:
+        needed |= TRACING_MODULES
+    for module, requirement in needed.items():
         try:
             found = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):
@@ -60,7 +75,7 @@ def start(spec: GatewaySpec, gateway_file: str, runtime_sha256: str, argv: list[
             )
             return EXIT_REFUSED
         print(f"WARNING: RUNNING A MODIFIED RUNTIME ({ALLOW_MODIFIED}): {where}", file=sys.stderr)
-    missing = missing_requirements()
+    missing = missing_requirements(spec)
     if missing:
         print(
             f"error: this gateway needs Python packages that {sys.executable} does not have: {', '.join(missing)}.\n"

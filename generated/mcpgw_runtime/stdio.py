@@ -11,21 +11,26 @@ import sys
 import anyio
 
 from mcpgw_runtime.gateway_server import Gateway
+from mcpgw_runtime.profiles import DEFAULT, PROFILE
 
 log = logging.getLogger("mcpgw")
 
 
-def run_stdio(gateway: Gateway) -> None:
-    anyio.run(serve_stdio, gateway)
+def run_stdio(gateway: Gateway, profile: str = DEFAULT) -> None:
+    """Serve the one client on stdin/stdout `profile`'s tools (`--profile`; "default": everything)."""
+    anyio.run(serve_stdio, gateway, profile)
 
 
 SIGNAL_STOP_DEADLINE = 5.0
 """Seconds a signalled stdio gateway waits for its backends to stop (each takes at most about 3.5 s)."""
 
 
-async def serve_stdio(gateway: Gateway) -> None:
+async def serve_stdio(gateway: Gateway, profile: str = DEFAULT) -> None:
     """Serve one client over stdin/stdout; logs go to stderr only."""
     from mcp.server.stdio import stdio_server
+
+    PROFILE.set(profile)  # the client's requests are served in tasks this one starts
+    gateway.transport = "pipe"
 
     server = gateway.build_server()
     backends_stopped = anyio.Event()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pydantic_core
 
 from mcpgw_runtime.envsubst import redact
+from mcpgw_runtime.exchange import EXCHANGE
 from mcpgw_runtime.forwarding import (
     BACKEND_BUSY,
     INTERNAL_ERROR,
@@ -118,6 +119,15 @@ class Forwarder:
 
     async def request(
         self, name: str, method: str, params: Mapping[str, Any] | None, channel: Channel | None, tool: str | None = None
+    ) -> Answer | None:
+        """Forward one request to backend `name` (`_request`), noted by the client request it serves, if observed."""
+        seen = EXCHANGE.get()
+        if seen is None:
+            return await self._request(name, method, params, channel, tool)
+        return await seen.via(name, method, params, tool, lambda p: self._request(name, method, p, channel, tool))
+
+    async def _request(
+        self, name: str, method: str, params: Mapping[str, Any] | None, channel: Channel | None, tool: str | None
     ) -> Answer | None:
         """Forward one request to backend `name`, as the core's `Backend.request` does; None: the core must.
 

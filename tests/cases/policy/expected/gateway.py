@@ -16,7 +16,7 @@ from mcpgw_runtime.policy import CallerMatch, PolicyRule, PolicySpec
 from mcpgw_runtime.spec import JSON, AuthSpec, BackendSpec, GatewaySpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "748c923bcbd8c09efaef2543ab5b7de7042aad7e01eb455dfa4c3f98a3aa7cd9"
+RUNTIME_SHA256 = "787c3145e0010bdf328c3a2295149d655d710061a598191a2ba37e56517b3740"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 

@@ -15,7 +15,7 @@ from mcpgw_runtime.search import SearchIndex
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec, ProfileSpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "86e587de10dfd75934fae27f5957294cefa63f2c7c22f2233fe227bedc6713a2"
+RUNTIME_SHA256 = "787c3145e0010bdf328c3a2295149d655d710061a598191a2ba37e56517b3740"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 
