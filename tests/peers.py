@@ -46,6 +46,16 @@ EverythingTransport = Literal["stdio", "streamableHttp", "sse"]
 HttpTransport = Literal["streamableHttp", "sse"]
 HTTP_PATHS: dict[HttpTransport, str] = {"streamableHttp": "/mcp", "sse": "/sse"}
 
+# A raw Streamable HTTP exchange, for tests that look at status codes and headers the SDK client hides.
+RAW_INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+RAW_POST_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+RAW_TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
 _START_ATTEMPTS = 3  # a free port can be taken between free_port() and the server's bind: retry on a fresh one
 
 

@@ -27,6 +27,9 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
 from tests.peers import (
+    RAW_INITIALIZE,
+    RAW_POST_HEADERS,
+    RAW_TOOLS_LIST,
     ServedGateway,
     build_gateway,
     everything_command,
@@ -245,14 +248,7 @@ def test_results_over_their_cap_are_truncated_or_refused(served: ServedGateway, 
 
 def test_a_session_is_unknown_to_another_caller(served: ServedGateway, provider: Provider) -> None:
     tools, reader = _tokens(served, provider)
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-    }
-    posted = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    init, posted, listing = RAW_INITIALIZE, RAW_POST_HEADERS, RAW_TOOLS_LIST
     with httpx2.Client(base_url=served.url, headers=posted, timeout=30) as http:
         opened = http.post("/mcp", json=init, headers={"authorization": f"Bearer {tools}"})
         assert opened.status_code == 200

@@ -24,6 +24,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.peers import (
+    RAW_INITIALIZE,
+    RAW_POST_HEADERS,
+    RAW_TOOLS_LIST,
     ServedGateway,
     build_gateway,
     everything_command,
@@ -146,14 +149,7 @@ def test_search_then_call_through_the_search_profile(served: ServedGateway) -> N
 
 
 def test_a_session_is_unknown_on_another_profiles_path(served: ServedGateway) -> None:
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-    }
-    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    init, headers, listing = RAW_INITIALIZE, RAW_POST_HEADERS, RAW_TOOLS_LIST
     with httpx2.Client(base_url=served.url, headers=headers, timeout=30) as http:
         opened = http.post("/mcp/readonly", json=init)
         assert opened.status_code == 200
