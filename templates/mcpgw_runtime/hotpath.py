@@ -509,6 +509,9 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
             if self.hot_call is not None:
                 self.hot_close = True
                 return
+            if self._hot_wait is not None:  # a request under way: uvicorn's to finish, then close
+                self._hot_wait.cancel()
+                self._hot_give_up()
             super().shutdown()
 
     return HotProtocol
