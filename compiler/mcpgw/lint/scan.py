@@ -174,11 +174,14 @@ class _Mentions:
 def _mentions(config: Config, offers: Mapping[str, BackendOffer]) -> dict[str, _Mentions]:
     sep = config.gateway.separator
     tools: dict[str, list[tuple[str, str]]] = {}
+    # Every tool name a backend offers, filtered out or not: a server naming its own tools is not shadowing.
+    offered: dict[str, set[str]] = {}
     for name in sorted(offers):
         backend = config.backends.get(name)
         if backend is None or not backend.enabled:
             continue
         spec = backend_spec(backend)
+        offered[name] = {str(raw.get("name")) for raw in offers[name].tools}
         for raw in offers[name].tools:
             original = str(raw.get("name"))
             exposed = spec.exposed_name("tool", original, sep)
@@ -186,7 +189,7 @@ def _mentions(config: Config, offers: Mapping[str, BackendOffer]) -> dict[str, _
                 tools.setdefault(name, []).append((original, exposed))
     out = {}
     for name, mine in tools.items():
-        own = {original for original, _ in mine} | {exposed for _, exposed in mine}
+        own = offered[name] | {exposed for _, exposed in mine}
         owners: dict[str, tuple[str, str, str]] = {}
         for other in sorted(tools):
             if other == name:
