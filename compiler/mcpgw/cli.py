@@ -257,7 +257,8 @@ def _surface(
     _print_diagnostics(diagnostics, error_format)
     if has_errors(diagnostics):
         errors = sum(1 for d in diagnostics if d.severity == "error")
-        _fail(EXIT_INPUT, [f"{plural(errors, 'error')} in the profiles' client targets and budgets; nothing was written"])
+        summary = f"{plural(errors, 'error')} in the profiles' client targets and budgets; nothing was written"
+        _fail(EXIT_INPUT, [summary])
     return found.costs
 
 
