@@ -38,7 +38,7 @@ import asyncio
 import contextvars
 import hmac
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic_core
 
@@ -62,6 +62,7 @@ from mcpgw_runtime.profiles import DEFAULT, PROFILE, path_profile
 from mcpgw_runtime.relays import RELAYED, SESSION_METHODS
 
 if TYPE_CHECKING:
+    from mcpgw_runtime.auth import Caller
     from mcpgw_runtime.front import Front
     from mcpgw_runtime.jsonrpc_http import AsgiApp
     from mcpgw_runtime.session_table import Entry
@@ -129,7 +130,7 @@ class Hot:
         self.table = table
         self.guard = front.guard
 
-    def take(self, data: bytes) -> tuple[_Call, int, str, object] | int | None:
+    def take(self, data: bytes) -> tuple[_Call, int, str, Caller | None] | int | None:
         """The call in `data` and where it ends, its profile and caller; None: uvicorn's to read; the length
         of the whole request when `data` passes every check its head allows but its body is not all there.
 
@@ -157,7 +158,7 @@ class Hot:
 
     def _admitted(
         self, path: str, headers: dict[bytes, bytes]
-    ) -> tuple[bytes, Entry, EarlySession, str, object] | None:
+    ) -> tuple[bytes, Entry, EarlySession, str, Caller | None] | None:
         """The checks the ASGI layers make before the front relays a request (auth gate, guard, session
         table, the front's own), passed: the session's id, entry and state, the profile, the caller."""
         profile = DEFAULT if path == "/mcp" else path_profile(path, "/mcp", self.profiles)
@@ -169,7 +170,7 @@ class Hot:
         if caller is False or sid is None or not (version is None or version in HANDSHAKE_BYTES):
             return None
         entry = self.table.used.get(sid) or self.table.fresh.get(sid)
-        if entry is None or entry.profile != profile or entry.caller != identity(caller):  # type: ignore[arg-type]
+        if entry is None or entry.profile != profile or entry.caller != identity(caller):
             return None
         session = self.front.early.get(sid)
         accept = headers.get(b"accept", b"")
@@ -180,7 +181,7 @@ class Hot:
             return None
         return sid, entry, session, profile, caller
 
-    def _caller(self, headers: dict[bytes, bytes]) -> object:
+    def _caller(self, headers: dict[bytes, bytes]) -> Caller | Literal[False] | None:
         """The static token's caller, None without a token to check, False for a missing or wrong token."""
         if self.token is None:
             return None
@@ -405,7 +406,7 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
             if part and not self.transport.is_closing():
                 super().data_received(part)
 
-        def _hot_start(self, call: _Call, stop: int, profile: str, caller: object) -> None:
+        def _hot_start(self, call: _Call, stop: int, profile: str, caller: Caller | None) -> None:
             self._unset_keepalive_if_required()
             self.gw_phase = IDLE
             self._hot_sid = call.sid
@@ -416,7 +417,7 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
                 if hot.profiles:
                     context.run(PROFILE.set, profile)
                 if caller is not None:
-                    context.run(CALLER.set, caller)  # type: ignore[arg-type]
+                    context.run(CALLER.set, caller)
             task = self.loop.create_task(_serve(hot, self, call), context=context)
             self.hot_call = task
             hot.relays.in_flight[call.key] = task
@@ -509,6 +510,9 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
             if self.hot_call is not None:
                 self.hot_close = True
                 return
+            if self._hot_wait is not None:  # a request under way: uvicorn's to finish, then close
+                self._hot_wait.cancel()
+                self._hot_give_up()
             super().shutdown()
 
     return HotProtocol

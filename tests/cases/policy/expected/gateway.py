@@ -16,7 +16,7 @@ from mcpgw_runtime.policy import CallerMatch, PolicyRule, PolicySpec
 from mcpgw_runtime.spec import JSON, AuthSpec, BackendSpec, GatewaySpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "787c3145e0010bdf328c3a2295149d655d710061a598191a2ba37e56517b3740"
+RUNTIME_SHA256 = "b437f07b80fed9ca8dd3aefb4e451c42882f3d44f56f95bbcfabe1bc5c24a76b"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 
