@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -326,10 +327,7 @@ def _build(
     _policy(cfg, config_path, offers, error_format)
     outputs = generate(cfg, config_path, output, offers, snapshot)
     if isinstance(outputs, list):
-        _fail(
-            EXIT_INPUT,
-            [f"{config_path}: error: {p}" for p in outputs] + [f"{plural(len(outputs), 'error')}; nothing was written"],
-        )
+        _generate_failed(outputs, config_path, error_format)
     costs = _surface(cfg, config_path, outputs.exposed, targets or [], error_format)
     if check:
         diff = diff_outputs(output, outputs.files)
@@ -447,8 +445,7 @@ def _policy(cfg: Config, config_path: Path, offers: dict[str, BackendOffer], err
     """Print the policy's and limits' problems located in the config (policy.py); exit 2 on an error."""
     if cfg.gateway.policy is None and cfg.gateway.limits is None:
         return
-    from mcpgw.diagnostics import Diagnostic
-    from mcpgw.jsonpos import Parsed, parse
+    from mcpgw.jsonpos import located
     from mcpgw.names import expose
     from mcpgw.policy import compile_policy
 
@@ -456,19 +453,25 @@ def _policy(cfg: Config, config_path: Path, offers: dict[str, BackendOffer], err
     if isinstance(exposed, list):
         return  # naming problems: generate reports them
     problems = compile_policy(cfg, exposed).problems
-    file = str(config_path)
-    try:
-        parsed = parse(config_path.read_text(encoding="utf-8-sig"), file)
-    except OSError:
-        parsed = None
-    diagnostics = []
-    for p in problems:
-        line, col = parsed.locate(p.pointer) if isinstance(parsed, Parsed) else (1, 1)
-        diagnostics.append(Diagnostic(file, line, col, p.pointer, p.message, p.severity))
+    diagnostics = located(((p.pointer, p.message, p.severity) for p in problems), config_path)
     _print_diagnostics(diagnostics, ErrorFormat.text if error_format is ErrorFormat.sarif else error_format)
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if errors:
         _fail(EXIT_INPUT, [f"{plural(errors, 'error')} in the policy and limits of {config_path}; nothing was written"])
+
+
+_PLACED = re.compile(r"^(gateway(?:\.[^.:\s\[\]]+|\[\d+\])*): (.*)$", re.S)
+
+
+def _generate_failed(problems: list[str], config_path: Path, error_format: ErrorFormat) -> NoReturn:
+    """The build's naming and profile problems; those that name a place in `gateway` are located there."""
+    from mcpgw.jsonpos import dotted_pointer, located
+
+    placed = [m for m in map(_PLACED.match, problems) if m is not None]
+    diagnostics = located(((dotted_pointer(m[1]), m[2], "error") for m in placed), config_path, at_key=True)
+    _print_diagnostics(diagnostics, ErrorFormat.text if error_format is ErrorFormat.sarif else error_format)
+    rest = [f"{config_path}: error: {p}" for p in problems if _PLACED.match(p) is None]
+    _fail(EXIT_INPUT, [*rest, f"{plural(len(problems), 'error')}; nothing was written"])
 
 
 @app.command("lint", cls=_Command)

@@ -14,9 +14,10 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mcpgw.diagnostics import Diagnostic
+from mcpgw.diagnostics import Diagnostic, Severity
 
 Pos = tuple[int, int]
 """(line, col), both 1-based; col counts characters."""
@@ -278,3 +279,29 @@ def parse(text: str, file: str) -> Parsed | Diagnostic:
         line, col = parser.pos(fail.index)
         return Diagnostic(file, line, col, "", f"invalid JSON: {fail.message}")
     return parser.result
+
+
+_DOTTED = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+
+
+def dotted_pointer(path: str) -> str:
+    """`gateway.profiles.find.always[0]`, as messages name a place, as the pointer `/gateway/profiles/find/always/0`."""
+    tokens: list[str | int] = [int(index) if index else key for key, index in _DOTTED.findall("." + path)]
+    return pointer(tokens)
+
+
+def located(
+    problems: Iterable[tuple[str, str, Severity]], config_path: Path, *, at_key: bool = False
+) -> list[Diagnostic]:
+    """(pointer, message, severity) problems as the config's diagnostics, each at its pointer's line (or a parent's)."""
+    file = str(config_path)
+    try:
+        result = parse(config_path.read_text(encoding="utf-8-sig"), file)
+    except OSError:
+        result = Parsed(value=None)
+    parsed = result if isinstance(result, Parsed) else Parsed(value=None)
+    out = []
+    for ptr, message, severity in problems:
+        line, col = parsed.locate(ptr, at_key=at_key)
+        out.append(Diagnostic(file, line, col, ptr, message, severity))
+    return out

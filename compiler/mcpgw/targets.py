@@ -22,7 +22,8 @@ from typing import Literal
 
 from mcpgw.config import Config
 from mcpgw.diagnostics import Diagnostic
-from mcpgw.jsonpos import Parsed, parse, pointer
+from mcpgw.jsonpos import located as locate_in_config
+from mcpgw.jsonpos import pointer
 from mcpgw.names import Exposed, Exposure
 from mcpgw.profiles import DEFAULT, Profile
 from mcpgw.wording import plural
@@ -379,17 +380,7 @@ def check_targets(
 
 def located(findings: Iterable[Finding], config_path: Path) -> list[Diagnostic]:
     """Findings as the config's diagnostics, each at the line of its pointer (or its nearest parent)."""
-    file = str(config_path)
-    try:
-        result = parse(config_path.read_text(encoding="utf-8-sig"), file)
-    except OSError:
-        result = Parsed(value=None)
-    parsed = result if isinstance(result, Parsed) else Parsed(value=None)
-    out = []
-    for f in findings:
-        line, col = parsed.locate(f.pointer, at_key=True)
-        out.append(Diagnostic(file, line, col, f.pointer, f.message, f.severity))
-    return out
+    return locate_in_config(((f.pointer, f.message, f.severity) for f in findings), config_path, at_key=True)
 
 
 def _counted(rule: ClientRule) -> str:
