@@ -228,3 +228,28 @@ def test_refusals_are_the_same_on_both_paths(gateway: str, change: str) -> None:
     [split] = answers(gateway, data, 1, split=SLOW)
     assert whole == split
     assert whole["status"] != 200 or b'"error"' in whole["body"], whole
+
+
+def test_an_oauth_token_takes_the_hot_path_only_once_the_gate_has_verified_it() -> None:
+    """The hot path reads the auth gate's cache of verified tokens and nothing else: an unseen, expired or
+    under-scoped token is left to the gate, which checks it and answers 401 or 403 itself."""
+    from types import SimpleNamespace
+
+    from mcpgw_runtime.hotpath import Hot
+    from mcpgw_runtime.oauth import Verified, VerifiedCache
+
+    now = 1_000_000.0
+    cache = VerifiedCache()
+    verifier = SimpleNamespace(cache=cache, clock=lambda: now, spec=SimpleNamespace(clock_skew=30.0))
+    oauth: Any = SimpleNamespace(verifier=verifier, required=frozenset({"mcp:tools"}))
+    claims = {"sub": "alice", "client_id": "agent"}
+    cache.put("fresh", Verified("alice", "agent", frozenset({"mcp:tools", "x"}), claims, now + 60))
+    cache.put("expired", Verified("alice", "agent", frozenset({"mcp:tools"}), claims, now - 31))
+    cache.put("narrow", Verified("alice", "agent", frozenset({"x"}), claims, now + 60))
+
+    caller = Hot._oauth_caller(oauth, "fresh")
+    assert caller is not False
+    assert (caller.kind, caller.subject, caller.client_id) == ("oauth", "alice", "agent")
+    assert caller.scopes == frozenset({"mcp:tools", "x"})
+    for token in ("unseen", "expired", "narrow"):
+        assert Hot._oauth_caller(oauth, token) is False, token
