@@ -20,14 +20,14 @@ connection's protocol recognises it in the raw bytes and serves it itself:
             ──no──▶ the same bytes to uvicorn's parser, untouched: the ASGI front as before
 
 Everything that is not that shape (no session, GET, DELETE, initialize, lists,
-notifications, batches, a progress token, a refused or unknown session, OAuth,
-the audit log or tracing configured, a core loading or loaded, a pipelined request
-behind one uvicorn is serving, a body that does not follow its head within `HOLD`)
-goes the ordinary way, and
+notifications, batches, a progress token, a refused or unknown session, an access
+token the auth gate has not verified yet, the audit log or tracing configured, a
+core loading or loaded, a pipelined request behind one uvicorn is serving, a body
+that does not follow its head within `HOLD`) goes the ordinary way, and
 the answers are the same bytes either way: the headers uvicorn writes (`date`,
 `server`, then the front's), an SSE stream when the backend logs to the call
 (`HotReply.notify`), the counters the front keeps (`mcpgw_fast_path_requests_total`,
-the backend's call series with its profile label, the static token's acceptances).
+the backend's call series with its profile label, the auth gate's acceptances).
 A request the relay gives back (`serve` returns None: the core must answer) is fed
 to uvicorn's parser then, as if it had just arrived.
 """
@@ -62,7 +62,7 @@ from mcpgw_runtime.profiles import DEFAULT, PROFILE, path_profile
 from mcpgw_runtime.relays import RELAYED, SESSION_METHODS
 
 if TYPE_CHECKING:
-    from mcpgw_runtime.auth import Caller
+    from mcpgw_runtime.auth import Caller, OAuth
     from mcpgw_runtime.front import Front
     from mcpgw_runtime.jsonrpc_http import AsgiApp
     from mcpgw_runtime.session_table import Entry
@@ -117,9 +117,10 @@ class _Call:
 class Hot:
     """One server's hot path: the front it serves for, and the token the auth gate checks (if any)."""
 
-    def __init__(self, front: Front, token: bytes | None, limits: HttpLimits) -> None:
+    def __init__(self, front: Front, token: bytes | None, limits: HttpLimits, oauth: OAuth | None = None) -> None:
         self.front = front
         self.token = token
+        self.oauth = oauth
         self.max_head = limits.max_header_bytes
         self.max_headers = limits.max_headers
         self.max_body = front.spec.max_body_bytes
@@ -182,15 +183,32 @@ class Hot:
         return sid, entry, session, profile, caller
 
     def _caller(self, headers: dict[bytes, bytes]) -> Caller | Literal[False] | None:
-        """The static token's caller, None without a token to check, False for a missing or wrong token."""
-        if self.token is None:
+        """The bearer's caller, None without a token to check, False where the auth gate must decide."""
+        if self.token is None and self.oauth is None:
             return None
         from mcpgw_runtime.auth import STATIC_CALLER, bearer_of
 
         bearer = bearer_of(headers.get(b"authorization"))
-        if bearer is None or not hmac.compare_digest(bearer.encode(), self.token):
+        if bearer is None:
             return False
-        return STATIC_CALLER
+        if self.token is not None and hmac.compare_digest(bearer.encode(), self.token):
+            return STATIC_CALLER
+        return False if self.oauth is None else self._oauth_caller(self.oauth, bearer)
+
+    @staticmethod
+    def _oauth_caller(oauth: OAuth, bearer: str) -> Caller | Literal[False]:
+        """An access token the gate has verified and that has not expired since, with every required scope.
+
+        Only the gate's cache is read: a token it has not seen, or one that fails now,
+        goes to the gate (uvicorn's path), which checks it and answers 401 or 403 itself.
+        """
+        from mcpgw_runtime.auth import Caller
+
+        verifier = oauth.verifier
+        known = verifier.cache.get(bearer, verifier.clock(), verifier.spec.clock_skew)
+        if known is None or not oauth.required <= known.scopes:
+            return False
+        return Caller("oauth", known.subject, known.client_id, known.scopes, known.claims)
 
 
 def _head(data: bytes, max_head: int, max_headers: int) -> tuple[str, dict[bytes, bytes], int] | None:
@@ -325,20 +343,22 @@ def hot_protocol_class(front: Front, app: AsgiApp | None, limits: HttpLimits) ->
     """The HTTP protocol for `uvicorn.Config(http=...)`: httplimits' with the hot path, where it applies.
 
     It applies with uvicorn's httptools protocol, the front relaying (`--lazy-core`, Streamable HTTP
-    with sessions), and nothing between uvicorn and the front but the static-token gate; otherwise
+    with sessions), and nothing between uvicorn and the front but the auth gate (a static token, or OAuth
+    access tokens the gate has verified: its cache); otherwise
     the protocol is httplimits' as it is.
     """
     base = protocol_class(limits)
     token: bytes | None = None
+    oauth: OAuth | None = None
     if app is not None and app is not front:
         from mcpgw_runtime.auth import AuthGate
 
-        if type(app) is not AuthGate or app.oauth is not None or app.app is not front:
+        if type(app) is not AuthGate or app.app is not front:
             return base
-        token = app.token
+        token, oauth = app.token, app.oauth
     if front.relays is None or front.table is None or base.__name__ != "LimitedHttpToolsProtocol":
         return base  # h11's protocol (no httptools installed) reads its requests as it always has
-    return _hot_class(base, Hot(front, token, limits))
+    return _hot_class(base, Hot(front, token, limits, oauth))
 
 
 def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]:
@@ -424,7 +444,7 @@ def _hot_class(base: type[asyncio.Protocol], hot: Hot) -> type[asyncio.Protocol]
             if caller is not None:
                 from mcpgw_runtime.auth import ACCEPTED
 
-                ACCEPTED["static"].count += 1
+                ACCEPTED[caller.kind].count += 1
             if self.access_log:
                 client = self.client
                 where = f"{client[0]}:{client[1]}" if client else ""

@@ -14,7 +14,7 @@ import sys
 from mcpgw_runtime.spec import JSON, BackendSpec, GatewaySpec, Target
 from mcpgw_runtime.start import start
 
-RUNTIME_SHA256 = "b437f07b80fed9ca8dd3aefb4e451c42882f3d44f56f95bbcfabe1bc5c24a76b"
+RUNTIME_SHA256 = "73c62f77b58beffa39c501a1faf8bbc0682750cdde0d3b08a2c229be1a851236"
 
 # ---- backends: only the settings that differ from the runtime's defaults ----
 
