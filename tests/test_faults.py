@@ -201,7 +201,11 @@ def test_concurrent_calls_while_a_backend_is_killed(gw: Gw) -> None:
         async with anyio.create_task_group() as tg:
             for i in range(120):
                 tg.start_soon(one, i)
-            await anyio.sleep(0.15)
+            # Kill once the victim holds calls, not after a fixed delay: on a slow host none may
+            # have been sent by then, and the kill would hit nothing in flight.
+            with anyio.fail_after(10):
+                while (await anyio.to_thread.run_sync(gw.health))["backends"]["victim"]["in_flight"] == 0:
+                    await anyio.sleep(0.02)
             os.kill(pid, signal.SIGKILL)
         return out
 

@@ -53,7 +53,9 @@ def _config(issuer: str) -> dict[str, Any]:
     time_server, time_args = time_server_command()
     return {
         "mcpServers": {
-            "everything": {"command": everything, "args": everything_args},
+            # get-env answers with the backend's environment; the padding keeps it over its
+            # 256-byte cap however small the environment the tests run in.
+            "everything": {"command": everything, "args": everything_args, "env": {"MCPGW_TEST_PADDING": "p" * 512}},
             "time": {"command": time_server, "args": time_args},
         },
         "gateway": {
